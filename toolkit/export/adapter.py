@@ -1,0 +1,143 @@
+"""What turns a model into a raw-input service: preprocessing, postprocessing and labels.
+
+Each task (image classification, detection, segmentation, text) supplies one `ServingAdapter`; the
+exporter turns it into SavedModel signatures, and the app's in-process `predict` runs the very same
+functions eagerly, so exported and live predictions come from one code path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class ServingAdapter:
+    """How raw inputs reach the model and model outputs become named, useful outputs.
+
+    Args:
+        task: str. task name recorded in the metadata (`"image_classification"`, ...).
+        raw_inputs: dict name -> `tf.TensorSpec` (batch dim None) of the raw signature, e.g.
+            `{"images": TensorSpec([None], tf.string)}`.
+        dense_inputs: dict name -> `tf.TensorSpec` (batch dim None) of what the model consumes.
+        preprocess: `fn(raw: dict) -> (dense: dict, context)`; may use string ops. `context` carries what
+            `finalize` needs (original image sizes, ...), or None.
+        postprocess: `fn(model_outputs) -> dict` of numeric tensors; XLA-compilable (no string ops), it
+            runs inside the tpu target's compiled function.
+        finalize: optional `fn(outputs: dict, context) -> dict` run after the compute (rescale boxes to
+            the input size, resize masks, ...); `context` is None on the dense signature.
+        labels: class names; when set, `outputs[label_source]` (int ids) is mapped to a `labels` output.
+        label_source: which output holds the class ids.
+        sample_raw: raw example inputs (dict name -> list/array) used for parity checks.
+        metadata: extra JSON-able facts for `assets.extra/toolkit.json` (preprocessing, input sizes, ...).
+        requires: python modules a loading process must import (e.g. `["tensorflow_text"]`).
+    """
+
+    task: str
+    raw_inputs: dict
+    dense_inputs: dict
+    preprocess: Callable
+    postprocess: Callable
+    finalize: Callable | None = None
+    labels: list | None = None
+    label_source: str = "classes"
+    sample_raw: dict | None = None
+    metadata: dict = dataclasses.field(default_factory=dict)
+    requires: list = dataclasses.field(default_factory=list)
+
+    def call_model(self, model, dense: dict):
+        """Feeds the dense inputs to the model (a single tensor when there is one input)."""
+        if len(dense) == 1:
+            return model(next(iter(dense.values())), training=False)
+        return model(dense, training=False)
+
+    def compute(self, model, dense: dict) -> dict:
+        """Dense inputs -> numeric outputs (the part that runs on an accelerator)."""
+        return self.postprocess(self.call_model(model, dense))
+
+    def add_labels(self, outputs: dict) -> dict:
+        if self.labels and self.label_source in outputs:
+            table = tf.constant([str(label) for label in self.labels])
+            ids = tf.cast(outputs[self.label_source], tf.int32)
+            safe = tf.clip_by_value(ids, 0, len(self.labels) - 1)
+            outputs = {**outputs, "labels": tf.where(ids >= 0, tf.gather(table, safe), tf.constant(""))}
+        return outputs
+
+    def run_raw(self, model, raw: dict, compute_fn: Callable | None = None) -> dict:
+        """The full raw path: preprocess -> compute -> finalize -> labels."""
+        dense, context = self.preprocess(raw)
+        outputs = (compute_fn or (lambda d: self.compute(model, d)))(dense)
+        if self.finalize is not None:
+            outputs = self.finalize(outputs, context)
+        return self.add_labels(outputs)
+
+    def run_dense(self, model, dense: dict, compute_fn: Callable | None = None) -> dict:
+        outputs = (compute_fn or (lambda d: self.compute(model, d)))(dense)
+        if self.finalize is not None:
+            outputs = self.finalize(outputs, None)
+        return self.add_labels(outputs)
+
+
+def named_function(fn: Callable, names: list) -> Callable:
+    """Wraps `fn(dict)` as a function with one named positional argument per input.
+
+    tf.function derives SavedModel signature input keys from argument names; this gives every
+    signature the adapter's input names (`images`, `text`, ...) whatever they are.
+    """
+
+    def wrapper(*args, **kwargs):
+        values = dict(zip(names, args))
+        values.update(kwargs)
+        return fn(values)
+
+    wrapper.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+    )
+    wrapper.__name__ = getattr(fn, "__name__", "serve")
+    return wrapper
+
+
+def with_batch(specs: dict, batch_size: int | None) -> dict:
+    """Copies `specs` with the leading (batch) dimension set to `batch_size`."""
+    return {
+        name: tf.TensorSpec([batch_size, *spec.shape[1:]], spec.dtype, name=name) for name, spec in specs.items()
+    }
+
+
+def dense_adapter(model, labels=None) -> ServingAdapter:
+    """The fallback for any Keras model: dense tensors in, the model's outputs out."""
+    inputs = model.inputs if isinstance(model.inputs, (list, tuple)) else [model.inputs]
+    specs = {}
+    for index, tensor in enumerate(inputs):
+        name = getattr(tensor, "name", None) or f"input_{index}"
+        name = name.split(":")[0].replace("/", "_")
+        specs[name] = tf.TensorSpec([None, *tensor.shape[1:]], tensor.dtype or tf.float32, name=name)
+
+    def postprocess(outputs):
+        if isinstance(outputs, dict):
+            return {k: tf.cast(v, tf.float32) if v.dtype.is_floating else v for k, v in outputs.items()}
+        if isinstance(outputs, (list, tuple)):
+            return {f"output_{i}": o for i, o in enumerate(outputs)}
+        return {"outputs": outputs}
+
+    rng = np.random.default_rng(0)
+    sample = {
+        n: rng.normal(size=[2, *[d or 1 for d in s.shape[1:]]]).astype(s.dtype.as_numpy_dtype) for n, s in specs.items()
+    }
+    return ServingAdapter(
+        task="generic",
+        raw_inputs=specs,
+        dense_inputs=specs,
+        preprocess=lambda raw: (raw, None),
+        postprocess=postprocess,
+        labels=labels,
+        sample_raw=sample,
+    )
+
+
+def to_numpy_dict(outputs: Any) -> dict:
+    return {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in outputs.items()}

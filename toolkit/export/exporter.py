@@ -1,0 +1,225 @@
+"""The ONE export entry point: versioned, atomic, parity-checked, self-describing.
+
+`export(model, "savedmodels/NAME", target=...)` builds the SavedModel in a temporary folder beside the
+destination, reloads it, checks parity with the live model, writes `assets.extra/toolkit.json`, converts
+the extra formats (each parity-checked), and only then renames the folder to `NAME/<next version>/`.
+Any failure removes the temporary folder: a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import shutil
+import uuid
+
+import numpy as np
+import tensorflow as tf
+
+from toolkit.export.adapter import ServingAdapter, dense_adapter, to_numpy_dict
+from toolkit.export.saved_model import TARGETS, build_signatures
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("saved_model", "tflite", "onnx")
+METADATA_FILE = os.path.join("assets.extra", "toolkit.json")
+
+
+class ExportError(RuntimeError):
+    """An export failed (parity, conversion, ...); nothing was published."""
+
+
+def list_versions(directory: str) -> list:
+    """Integer version folders under a model directory, ascending."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(d) for d in os.listdir(directory) if d.isdigit() and os.path.isdir(os.path.join(directory, d)))
+
+
+def export(
+    model,
+    directory: str,
+    target: str = "cpu",
+    formats=("saved_model",),
+    adapter: ServingAdapter | None = None,
+    batch_size: int = 8,
+    metadata: dict | None = None,
+    tolerance: float = 1e-4,
+    version: int | None = None,
+) -> str:
+    """Exports `model` to `directory/<version>/` and returns that path.
+
+    Args:
+        model: a Keras model.
+        directory: the model's folder (TF Serving's model base path + model name).
+        target: `"cpu"` (dynamic batch, float32), `"gpu"` (dynamic batch, device-agnostic, float32 I/O)
+            or `"tpu"` (static batch, XLA-compiled dense compute under the `tpu_func` alias).
+        formats: any of `"saved_model"` (always written), `"tflite"`, `"onnx"`; the extra formats go
+            into the same version folder as `model.tflite` / `model.onnx` and cover the dense signature.
+        adapter: the task's `ServingAdapter` (raw-input signature, labels); default: dense tensors only.
+        batch_size: the static batch of the tpu target.
+        metadata: extra facts for `assets.extra/toolkit.json` (metrics, training config, ...).
+        tolerance: max abs difference allowed between exported and live outputs.
+        version: an explicit version number (default: the next integer).
+
+    Raises:
+        ExportError: when the reloaded export disagrees with the live model or a conversion fails.
+
+    Examples:
+    >>> import keras, tempfile
+    >>> m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> path = export(m, tempfile.mkdtemp() + "/tiny")
+    >>> os.path.basename(path)
+    '1'
+    """
+    formats = tuple(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown export format(s) {unknown}; supported: {FORMATS}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}. Received: target={target!r}")
+    adapter = adapter or dense_adapter(model)
+    os.makedirs(directory, exist_ok=True)
+    staging = os.path.join(directory, f".tmp-export-{uuid.uuid4().hex[:8]}")
+    try:
+        archive, options, compute_fn = build_signatures(model, adapter, target, batch_size)
+        archive.write_out(staging, options=options, verbose=False)
+        parity = {"saved_model": _check_saved_model(staging, model, adapter, target, batch_size, tolerance)}
+        extra_files = {}
+        for fmt in formats:
+            if fmt == "tflite":
+                from toolkit.export.tflite import export_tflite
+
+                extra_files["tflite"], parity["tflite"] = export_tflite(compute_fn, adapter, model, staging, tolerance)
+            elif fmt == "onnx":
+                from toolkit.export.onnx import export_onnx
+
+                extra_files["onnx"], parity["onnx"] = export_onnx(compute_fn, adapter, model, staging, tolerance)
+        _write_metadata(staging, adapter, target, batch_size, metadata, parity, extra_files)
+        final = _publish(staging, directory, version)
+    except Exception as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, (ExportError, ValueError)):
+            raise
+        raise ExportError(f"export to {directory!r} failed: {error}") from error
+    logger.info("exported %s (target=%s, formats=%s)", final, target, formats)
+    return final
+
+
+def _publish(staging: str, directory: str, version: int | None) -> str:
+    while True:
+        number = version if version is not None else (list_versions(directory) or [0])[-1] + 1
+        final = os.path.join(directory, str(number))
+        if os.path.exists(final):
+            if version is not None:
+                raise ExportError(f"version folder {final!r} already exists")
+            continue
+        try:
+            os.rename(staging, final)  # atomic on one filesystem: servers never see a half-written version
+            return final
+        except OSError:
+            if version is not None or not os.path.exists(final):
+                raise
+
+
+def _sample_dense(adapter: ServingAdapter, batch: int | None):
+    if adapter.sample_raw is None:
+        raise ExportError("the adapter has no sample inputs for the parity check")
+    raw = {k: tf.constant(v) for k, v in adapter.sample_raw.items()}
+    if batch:
+        raw = {k: _pad_to(v, batch) for k, v in raw.items()}
+    dense, _ = adapter.preprocess(raw)
+    return raw, dense
+
+
+def _pad_to(tensor, batch):
+    n = int(tensor.shape[0])
+    if n >= batch:
+        return tensor[:batch]
+    repeats = [batch - n] + [1] * (len(tensor.shape) - 1)
+    return tf.concat([tensor, tf.tile(tensor[-1:], repeats)], axis=0)
+
+
+def compare_outputs(expected: dict, actual: dict, tolerance: float, where: str) -> float:
+    """Max abs difference over the numeric outputs; raises ExportError beyond `tolerance`."""
+    worst = 0.0
+    for name, want in expected.items():
+        if name not in actual:
+            raise ExportError(f"{where}: output {name!r} is missing (has {sorted(actual)})")
+        got = np.asarray(actual[name])
+        want = np.asarray(want)
+        if want.dtype.kind in "SUO":
+            continue  # label strings follow from the class ids compared below
+        if got.shape != want.shape:
+            raise ExportError(f"{where}: output {name!r} has shape {got.shape}, expected {want.shape}")
+        diff = float(np.max(np.abs(got.astype("float64") - want.astype("float64")))) if want.size else 0.0
+        if want.dtype.kind in "iu" and diff > 0:
+            raise ExportError(f"{where}: integer output {name!r} differs from the live model")
+        worst = max(worst, diff)
+    if worst > tolerance:
+        raise ExportError(f"{where}: outputs differ from the live model by {worst:.3g} > tolerance {tolerance}")
+    return worst
+
+
+def _check_saved_model(path, model, adapter, target, batch_size, tolerance) -> dict:
+    loaded = tf.saved_model.load(path)
+    batch = batch_size if target == "tpu" else None
+    raw, dense = _sample_dense(adapter, batch)
+    expected_dense = to_numpy_dict(adapter.run_dense(model, dense))
+    expected_raw = to_numpy_dict(adapter.run_raw(model, raw))
+    got_raw = to_numpy_dict(loaded.signatures["serving_default"](**raw))
+    got_dense = to_numpy_dict(loaded.signatures["serving_dense"](**dense))
+    return {
+        "serving_default": compare_outputs(expected_raw, got_raw, tolerance, "serving_default"),
+        "serving_dense": compare_outputs(expected_dense, got_dense, tolerance, "serving_dense"),
+    }
+
+
+def _write_metadata(staging, adapter, target, batch_size, extra, parity, files):
+    import keras
+
+    versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
+    try:
+        import keras_hub
+
+        versions["keras_hub"] = keras_hub.__version__
+    except ImportError:
+        pass
+    from toolkit import __version__
+
+    versions["toolkit"] = __version__
+    static = batch_size if target == "tpu" else None
+    document = {
+        "task": adapter.task,
+        "target": target,
+        "batch_size": static,
+        "labels": adapter.labels,
+        "signatures": {
+            "serving_default": {k: _spec_json(v, static) for k, v in adapter.raw_inputs.items()},
+            "serving_dense": {k: _spec_json(v, static) for k, v in adapter.dense_inputs.items()},
+        },
+        "requires": list(adapter.requires),
+        "parity_max_abs_diff": parity,
+        "files": files,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions,
+        **adapter.metadata,
+        **(extra or {}),
+    }
+    os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
+    with open(os.path.join(staging, METADATA_FILE), "w") as f:
+        json.dump(document, f, indent=2, default=_json_default)
+
+
+def _spec_json(spec, batch):
+    return {"dtype": spec.dtype.name, "shape": [batch, *[d for d in spec.shape[1:]]]}
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

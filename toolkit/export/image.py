@@ -1,0 +1,91 @@
+"""In-graph image decoding and the image-classification serving adapter."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from toolkit.export.adapter import ServingAdapter
+
+
+def decode_images(encoded, size, channels: int):
+    """Batch of encoded PNG/JPEG/BMP/GIF bytes -> float32 `[B, H, W, C]` pixels in [0, 255] + original sizes.
+
+    Any input size is accepted; each image is decoded, converted to `channels` and resized (bilinear)
+    to `size` inside the graph. Returns `(images, original_sizes int32 [B, 2] as (height, width))`.
+    """
+    height, width = size
+
+    def decode_one(data):
+        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        original = tf.shape(image)[:2]
+        image = tf.image.resize(tf.cast(image, tf.float32), (height, width))
+        return image, original
+
+    images, sizes = tf.map_fn(
+        decode_one,
+        encoded,
+        fn_output_signature=(
+            tf.TensorSpec([height, width, channels], tf.float32),
+            tf.TensorSpec([2], tf.int32),
+        ),
+    )
+    return images, sizes
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8-able `[H, W, C]` array -> PNG bytes (for parity samples and tests)."""
+    array = np.clip(np.asarray(image), 0, 255).astype("uint8")
+    if array.ndim == 2:
+        array = array[..., None]
+    return tf.io.encode_png(array).numpy()
+
+
+def image_classification_adapter(model, class_names, sample_images=None) -> ServingAdapter:
+    """Serving adapter for a classifier taking `[B, H, W, C]` pixels in [0, 255] and returning probabilities.
+
+    Raw signature: `images` (tf.string, encoded image bytes of any size) -> `scores` (float32 `[B, K]`
+    probabilities), `classes` (int32 `[B]`, the arg-max), `labels` (tf.string `[B]`).
+
+    Args:
+        model: the Keras classifier.
+        class_names: label names, index = class id.
+        sample_images: a few `[H, W, C]` arrays used for the export parity check.
+    """
+    _, height, width, channels = model.input_shape
+    if None in (height, width, channels):
+        raise ValueError(f"the classifier needs a fixed input size to serve raw images. Received: {model.input_shape}")
+
+    def preprocess(raw):
+        images, sizes = decode_images(raw["images"], (height, width), channels)
+        return {"pixels": images}, sizes
+
+    def postprocess(probabilities):
+        probabilities = tf.cast(probabilities, tf.float32)
+        return {"scores": probabilities, "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    sample = None
+    if sample_images is not None:
+        sample = {"images": [encode_png(image) for image in sample_images]}
+    return ServingAdapter(
+        task="image_classification",
+        raw_inputs={"images": tf.TensorSpec([None], tf.string, name="images")},
+        dense_inputs={"pixels": tf.TensorSpec([None, height, width, channels], tf.float32, name="pixels")},
+        preprocess=preprocess,
+        postprocess=postprocess,
+        labels=list(class_names),
+        sample_raw=sample,
+        metadata={
+            "input": {
+                "images": "encoded image bytes (PNG/JPEG/BMP/GIF), any size",
+                "pixels": f"float32 [batch, {height}, {width}, {channels}] in [0, 255]",
+            },
+            "preprocessing": {
+                "decode_channels": int(channels),
+                "resize": [int(height), int(width)],
+                "resize_method": "bilinear",
+                "normalization": "inside the model",
+            },
+        },
+    )
+

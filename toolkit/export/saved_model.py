@@ -1,0 +1,94 @@
+"""SavedModel signatures for the cpu, gpu and tpu targets, built from a `ServingAdapter`.
+
+Signatures (TF Serving names them by these keys):
+- `serving_default`: raw inputs (encoded bytes, strings) -> named outputs, preprocessing inside.
+- `serving_dense`: dense tensors (what the model consumes) -> the same outputs.
+
+cpu/gpu: dynamic batch, float32 I/O, no device placement in the graph (device-agnostic).
+tpu: static batch; the compute (model + numeric postprocessing) is a separate `jit_compile=True`
+tf.function on dense tensors with no string ops, saved under the `tpu_func` function alias that
+Cloud TPU's inference converter looks for. Per DESIGN.md, `ExportArchive.add_endpoint(jit_compile=True)`
+silently drops XLA on the TF backend, so the compiled function is built here and passed in prebuilt.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from toolkit.export.adapter import ServingAdapter, named_function, with_batch
+
+TARGETS = ("cpu", "gpu", "tpu")
+
+
+def build_signatures(model, adapter: ServingAdapter, target: str, batch_size: int | None):
+    """Returns `(archive, save_options, compute_fn)` ready for `archive.write_out(path, options=...)`."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}. Received: target={target!r}")
+    static = batch_size if target == "tpu" else None
+    if target == "tpu" and not batch_size:
+        raise ValueError("the tpu target needs a static batch size. Received: batch_size=None")
+    dense_specs = with_batch(adapter.dense_inputs, static)
+    raw_specs = with_batch(adapter.raw_inputs, static)
+    dense_names = list(dense_specs)
+
+    def compute(*tensors):
+        return adapter.compute(model, dict(zip(dense_names, tensors)))
+
+    compute_fn = tf.function(
+        compute,
+        input_signature=list(dense_specs.values()),
+        jit_compile=(target == "tpu"),
+        reduce_retracing=True,
+    )
+    if target == "tpu":
+        # Verify TPU readiness here: the compute must compile with XLA (on CPU) and carry no string ops.
+        compute_fn.get_concrete_function()
+        _check_no_string_ops(compute_fn, dense_specs)
+
+    def call_compute(dense):
+        return compute_fn(*[dense[name] for name in dense_names])
+
+    def serve_raw(raw):
+        return adapter.run_raw(model, raw, compute_fn=call_compute)
+
+    def serve_dense(dense):
+        return adapter.run_dense(model, dense, compute_fn=call_compute)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        tf.function(named_function(serve_raw, list(raw_specs)), input_signature=list(raw_specs.values())),
+    )
+    archive.add_endpoint(
+        "serving_dense",
+        tf.function(named_function(serve_dense, dense_names), input_signature=list(dense_specs.values())),
+    )
+    options = None
+    if target == "tpu":
+        archive.add_endpoint("tpu_func", compute_fn)
+        options = tf.saved_model.SaveOptions(function_aliases={"tpu_func": compute_fn})
+    return archive, options, compute_fn
+
+
+def _check_no_string_ops(compute_fn, specs):
+    graph = compute_fn.get_concrete_function(*specs.values()).graph
+    bad = sorted({op.type for op in graph.get_operations() if any(t.dtype == tf.string for t in op.outputs)})
+    if bad:
+        raise ValueError(f"the tpu compute function must not use string ops; found {bad}")
+
+
+def function_has_xla(saved_model_dir: str, alias: str = "tpu_func") -> bool:
+    """Whether the SavedModel stores a function marked `_XlaMustCompile` (what jit_compile=True writes)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(f"{saved_model_dir}/saved_model.pb", "rb") as f:
+        proto.ParseFromString(f.read())
+    for meta_graph in proto.meta_graphs:
+        for function in meta_graph.graph_def.library.function:
+            attr = function.attr.get("_XlaMustCompile")
+            if attr is not None and attr.b:
+                return True
+    return False

@@ -1,0 +1,1 @@
+"""Model builders, one family per sub-package."""

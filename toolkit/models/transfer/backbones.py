@@ -1,0 +1,120 @@
+"""Feature backbones: built-in CNN/ResNet, keras.applications by name, or any `.keras` model file.
+
+A backbone maps normalised images `[B, H, W, C]` to a feature map `[B, h, w, d]`. Each comes with the
+input normalisation it expects (an `ImageNormalization` mode) and a minimum input size.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+BUILTIN_BACKBONES = ("small_cnn", "small_resnet")
+
+# keras.applications family -> (normalisation mode, minimum input side).
+_APPLICATION_PREPROCESSING = {
+    "MobileNet": ("tf", 32), "MobileNetV2": ("tf", 32), "MobileNetV3Small": ("none", 32),
+    "MobileNetV3Large": ("none", 32), "ResNet50": ("caffe", 32), "ResNet101": ("caffe", 32),
+    "ResNet152": ("caffe", 32), "ResNet50V2": ("tf", 32), "VGG16": ("caffe", 32), "VGG19": ("caffe", 32),
+    "EfficientNetB0": ("none", 32), "EfficientNetB1": ("none", 32), "EfficientNetV2B0": ("none", 32),
+    "DenseNet121": ("torch", 32), "InceptionV3": ("tf", 75), "Xception": ("tf", 71), "ConvNeXtTiny": ("none", 32),
+}
+
+
+def _conv_bn_relu(x, filters, name):
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def small_cnn(input_shape, width: int = 32, name: str = "backbone") -> keras.Model:
+    """A VGG-style CNN for small images: 3 stages of two conv-BN-ReLU, max pooling between stages.
+
+    Args:
+        input_shape: `(H, W, C)`.
+        width: filters of the first stage; doubles each stage (pyramid shape, seed section 2).
+        name: model name.
+    """
+    inputs = keras.Input(input_shape, name="images")
+    x = inputs
+    for stage in range(3):
+        filters = width * 2**stage
+        x = _conv_bn_relu(x, filters, f"stage{stage + 1}_a")
+        x = _conv_bn_relu(x, filters, f"stage{stage + 1}_b")
+        if stage < 2:
+            x = keras.layers.MaxPooling2D(2, name=f"stage{stage + 1}_pool")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def small_resnet(input_shape, width: int = 32, blocks_per_stage: int = 2, name: str = "backbone") -> keras.Model:
+    """A small ResNet (basic blocks, 3 stages, stride-2 downsampling) for training from scratch."""
+    inputs = keras.Input(input_shape, name="images")
+    x = _conv_bn_relu(inputs, width, "stem")
+    for stage in range(3):
+        filters = width * 2**stage
+        for block in range(blocks_per_stage):
+            strides = 2 if (block == 0 and stage > 0) else 1
+            prefix = f"stage{stage + 1}_block{block + 1}"
+            shortcut = x
+            y = keras.layers.Conv2D(filters, 3, strides, padding="same", use_bias=False, name=f"{prefix}_conv1")(x)
+            y = keras.layers.BatchNormalization(name=f"{prefix}_bn1")(y)
+            y = keras.layers.Activation("relu", name=f"{prefix}_relu1")(y)
+            y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv2")(y)
+            y = keras.layers.BatchNormalization(name=f"{prefix}_bn2")(y)
+            if strides != 1 or shortcut.shape[-1] != filters:
+                shortcut = keras.layers.Conv2D(filters, 1, strides, use_bias=False, name=f"{prefix}_proj")(shortcut)
+                shortcut = keras.layers.BatchNormalization(name=f"{prefix}_proj_bn")(shortcut)
+            x = keras.layers.Add(name=f"{prefix}_add")([y, shortcut])
+            x = keras.layers.Activation("relu", name=f"{prefix}_out")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def build_backbone(spec: str, input_shape, weights: str | None = None, width: int = 32):
+    """Resolves a backbone spec to `(backbone model, normalisation mode, minimum input side)`.
+
+    Args:
+        spec: `"small_cnn"`, `"small_resnet"`, a keras.applications name (`"MobileNetV2"`, ...), or a
+            path to a `.keras` model (a toolkit classifier's `backbone` sub-model is used when present,
+            else the model up to its last 4-D feature map).
+        input_shape: `(H, W, C)` as the backbone will receive it (after any resize).
+        weights: for keras.applications: `"imagenet"` (downloads), a local weights file, or None.
+        width: base width of the built-in backbones.
+    """
+    if spec == "small_cnn":
+        return small_cnn(input_shape, width), "unit", 8
+    if spec == "small_resnet":
+        return small_resnet(input_shape, width), "unit", 8
+    if spec.endswith(".keras") or os.path.isfile(spec):
+        return _backbone_from_file(spec), "unit", 8
+    if not hasattr(keras.applications, spec):
+        raise ValueError(
+            f"unknown backbone {spec!r}: use one of {BUILTIN_BACKBONES}, a keras.applications name "
+            f"(e.g. {', '.join(list(_APPLICATION_PREPROCESSING)[:4])}), or a path to a .keras file"
+        )
+    mode, min_side = _APPLICATION_PREPROCESSING.get(spec, ("none", 32))
+    local_file = weights not in (None, "imagenet")
+    if local_file and not os.path.isfile(weights):
+        raise FileNotFoundError(f"backbone weights file {weights!r} does not exist")
+    model = getattr(keras.applications, spec)(
+        include_top=False, weights=None if local_file else weights, input_shape=tuple(input_shape)
+    )
+    if local_file:
+        model.load_weights(weights)
+    backbone = keras.Model(model.inputs, model.outputs, name="backbone")
+    return backbone, mode, min_side
+
+
+def _backbone_from_file(path: str) -> keras.Model:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"backbone model file {path!r} does not exist")
+    model = keras.saving.load_model(path, compile=False)
+    try:
+        return model.get_layer("backbone")
+    except ValueError:
+        pass
+    for layer in reversed(model.layers):
+        shape = getattr(layer, "output", None) is not None and layer.output.shape
+        if shape is not None and len(shape) == 4:
+            return keras.Model(model.inputs, layer.output, name="backbone")
+    raise ValueError(f"model file {path!r} has no layer with a 4-D feature map to use as a backbone")
