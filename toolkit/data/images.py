@@ -67,7 +67,7 @@ def load_image_dataset(
     """Loads an image classification dataset from any supported source.
 
     Args:
-        source: a folder path (one sub-folder per class), an `(x, y)` tuple of arrays, a
+        source: a folder path (one sub-folder per class), an `(x, y)` or `(x, y, class_names)` tuple, a
             `tf.data.Dataset` of `(image, label)` pairs, or `"tfds:NAME"` (optionally `"tfds:NAME:SPLIT"`).
         image_size: `(height, width)` to resize to; `None` keeps the source's size (folders need it
             when image sizes differ).
@@ -97,11 +97,13 @@ def load_image_dataset(
         x, y, class_names, skipped = _folder_arrays(str(source), image_size, channels, strict)
     elif isinstance(source, tf.data.Dataset):
         x, y = _dataset_arrays(source)
-    elif isinstance(source, (tuple, list)) and len(source) == 2:
+    elif isinstance(source, (tuple, list)) and len(source) in (2, 3):
         x, y = np.asarray(source[0]), np.asarray(source[1])
+        if len(source) == 3:  # (x, y, class_names), as toolkit.data.samples returns
+            class_names = class_names or list(source[2])
     else:
         raise DataError(
-            "data must be a folder path, an (x, y) tuple, a tf.data.Dataset or 'tfds:NAME'. "
+            "data must be a folder path, an (x, y[, class_names]) tuple, a tf.data.Dataset or 'tfds:NAME'. "
             f"Received: {type(source).__name__}"
         )
     x, y, class_names = _validate_arrays(x, y, class_names)

@@ -1,0 +1,316 @@
+"""What every app shares: config dataclasses, the Run result, train -> evaluate -> export -> predict.
+
+An app subclasses `App` and fills in a handful of task hooks (load data, build the model, fit, score,
+serving adapter, raw-input conversion); everything else, including the CLI, comes from here.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import typing
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from toolkit.export import Predictor, ServingAdapter, export, load
+from toolkit.export.adapter import to_numpy_dict
+from toolkit.training.distribution import STRATEGIES, get_strategy
+
+logger = logging.getLogger(__name__)
+
+
+def option(default, help: str, choices=None):
+    """A config field with its `--help` text (and allowed values) for the CLI."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclasses.dataclass
+class BaseConfig:
+    """Fields every app has."""
+
+    epochs: int = option(10, "training epochs")
+    batch_size: int = option(64, "examples per batch (global, across replicas)")
+    learning_rate: float = option(1e-3, "Adam learning rate")
+    validation_split: float = option(0.1, "fraction of the training data held out for validation")
+    patience: int = option(5, "early stopping patience in epochs (best weights are restored); -1 disables")
+    seed: int = option(1337, "random seed for splits, shuffling and initialisation")
+    strategy: str = option("auto", "tf.distribute strategy", choices=STRATEGIES)
+    run_dir: str = option("runs", "folder for run directories (config, history, plots, model)")
+    verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
+
+
+def make_config(config_cls, config=None, **overrides):
+    """A config from a dataclass instance, a dict, or keyword overrides; unknown keys are an error."""
+    if config is None:
+        config = config_cls()
+    elif isinstance(config, dict):
+        overrides = {**config, **overrides}
+        config = config_cls()
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for {config_cls.__name__}; known: {sorted(known)}")
+    config = dataclasses.replace(config, **overrides)
+    for field in dataclasses.fields(config):
+        choices = field.metadata.get("choices")
+        if choices and getattr(config, field.name) not in choices:
+            raise ValueError(f"{field.name} must be one of {tuple(choices)}. Received: {getattr(config, field.name)!r}")
+    return config
+
+
+@dataclasses.dataclass
+class Run:
+    """The result of `train`: the model, its held-out metrics, history, plots and run directory."""
+
+    app: "App"
+    model: keras.Model
+    config: typing.Any
+    info: dict
+    history: dict = dataclasses.field(default_factory=dict)
+    metrics: dict = dataclasses.field(default_factory=dict)
+    plots: dict = dataclasses.field(default_factory=dict)
+    run_dir: str | None = None
+
+    @property
+    def adapter(self) -> ServingAdapter:
+        if not hasattr(self, "_adapter"):
+            self._adapter = self.app.serving_adapter(self)
+        return self._adapter
+
+    def export(self, directory: str, target: str = "cpu", formats=("saved_model",), batch_size: int = 8) -> str:
+        """Exports to `directory/<next version>/` (see `toolkit.export.export`) with metrics in the metadata."""
+        return export(
+            self.model,
+            directory,
+            target=target,
+            formats=formats,
+            adapter=self.adapter,
+            batch_size=batch_size,
+            metadata={"metrics": _summary(self.metrics), "app": self.app.name, "info": self.info,
+                      "config": dataclasses.asdict(self.config)},
+        )
+
+    def evaluate(self, data) -> dict:
+        return self.app.evaluate(self, data)
+
+    def predict(self, inputs) -> list:
+        return self.app.predict(self, inputs)
+
+    def save(self, path: str) -> str:
+        """Saves the Keras model (`.keras`)."""
+        self.model.save(path)
+        return path
+
+
+class _LivePredictor:
+    """A Run seen through the same interface as an exported `Predictor`."""
+
+    def __init__(self, run: Run):
+        self.run, self.adapter = run, run.adapter
+        self.labels = self.adapter.labels
+        self.metadata = {"info": run.info}
+        self._compute = tf.function(lambda d: self.adapter.compute(run.model, d), reduce_retracing=True)
+
+    def __call__(self, inputs, signature="serving_default"):
+        if signature == "serving_default":
+            out = self.adapter.run_raw(self.run.model, _tensors(inputs), compute_fn=self._compute)
+        else:
+            out = self.adapter.run_dense(self.run.model, _tensors(inputs), compute_fn=self._compute)
+        return to_numpy_dict(out)
+
+
+def _tensors(inputs: dict) -> dict:
+    return {k: tf.constant(np.array(list(v), dtype=object)) if _is_bytes_like(v) else tf.convert_to_tensor(v)
+            for k, v in inputs.items()}
+
+
+def _is_bytes_like(value) -> bool:
+    return isinstance(value, (list, tuple)) and value and isinstance(value[0], (bytes, str))
+
+
+def _summary(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+
+
+class App:
+    """Base of every task app. Subclasses set `name`, `config_cls`, `description` and the hooks."""
+
+    name = "app"
+    description = ""
+    config_cls = BaseConfig
+
+    # ---- hooks every app implements -------------------------------------------------------------
+    def load_data(self, data, config, test_data=None):
+        """Returns a task data object with `.train`, `.validation`, `.test` (tf.data or None) and info."""
+        raise NotImplementedError
+
+    def build_model(self, data, config) -> keras.Model:
+        raise NotImplementedError
+
+    def fit(self, model, data, config, callbacks) -> dict:
+        """Compiles and fits; returns the merged Keras history dict."""
+        raise NotImplementedError
+
+    def info(self, data, config) -> dict:
+        """JSON-able facts a Run needs later (class names, input shape, ...)."""
+        raise NotImplementedError
+
+    def serving_adapter(self, run: Run) -> ServingAdapter:
+        raise NotImplementedError
+
+    def score(self, predictor, dataset, info) -> dict:
+        """Held-out metrics from `predictor(dense inputs, signature="serving_dense")` over `dataset`."""
+        raise NotImplementedError
+
+    def eval_dataset(self, data, info, config=None):
+        """User data -> a dataset of `(dense inputs, targets)` batches for `score`."""
+        raise NotImplementedError
+
+    def raw_inputs(self, inputs, info) -> dict:
+        """User inputs (paths, bytes, arrays, strings) -> the raw signature's inputs."""
+        raise NotImplementedError
+
+    def format_predictions(self, outputs: dict, inputs) -> list:
+        """Signature outputs -> one readable dict per input."""
+        n = len(next(iter(outputs.values())))
+        return [{k: _jsonable(v[i]) for k, v in outputs.items()} for i in range(n)]
+
+    def summary(self, metrics: dict) -> str:
+        """One screen of held-out metrics for the terminal."""
+        return "\n".join(f"{k:>24}: {v:.4f}" if isinstance(v, float) else f"{k:>24}: {v}"
+                         for k, v in _summary(metrics).items())
+
+    def plot(self, run: Run) -> dict:
+        """Task plots as `{name: png path}` (training curves by default)."""
+        from toolkit.metrics import plot_history
+
+        if not run.history or not run.run_dir:
+            return {}
+        return {"history": plot_history(run.history, os.path.join(run.run_dir, "history.png"), title=self.name)}
+
+    # ---- shared plumbing ------------------------------------------------------------------------
+    def make_config(self, config=None, **overrides):
+        return make_config(self.config_cls, config, **overrides)
+
+    def train(self, data, config=None, test_data=None, **overrides) -> Run:
+        """Trains on `data`, evaluates on `test_data` (else the validation split), writes a run directory."""
+        config = self.make_config(config, **overrides)
+        keras.utils.set_random_seed(config.seed)
+        task_data = self.load_data(data, config, test_data=test_data)
+        strategy = get_strategy(config.strategy)
+        with strategy.scope():
+            model = self.build_model(task_data, config)
+            run = Run(app=self, model=model, config=config, info=self.info(task_data, config))
+            run.run_dir = self._make_run_dir(config)
+            callbacks = self.callbacks(config, task_data)
+            run.history = self.fit(model, task_data, config, callbacks)
+        held_out = task_data.test if getattr(task_data, "test", None) is not None else task_data.validation
+        if held_out is not None:
+            run.metrics = self.score(_LivePredictor(run), held_out, run.info)
+            run.metrics["evaluated_on"] = "test" if getattr(task_data, "test", None) is not None else "validation"
+        run.plots = self.plot(run)
+        self._write_run_dir(run)
+        return run
+
+    def callbacks(self, config, data) -> list:
+        from toolkit.training import default_callbacks
+
+        patience = None if config.patience is None or config.patience < 0 else config.patience
+        return default_callbacks(patience=patience, has_validation=data.validation is not None)
+
+    def predictor(self, path_or_run):
+        if isinstance(path_or_run, Run):
+            return _LivePredictor(path_or_run)
+        if isinstance(path_or_run, Predictor):
+            return path_or_run
+        return load(path_or_run)
+
+    def _info_of(self, predictor) -> dict:
+        return predictor.metadata.get("info") or {}
+
+    def evaluate(self, path_or_run, data) -> dict:
+        """The held-out metrics of a Run or an exported model (folder) on `data`."""
+        predictor = self.predictor(path_or_run)
+        info = self._info_of(predictor)
+        dataset = self.eval_dataset(data, info)
+        return self.score(predictor, dataset, info)
+
+    def predict(self, path_or_run, inputs) -> list:
+        """Predictions for raw inputs (file paths, bytes, arrays, strings) from a Run or an export."""
+        predictor = self.predictor(path_or_run)
+        raw = self.raw_inputs(inputs, self._info_of(predictor))
+        outputs = predictor(raw, signature="serving_default")
+        return self.format_predictions(outputs, inputs)
+
+    def load_run(self, run_dir: str) -> Run:
+        """Re-opens a finished run directory (model.keras, config, info, metrics) as a Run."""
+        files = {name: os.path.join(run_dir, name) for name in ("model.keras", "config.json", "info.json")}
+        missing = [name for name, path in files.items() if not os.path.isfile(path)]
+        if missing:
+            raise FileNotFoundError(f"{run_dir!r} is not a run directory of this app (missing {missing})")
+        with open(files["config.json"]) as f:
+            config = json.load(f)
+        config.pop("app", None)
+        with open(files["info.json"]) as f:
+            info = json.load(f)
+        metrics = {}
+        if os.path.isfile(os.path.join(run_dir, "metrics.json")):
+            with open(os.path.join(run_dir, "metrics.json")) as f:
+                metrics = json.load(f)
+        model = keras.saving.load_model(files["model.keras"], compile=False)
+        known = {f.name for f in dataclasses.fields(self.config_cls)}
+        config = self.make_config(**{k: v for k, v in config.items() if k in known})
+        return Run(app=self, model=model, config=config, info=info, metrics=metrics, run_dir=run_dir)
+
+    def _make_run_dir(self, config) -> str:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        path = os.path.join(config.run_dir, self.name, stamp)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def _write_run_dir(self, run: Run) -> None:
+        with open(os.path.join(run.run_dir, "config.json"), "w") as f:
+            json.dump({"app": self.name, **dataclasses.asdict(run.config)}, f, indent=2)
+        with open(os.path.join(run.run_dir, "info.json"), "w") as f:
+            json.dump(run.info, f, indent=2, default=_jsonable)
+        with open(os.path.join(run.run_dir, "metrics.json"), "w") as f:
+            json.dump(run.metrics, f, indent=2, default=_jsonable)
+        if run.history:
+            keys = list(run.history)
+            with open(os.path.join(run.run_dir, "history.csv"), "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["epoch", *keys])
+                for epoch in range(max(len(v) for v in run.history.values())):
+                    writer.writerow([epoch + 1, *[_at(run.history[k], epoch) for k in keys]])
+        run.model.save(os.path.join(run.run_dir, "model.keras"))
+
+
+def merge_histories(*histories) -> dict:
+    """Concatenates Keras History objects (two-phase training) into one dict."""
+    merged: dict = {}
+    for history in histories:
+        if history is None:
+            continue
+        for key, values in history.history.items():
+            merged.setdefault(key, []).extend(float(v) for v in values)
+    return merged
+
+
+def _at(values, index):
+    return values[index] if index < len(values) else ""
+
+
+def _jsonable(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()] if value.dtype.kind in "SO" else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

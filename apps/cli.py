@@ -1,0 +1,151 @@
+"""The `toolkit` command: `toolkit <task> <train|evaluate|export|predict> ...`, plus serve, inspect, ...
+
+One grammar for every task. Each task's `train` flags are generated from its Config dataclass, so the
+CLI and the Python API can never drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import sys
+
+# Task apps: CLI name -> module exposing `APP` (an `apps.base.App`). Imported only when used.
+TASKS = {
+    "image-classifier": "apps.image_classifier",
+}
+
+# Other commands: name -> module exposing `add_arguments(parser)` and `main(args) -> int`, plus `HELP`.
+COMMANDS: dict = {}
+
+
+def _add_config_flags(parser, config_cls):
+    group = parser.add_argument_group("training options")
+    for field in dataclasses.fields(config_cls):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata.get("help", "") + f" (default: {field.default!r})"
+        kwargs = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text}
+        if field.metadata.get("choices"):
+            kwargs["choices"] = field.metadata["choices"]
+        if isinstance(field.default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            group.add_argument(flag, type=type(field.default), **kwargs)
+
+
+def _task_parser(sub, name, module_name):
+    app = importlib.import_module(module_name).APP
+    task = sub.add_parser(name, help=app.description, description=app.description)
+    verbs = task.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,export,predict}")
+
+    train = verbs.add_parser("train", help="train, evaluate on held-out data, optionally export",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--data", required=True, help="training data: a folder, 'tfds:NAME', ...")
+    train.add_argument("--test-data", help="held-out test data (default: the validation split)")
+    train.add_argument("--export", metavar="DIR", help="export the trained model to DIR/<version>/")
+    train.add_argument("--target", default="cpu", choices=("cpu", "gpu", "tpu"), help="export target")
+    train.add_argument("--formats", default="saved_model", help="comma list: saved_model,tflite,onnx")
+    _add_config_flags(train, app.config_cls)
+
+    evaluate = verbs.add_parser("evaluate", help="metrics of an exported model or run directory on data")
+    evaluate.add_argument("model", help="export folder (NAME/ or NAME/<version>/) or a run directory")
+    evaluate.add_argument("--data", required=True, help="labelled evaluation data")
+    evaluate.add_argument("--json", action="store_true", help="print metrics as JSON")
+
+    export = verbs.add_parser("export", help="export a run directory's model as a SavedModel")
+    export.add_argument("run_dir", help="a run directory written by train (holds model.keras)")
+    export.add_argument("--output", required=True, metavar="DIR", help="model folder; writes DIR/<version>/")
+    export.add_argument("--target", default="cpu", choices=("cpu", "gpu", "tpu"))
+    export.add_argument("--formats", default="saved_model", help="comma list: saved_model,tflite,onnx")
+    export.add_argument("--batch-size", type=int, default=8, help="static batch of the tpu target")
+
+    predict = verbs.add_parser("predict", help="predict raw inputs with an exported model or run directory")
+    predict.add_argument("model", help="export folder or run directory")
+    predict.add_argument("inputs", nargs="+", help="input files (images, ...) or text")
+    predict.add_argument("--json", action="store_true", help="print predictions as JSON")
+    return app
+
+
+def _resolve(app, path):
+    import os
+
+    if os.path.isfile(os.path.join(path, "model.keras")):
+        return app.load_run(path)
+    return path
+
+
+def _run_task(app, args) -> int:
+    if args.verb == "train":
+        known = {f.name for f in dataclasses.fields(app.config_cls)}
+        overrides = {k: v for k, v in vars(args).items() if k in known}
+        run = app.train(args.data, test_data=args.test_data, **overrides)
+        print(f"\n== {app.name}: held-out metrics ({run.metrics.get('evaluated_on', 'n/a')}) ==")
+        print(app.summary(run.metrics))
+        print(f"run directory: {run.run_dir}")
+        for name, path in run.plots.items():
+            print(f"plot {name}: {path}")
+        if args.export:
+            path = run.export(args.export, target=args.target, formats=tuple(args.formats.split(",")))
+            print(f"exported: {path}")
+        return 0
+    if args.verb == "evaluate":
+        metrics = app.evaluate(_resolve(app, args.model), args.data)
+        print(json.dumps(metrics, indent=2) if args.json else app.summary(metrics))
+        return 0
+    if args.verb == "export":
+        run = app.load_run(args.run_dir)
+        path = run.export(args.output, target=args.target, formats=tuple(args.formats.split(",")),
+                          batch_size=args.batch_size)
+        print(f"exported: {path}")
+        return 0
+    predictions = app.predict(_resolve(app, args.model), args.inputs)
+    if args.json:
+        print(json.dumps(predictions, indent=2))
+    else:
+        for source, prediction in zip(args.inputs, predictions):
+            print(f"{source}: {_one_line(prediction)}")
+    return 0
+
+
+def _one_line(prediction: dict) -> str:
+    return "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in prediction.items())
+
+
+def build_parser(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="toolkit",
+        description="Train, evaluate, export and serve Keras models: toolkit <task> <verb> [options].",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Import only the task named on the command line (importing TensorFlow for every task is slow).
+    wanted = next((a for a in (argv or []) if not a.startswith("-")), None)
+    apps = {}
+    for name, module in TASKS.items():
+        if wanted == name:
+            apps[name] = _task_parser(sub, name, module)
+        else:
+            sub.add_parser(name, help=f"{name} task (see: toolkit {name} --help)")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+    return parser, apps
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, apps = build_parser(argv)
+    args = parser.parse_args(argv)
+    try:
+        if args.command in apps:
+            return _run_task(apps[args.command], args)
+        return importlib.import_module(COMMANDS[args.command]).main(args)
+    except (ValueError, FileNotFoundError, KeyError, TypeError) as error:
+        print(f"toolkit: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

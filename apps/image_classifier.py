@@ -1,0 +1,210 @@
+"""Image classification with transfer learning: folder / arrays / tf.data / TFDS -> served-ready SavedModel.
+
+    from apps import image_classifier
+    run = image_classifier.train("data/flowers", epochs=10)      # or (x, y), a tf.data.Dataset, "tfds:NAME"
+    print(run.metrics["accuracy"])
+    path = run.export("savedmodels/flowers")                     # raw image bytes in, labels out
+    image_classifier.predict(path, ["rose.jpg"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.base import App, BaseConfig, merge_histories, option
+from toolkit.data import build_augmentation, load_image_dataset, read_image_file
+from toolkit.data.images import DataError
+from toolkit.export import encode_png, image_classification_adapter
+from toolkit.metrics import classification_report, format_report, plot_confusion_matrix
+from toolkit.models.transfer import (
+    BUILTIN_BACKBONES,
+    build_image_classifier,
+    freeze_backbone,
+    unfreeze_top_layers,
+)
+from toolkit.training import CyclicalLearningRate, SmoothedSparseCategoricalCrossentropy, apply_weight_regularization
+
+TRAINING_MODES = ("auto", "scratch", "head", "fine-tune")
+
+
+@dataclasses.dataclass
+class Config(BaseConfig):
+    """Image-classifier options (every field is also a `--flag` of `toolkit image-classifier train`)."""
+
+    backbone: str = option("small_cnn", "small_cnn | small_resnet | a keras.applications name | a .keras file")
+    weights: str = option("", "backbone weights for keras.applications: imagenet (online), a local file, or empty")
+    width: int = option(32, "base width (filters) of the built-in backbones")
+    image_size: str = option("", "resize images to HxW (e.g. 96x96); empty keeps the data's size")
+    channels: int = option(0, "force 1 (grey) or 3 (RGB) channels; 0 keeps the data's")
+    training: str = option("auto", "scratch: train everything; head: frozen backbone; fine-tune: head then top "
+                           "layers; auto: scratch for built-in backbones, fine-tune otherwise", choices=TRAINING_MODES)
+    fine_tune_layers: int = option(20, "backbone layers unfrozen in phase 2 (-1: all); BatchNorm stays frozen")
+    fine_tune_epochs: int = option(5, "epochs of phase 2")
+    fine_tune_learning_rate: float = option(1e-5, "learning rate of phase 2")
+    dense_units: int = option(256, "units of the head's hidden Dense layer")
+    dropout: float = option(0.5, "dropout before the output layer")
+    l2: float = option(0.0, "L2 weight on every kernel (biases are never regularised)")
+    label_smoothing: float = option(0.0, "label smoothing epsilon")
+    lr_schedule: str = option("constant", "constant | cyclical (triangular between lr/10 and lr) | cosine",
+                              choices=("constant", "cyclical", "cosine"))
+    augment: str = option("flip,translate", "comma list of flip, translate, brightness, contrast; or none")
+    strict: bool = option(False, "fail on an unreadable image instead of skipping it with a warning")
+
+
+class ImageClassifierApp(App):
+    name = "image-classifier"
+    description = "Image classification with transfer learning (folder of class sub-folders, arrays, TFDS)."
+    config_cls = Config
+
+    def load_data(self, data, config, test_data=None):
+        size = _parse_size(config.image_size)
+        dataset = load_image_dataset(
+            data, image_size=size, channels=config.channels or None, validation_split=config.validation_split,
+            batch_size=config.batch_size, seed=config.seed, strict=config.strict,
+        )
+        dataset.test = None
+        if test_data is not None:
+            dataset.test = self.eval_dataset(test_data, {"image_shape": dataset.image_shape,
+                                                          "class_names": dataset.class_names}, config)
+        return dataset
+
+    def info(self, data, config) -> dict:
+        return {"class_names": data.class_names, "image_shape": list(data.image_shape),
+                "num_train": data.num_train, "skipped_files": data.skipped}
+
+    def build_model(self, data, config) -> keras.Model:
+        augmentation = _augmentation(config)
+        model = build_image_classifier(
+            data.image_shape, data.num_classes, backbone=config.backbone, weights=config.weights or None,
+            dense_units=config.dense_units, dropout=config.dropout, augmentation=augmentation, width=config.width,
+        )
+        if config.l2:
+            apply_weight_regularization(model, l2=config.l2)
+        return model
+
+    def fit(self, model, data, config, callbacks) -> dict:
+        mode = config.training
+        if mode == "auto":
+            mode = "scratch" if config.backbone in BUILTIN_BACKBONES else "fine-tune"
+        steps = max(1, -(-data.num_train // config.batch_size))
+        if mode in ("head", "fine-tune"):
+            freeze_backbone(model)
+        self._compile(model, config, config.learning_rate, steps * config.epochs)
+        first = model.fit(data.train, validation_data=data.validation, epochs=config.epochs,
+                          callbacks=callbacks, verbose=config.verbose, shuffle=False)
+        second = None
+        if mode == "fine-tune" and config.fine_tune_epochs > 0 and config.fine_tune_layers != 0:
+            unfreeze_top_layers(model, config.fine_tune_layers)
+            self._compile(model, config, config.fine_tune_learning_rate, steps * config.fine_tune_epochs)
+            second = model.fit(data.train, validation_data=data.validation, epochs=config.fine_tune_epochs,
+                               callbacks=callbacks, verbose=config.verbose, shuffle=False)
+        return merge_histories(first, second)
+
+    def _compile(self, model, config, learning_rate, total_steps):
+        if config.lr_schedule == "cyclical":
+            rate = CyclicalLearningRate(learning_rate / 10, learning_rate, step_size=max(1, total_steps // 4))
+        elif config.lr_schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
+        else:
+            rate = learning_rate
+        loss = (SmoothedSparseCategoricalCrossentropy(config.label_smoothing) if config.label_smoothing
+                else keras.losses.SparseCategoricalCrossentropy())
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=["accuracy"])
+
+    def serving_adapter(self, run):
+        return image_classification_adapter(
+            run.model, run.info["class_names"], sample_images=_sample_images(run.info["image_shape"])
+        )
+
+    def eval_dataset(self, data, info, config=None):
+        shape = tuple(info["image_shape"])
+        dataset = load_image_dataset(
+            data, image_size=shape[:2], channels=shape[2], class_names=info.get("class_names"),
+            validation_split=0.0, batch_size=getattr(config, "batch_size", 128), shuffle=False,
+        )
+        return dataset.train
+
+    def score(self, predictor, dataset, info) -> dict:
+        y_true, scores = [], []
+        for images, labels in dataset:
+            scores.append(predictor({"pixels": images.numpy()}, signature="serving_dense")["scores"])
+            y_true.append(labels.numpy())
+        return classification_report(np.concatenate(y_true), np.concatenate(scores), info["class_names"])
+
+    def raw_inputs(self, inputs, info) -> dict:
+        if isinstance(inputs, (str, bytes, np.ndarray)) and not (isinstance(inputs, np.ndarray) and inputs.ndim == 4):
+            inputs = [inputs]
+        encoded = []
+        for item in inputs:
+            if isinstance(item, bytes):
+                encoded.append(item)
+            elif isinstance(item, (str, os.PathLike)):
+                if not os.path.isfile(item):
+                    raise DataError(f"image file {str(item)!r} does not exist")
+                read_image_file(str(item))  # a clear error naming the file if it is not an image
+                encoded.append(tf.io.read_file(str(item)).numpy())
+            else:
+                encoded.append(encode_png(np.asarray(item)))
+        return {"images": encoded}
+
+    def format_predictions(self, outputs, inputs) -> list:
+        return [
+            {"label": _text(label), "class": int(cls), "score": float(score[cls])}
+            for label, cls, score in zip(outputs["labels"], outputs["classes"], outputs["scores"])
+        ]
+
+    def summary(self, metrics) -> str:
+        return format_report(metrics) if "per_class" in metrics else super().summary(metrics)
+
+    def plot(self, run) -> dict:
+        plots = super().plot(run)
+        if run.metrics.get("confusion_matrix") and run.run_dir:
+            plots["confusion_matrix"] = plot_confusion_matrix(
+                run.metrics["confusion_matrix"], run.info["class_names"],
+                os.path.join(run.run_dir, "confusion_matrix.png"),
+            )
+        return plots
+
+
+def _parse_size(text: str):
+    if not text:
+        return None
+    try:
+        height, width = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"image_size must look like HxW (e.g. 96x96). Received: {text!r}") from None
+    return height, width
+
+
+def _augmentation(config):
+    ops = [op.strip() for op in config.augment.split(",") if op.strip() and op.strip() != "none"]
+    unknown = set(ops) - {"flip", "translate", "brightness", "contrast"}
+    if unknown:
+        raise ValueError(f"unknown augmentation(s) {sorted(unknown)}; use flip, translate, brightness, contrast")
+    if not ops:
+        return None
+    return build_augmentation(
+        flip="horizontal" if "flip" in ops else None, translate=0.1 if "translate" in ops else 0.0,
+        brightness=0.1 if "brightness" in ops else 0.0, contrast=0.1 if "contrast" in ops else 0.0,
+        seed=config.seed,
+    )
+
+
+def _sample_images(shape):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(3, *shape)).astype("uint8")
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+APP = ImageClassifierApp()
+train = APP.train
+evaluate = APP.evaluate
+predict = APP.predict
