@@ -56,3 +56,10 @@ def digits():
     bunch = load_digits()
     x = np.round(bunch.images * (255.0 / 16.0)).astype("uint8")[..., None]
     return x, bunch.target.astype("int64"), [str(i) for i in range(10)]
+
+
+def digit_scenes(*args, **kwargs):
+    """Detection / segmentation scenes from real digits; see `toolkit.data.scenes.digit_scenes`."""
+    from toolkit.data.scenes import digit_scenes as generate
+
+    return generate(*args, **kwargs)
