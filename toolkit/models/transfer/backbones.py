@@ -101,7 +101,7 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
     )
     if local_file:
         model.load_weights(weights)
-    backbone = keras.Model(model.inputs, model.outputs, name="backbone")
+    backbone = keras.Model(model.input, model.output, name="backbone")
     return backbone, mode, min_side
 
 
@@ -116,5 +116,5 @@ def _backbone_from_file(path: str) -> keras.Model:
     for layer in reversed(model.layers):
         shape = getattr(layer, "output", None) is not None and layer.output.shape
         if shape is not None and len(shape) == 4:
-            return keras.Model(model.inputs, layer.output, name="backbone")
+            return keras.Model(model.input, layer.output, name="backbone")
     raise ValueError(f"model file {path!r} has no layer with a 4-D feature map to use as a backbone")
