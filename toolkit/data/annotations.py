@@ -1,0 +1,213 @@
+"""Detection data in one form: images + pixel xyxy boxes + int class ids, from COCO / VOC / YOLO or arrays.
+
+`load_detections(path, format)` reads any of the three annotation formats into `DetectionData` (a list of
+`DetectionRecord`s plus class names); `detection_dataset(data)` turns it into a tf.data pipeline of
+`{"images", "boxes", "classes"}` (ragged per image once batched with `ragged_batch`). Readers and writers
+live in `toolkit.data.annotations_formats`; malformed annotations raise `DataError` naming file and line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from toolkit.data.images import DataError
+
+FORMATS = ("coco", "voc", "yolo")
+
+
+@dataclasses.dataclass
+class DetectionRecord:
+    """One image and its objects.
+
+    Attributes:
+        image: path of the image file (or None when `pixels` holds the image).
+        width: image width in pixels.
+        height: image height in pixels.
+        boxes: float32 `[k, 4]` pixel `(x_min, y_min, x_max, y_max)`.
+        classes: int32 `[k]` class ids (index into the dataset's class names).
+        pixels: optional uint8 `[H, W, C]` image already in memory.
+    """
+
+    image: str | None
+    width: int
+    height: int
+    boxes: np.ndarray
+    classes: np.ndarray
+    pixels: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class DetectionData:
+    """A detection dataset: records + class names (index = class id)."""
+
+    records: list
+    class_names: list
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def split(self, fraction: float, seed: int = 0):
+        """`(rest, held_out)` with `fraction` of the records held out (shuffled with `seed`)."""
+        order = np.random.default_rng(seed).permutation(len(self.records))
+        n = int(round(len(order) * fraction))
+        pick = lambda idx: DetectionData([self.records[i] for i in sorted(idx)], list(self.class_names))  # noqa: E731
+        return pick(order[n:]), pick(order[:n])
+
+    def all_boxes(self) -> np.ndarray:
+        return np.concatenate([r.boxes for r in self.records] or [np.zeros((0, 4), np.float32)], 0)
+
+
+def from_scenes(scenes) -> DetectionData:
+    """`toolkit.data.scenes.Scenes` (or anything with images/boxes/classes/class_names) -> in-memory data."""
+    records = []
+    for image, boxes, classes in zip(scenes.images, scenes.boxes, scenes.classes):
+        records.append(DetectionRecord(None, int(image.shape[1]), int(image.shape[0]),
+                                       np.asarray(boxes, np.float32).reshape(-1, 4),
+                                       np.asarray(classes, np.int32).reshape(-1), pixels=np.asarray(image)))
+    return DetectionData(records, list(scenes.class_names))
+
+
+def load_detections(source, format: str | None = None, class_names=None, image_dir: str | None = None):
+    """Reads detection data from a COCO JSON file, a Pascal VOC folder or a YOLO folder (or passes data through).
+
+    Args:
+        source: a `DetectionData`, a `Scenes`, a COCO `.json` file, a VOC folder (`Annotations/*.xml` +
+            `JPEGImages/`, or XML files beside their images), or a YOLO folder (`images/`, `labels/`,
+            `classes.txt`; or a `data.yaml`-free flat folder with `classes.txt`).
+        format: `"coco"`, `"voc"`, `"yolo"`, or None to guess from the path.
+        class_names: fix the class list (VOC: otherwise collected in sorted order; others: checked).
+        image_dir: image folder for COCO (default: beside the JSON file, or its `images/` sub-folder).
+
+    Raises:
+        DataError: malformed annotations (the message names file and line), unknown classes, boxes outside
+            the image, missing image files.
+    """
+    from toolkit.data import annotations_formats as fmt
+
+    if isinstance(source, DetectionData):
+        return source
+    if hasattr(source, "images") and hasattr(source, "boxes"):
+        return from_scenes(source)
+    source = os.fspath(source)
+    if not os.path.exists(source):
+        raise DataError(f"detection data {source!r} does not exist")
+    format = format or guess_format(source)
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}. Received: format={format!r}")
+    if format == "coco":
+        return fmt.read_coco(source, image_dir=image_dir, class_names=class_names)
+    if format == "voc":
+        return fmt.read_voc(source, class_names=class_names)
+    return fmt.read_yolo(source, class_names=class_names)
+
+
+def guess_format(path: str) -> str:
+    """`coco` for a .json file (or a folder holding one), `voc` for XML annotations, `yolo` for .txt labels."""
+    if path.endswith(".json"):
+        return "coco"
+    if os.path.isdir(path):
+        names = os.listdir(path)
+        if any(n.endswith(".json") for n in names):
+            return "coco"
+        if "Annotations" in names or any(n.endswith(".xml") for n in names):
+            return "voc"
+        if "labels" in names or "classes.txt" in names:
+            return "yolo"
+    raise DataError(f"cannot tell the annotation format of {path!r}: pass format='coco' | 'voc' | 'yolo'")
+
+
+def write_detections(data: DetectionData, directory: str, format: str) -> str:
+    """Writes `data` (images as PNG when in memory) in `format`; returns the annotation path to read back."""
+    from toolkit.data import annotations_formats as fmt
+
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}. Received: format={format!r}")
+    return {"coco": fmt.write_coco, "voc": fmt.write_voc, "yolo": fmt.write_yolo}[format](data, directory)
+
+
+def check_record(record: DetectionRecord, class_count: int, where: str) -> None:
+    """Raises DataError (naming `where`) for a box outside the image, an empty box or an unknown class."""
+    for box, cls in zip(record.boxes, record.classes):
+        check_box(box, record.width, record.height, where)
+        if not 0 <= int(cls) < class_count:
+            raise DataError(f"{where}: unknown class id {int(cls)} (the dataset has {class_count} classes)")
+
+
+def check_box(box, width, height, where: str, tolerance: float = 0.5) -> None:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not (x1 > x0 and y1 > y0):
+        raise DataError(f"{where}: empty or inverted box {[x0, y0, x1, y1]} (need x_min < x_max, y_min < y_max)")
+    if x0 < -tolerance or y0 < -tolerance or x1 > width + tolerance or y1 > height + tolerance:
+        raise DataError(f"{where}: box {[x0, y0, x1, y1]} lies outside the {width}x{height} image")
+
+
+def detection_dataset(data: DetectionData, image_size=None, channels: int = 3) -> tf.data.Dataset:
+    """Unbatched tf.data of `{"images": float32 [H, W, C] in [0, 255], "boxes": [k, 4], "classes": int32 [k]}`.
+
+    Boxes are pixel xyxy in the (resized) image. Batch with `dataset.ragged_batch(n)` for ragged boxes.
+
+    Args:
+        data: `DetectionData`.
+        image_size: `(H, W)` to resize every image to (boxes are scaled with it); None keeps the sizes.
+        channels: 1 or 3.
+
+    Examples:
+    >>> import numpy as np
+    >>> rec = DetectionRecord(None, 4, 4, np.array([[0, 0, 2, 2]], "float32"), np.array([0], "int32"),
+    ...                       pixels=np.zeros((4, 4, 3), "uint8"))
+    >>> ds = detection_dataset(DetectionData([rec], ["a"]), image_size=(8, 8))
+    >>> next(iter(ds))["boxes"].numpy().tolist()
+    [[0.0, 0.0, 4.0, 4.0]]
+    """
+    records = data.records
+    boxes = tf.ragged.constant([r.boxes.reshape(-1, 4).tolist() for r in records], dtype=tf.float32,
+                               ragged_rank=1, inner_shape=(4,))
+    classes = tf.ragged.constant([r.classes.reshape(-1).tolist() for r in records], dtype=tf.int32)
+    in_memory = all(r.pixels is not None for r in records)
+    if in_memory and len({r.pixels.shape for r in records}) == 1:
+        images = tf.data.Dataset.from_tensor_slices(np.stack([r.pixels for r in records]))
+        images = images.map(lambda im: _channels(tf.cast(im, tf.float32), channels))
+    else:
+        for r in records:
+            if r.pixels is None and not os.path.isfile(r.image):
+                raise DataError(f"image file {r.image!r} does not exist")
+        encoded = [tf.io.encode_png(_np_channels(r.pixels)).numpy() if r.pixels is not None else r.image
+                   for r in records]
+        is_path = [r.pixels is None for r in records]
+        images = tf.data.Dataset.from_tensor_slices((encoded, is_path)).map(
+            lambda v, p: tf.cast(tf.io.decode_image(tf.cond(p, lambda: tf.io.read_file(v), lambda: v),
+                                                    channels=channels, expand_animations=False), tf.float32),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    labels = tf.data.Dataset.from_tensor_slices((boxes, classes))
+
+    def combine(image, targets):
+        box, cls = targets
+        if image_size is not None:
+            scale = tf.cast(tf.stack([image_size[1], image_size[0]] * 2), tf.float32) / tf.cast(
+                tf.tile(tf.shape(image)[1::-1], [2]), tf.float32)
+            image = tf.image.resize(image, image_size)
+            box = box * scale
+        return {"images": image, "boxes": tf.reshape(box, [-1, 4]), "classes": cls}
+
+    return tf.data.Dataset.zip((images, labels)).map(combine, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _channels(image, channels):
+    if image.shape[-1] == channels:
+        return image
+    if channels == 3:
+        return tf.image.grayscale_to_rgb(image)
+    return tf.image.rgb_to_grayscale(image)
+
+
+def _np_channels(pixels):
+    pixels = np.asarray(pixels, np.uint8)
+    return pixels[..., None] if pixels.ndim == 2 else pixels
