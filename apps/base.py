@@ -120,6 +120,8 @@ class _LivePredictor:
     def __call__(self, inputs, signature="serving_default"):
         if signature == "serving_default":
             out = self.adapter.run_raw(self.run.model, _tensors(inputs), compute_fn=self._compute)
+        elif signature in self.adapter.extra_signatures:
+            out = self.adapter.run_extra(self.run.model, signature, _tensors(inputs))
         else:
             out = self.adapter.run_dense(self.run.model, _tensors(inputs), compute_fn=self._compute)
         return to_numpy_dict(out)

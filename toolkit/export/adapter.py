@@ -16,6 +16,29 @@ import tensorflow as tf
 
 
 @dataclasses.dataclass
+class ExtraSignature:
+    """A named SavedModel signature beyond `serving_default` / `serving_dense` (e.g. a VAE's `decode`).
+
+    The exporter adds it as-is (its specs keep their own batch dimension on every target), checks its
+    parity against the live model on `sample`, and records its inputs in the metadata.
+
+    Args:
+        inputs: dict name -> `tf.TensorSpec` of the signature's inputs.
+        function: `fn(model, inputs: dict) -> dict` of tensors (the live and exported paths both call it).
+        sample: dict name -> array/list, example inputs for the parity check (required to export).
+        description: one line for `assets.extra/toolkit.json`.
+    """
+
+    inputs: dict
+    function: Callable
+    sample: dict | None = None
+    description: str = ""
+
+
+RESERVED_SIGNATURES = ("serving_default", "serving_dense", "tpu_func")
+
+
+@dataclasses.dataclass
 class ServingAdapter:
     """How raw inputs reach the model and model outputs become named, useful outputs.
 
@@ -35,6 +58,7 @@ class ServingAdapter:
         sample_raw: raw example inputs (dict name -> list/array) used for parity checks.
         metadata: extra JSON-able facts for `assets.extra/toolkit.json` (preprocessing, input sizes, ...).
         requires: python modules a loading process must import (e.g. `["tensorflow_text"]`).
+        extra_signatures: optional dict name -> `ExtraSignature`, more named signatures for the export.
     """
 
     task: str
@@ -48,6 +72,7 @@ class ServingAdapter:
     sample_raw: dict | None = None
     metadata: dict = dataclasses.field(default_factory=dict)
     requires: list = dataclasses.field(default_factory=list)
+    extra_signatures: dict = dataclasses.field(default_factory=dict)
 
     def call_model(self, model, dense: dict):
         """Feeds the dense inputs to the model (a single tensor when there is one input)."""
@@ -80,6 +105,14 @@ class ServingAdapter:
         if self.finalize is not None:
             outputs = self.finalize(outputs, None)
         return self.add_labels(outputs)
+
+    def run_extra(self, model, name: str, inputs: dict) -> dict:
+        """Runs the extra signature `name` on the live model (the exported signature runs the same function)."""
+        if name not in self.extra_signatures:
+            raise KeyError(f"signature {name!r} not found; extra signatures: {sorted(self.extra_signatures)}")
+        extra = self.extra_signatures[name]
+        tensors = {k: tf.convert_to_tensor(v, dtype=extra.inputs[k].dtype) for k, v in inputs.items()}
+        return extra.function(model, tensors)
 
 
 def named_function(fn: Callable, names: list) -> Callable:

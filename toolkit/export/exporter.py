@@ -171,10 +171,17 @@ def _check_saved_model(path, model, adapter, target, batch_size, tolerance) -> d
     expected_raw = to_numpy_dict(adapter.run_raw(model, raw))
     got_raw = to_numpy_dict(loaded.signatures["serving_default"](**raw))
     got_dense = to_numpy_dict(loaded.signatures["serving_dense"](**dense))
-    return {
+    result = {
         "serving_default": compare_outputs(expected_raw, got_raw, tolerance, "serving_default"),
         "serving_dense": compare_outputs(expected_dense, got_dense, tolerance, "serving_dense"),
     }
+    for name, extra in adapter.extra_signatures.items():
+        if extra.sample is None:
+            raise ExportError(f"extra signature {name!r} has no sample inputs for the parity check")
+        inputs = {k: tf.constant(v, dtype=extra.inputs[k].dtype) for k, v in extra.sample.items()}
+        expected = to_numpy_dict(extra.function(model, inputs))
+        result[name] = compare_outputs(expected, to_numpy_dict(loaded.signatures[name](**inputs)), tolerance, name)
+    return result
 
 
 def _write_metadata(staging, adapter, target, batch_size, extra, parity, files):
@@ -199,7 +206,10 @@ def _write_metadata(staging, adapter, target, batch_size, extra, parity, files):
         "signatures": {
             "serving_default": {k: _spec_json(v, static) for k, v in adapter.raw_inputs.items()},
             "serving_dense": {k: _spec_json(v, static) for k, v in adapter.dense_inputs.items()},
+            **{name: {k: {"dtype": v.dtype.name, "shape": list(v.shape)} for k, v in extra.inputs.items()}
+               for name, extra in adapter.extra_signatures.items()},
         },
+        "signature_descriptions": {name: extra.description for name, extra in adapter.extra_signatures.items()},
         "requires": list(adapter.requires),
         "parity_max_abs_diff": parity,
         "files": files,

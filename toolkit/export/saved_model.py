@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from toolkit.export.adapter import ServingAdapter, named_function, with_batch
+from toolkit.export.adapter import RESERVED_SIGNATURES, ServingAdapter, named_function, with_batch
 
 TARGETS = ("cpu", "gpu", "tpu")
 
@@ -65,11 +65,23 @@ def build_signatures(model, adapter: ServingAdapter, target: str, batch_size: in
         "serving_dense",
         tf.function(named_function(serve_dense, dense_names), input_signature=list(dense_specs.values())),
     )
+    for name, extra in adapter.extra_signatures.items():
+        if name in RESERVED_SIGNATURES:
+            raise ValueError(f"extra signature name {name!r} is reserved ({RESERVED_SIGNATURES})")
+        specs = {k: tf.TensorSpec(spec.shape, spec.dtype, name=k) for k, spec in extra.inputs.items()}
+        archive.add_endpoint(
+            name,
+            tf.function(named_function(_bind(extra.function, model), list(specs)), input_signature=list(specs.values())),
+        )
     options = None
     if target == "tpu":
         archive.add_endpoint("tpu_func", compute_fn)
         options = tf.saved_model.SaveOptions(function_aliases={"tpu_func": compute_fn})
     return archive, options, compute_fn
+
+
+def _bind(function, model):
+    return lambda values: function(model, values)
 
 
 def _check_no_string_ops(compute_fn, specs):
