@@ -1,0 +1,218 @@
+"""Semantic segmentation with a U-Net: image + mask folders / arrays / TFDS -> served-ready SavedModel.
+
+    from apps import image_segmenter
+    run = image_segmenter.train("data/scenes/train", test_data="data/scenes/test", epochs=20)
+    print(run.metrics["mean_iou"])
+    path = run.export("savedmodels/scenes")                  # image bytes in, class mask at the input size out
+    image_segmenter.predict(path, ["scene.png"])             # writes coloured overlay + mask PNGs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.base import App, BaseConfig, Run, option
+from toolkit.data import read_image_file
+from toolkit.data.images import DataError
+from toolkit.data.mask_writer import overlay
+from toolkit.data.masks import build_joint_augmentation, default_palette, load_segmentation_dataset, to_arrays
+from toolkit.data.masks import pairs_to_dataset
+from toolkit.export import encode_png
+from toolkit.export.segmentation import segmentation_adapter
+from toolkit.metrics.segmentation import confusion_matrix, format_segmentation_report, segmentation_metrics
+from toolkit.metrics.segmentation import segmentation_report
+from toolkit.models.unet import build_unet
+from toolkit.training.segmentation_losses import LOSSES, get_segmentation_loss
+
+
+@dataclasses.dataclass
+class Config(BaseConfig):
+    """Image-segmenter options (every field is also a `--flag` of `toolkit image-segmenter train`)."""
+
+    batch_size: int = option(16, "examples per batch (global, across replicas)")
+    image_size: str = option("", "resize images (bilinear) and masks (nearest) to HxW, e.g. 128x128; empty keeps "
+                             "the data's size (H and W must be divisible by 2**depth)")
+    channels: int = option(0, "force 1 (grey) or 3 (RGB) channels; 0 keeps the data's")
+    class_names: str = option("", "comma list of class names, index = class id, background first (default: the "
+                              "folder's classes.txt, else background,1,2,...)")
+    filters: str = option("64,128,256", "encoder widths per level (depth = count); the seed U-Net is 64,128,256")
+    bottleneck: int = option(512, "bottleneck width")
+    convs_per_block: int = option(2, "3x3 convolutions per encoder / decoder block")
+    batch_norm: bool = option(False, "BatchNormalization after every convolution")
+    dropout: float = option(0.0, "dropout in the deepest encoder block and the bottleneck")
+    downsampling: str = option("max_pool", "max_pool (2x2) or conv (stride 2)", choices=("max_pool", "conv"))
+    skip_connections: bool = option(True, "U-Net skips; --no-skip-connections gives the plain encoder-decoder")
+    encoder: str = option("", "pretrained encoder instead of the built-in one: small_cnn, small_resnet, a "
+                          "keras.applications name (MobileNetV2, ...) or a .keras file; skips come from its "
+                          "intermediate feature maps")
+    encoder_weights: str = option("", "weights of a keras.applications encoder: imagenet (online), a local file")
+    freeze_encoder: bool = option(False, "keep the pretrained encoder's weights fixed")
+    loss: str = option("ce+dice", "ce | dice | focal | ce+dice", choices=LOSSES)
+    export_probabilities: bool = option(False, "exported raw signature also returns per-class probabilities at "
+                                        "the input size (the dense signature always does)")
+    augment: str = option("flip,zoom,translate", "joint image+mask augmentation: comma list of flip, vflip, zoom, "
+                          "translate, brightness; or none")
+
+
+class ImageSegmenterApp(App):
+    name = "image-segmenter"
+    description = "Semantic segmentation with a U-Net (folders of images/ + masks/, arrays, TFDS)."
+    config_cls = Config
+
+    def load_data(self, data, config, test_data=None):
+        dataset = load_segmentation_dataset(
+            data, image_size=_parse_size(config.image_size), channels=config.channels or None,
+            class_names=_names(config.class_names), validation_split=config.validation_split,
+            batch_size=config.batch_size, seed=config.seed, augment=build_joint_augmentation(config.augment),
+        )
+        if test_data is not None:
+            dataset.test = self.eval_dataset(test_data, {"image_shape": dataset.image_shape,
+                                                          "class_names": dataset.class_names,
+                                                          "palette": dataset.palette}, config)
+        return dataset
+
+    def info(self, data, config) -> dict:
+        return {"class_names": data.class_names, "image_shape": list(data.image_shape), "palette": data.palette,
+                "num_train": data.num_train}
+
+    def build_model(self, data, config) -> keras.Model:
+        return build_unet(
+            data.image_shape, data.num_classes, filters=_ints(config.filters), bottleneck=config.bottleneck,
+            convs_per_block=config.convs_per_block, batch_norm=config.batch_norm, dropout=config.dropout,
+            downsampling=config.downsampling, skip_connections=config.skip_connections,
+            encoder=config.encoder or None, encoder_weights=config.encoder_weights or None,
+            freeze_encoder=config.freeze_encoder,
+        )
+
+    def fit(self, model, data, config, callbacks) -> dict:
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_segmentation_loss(config.loss),
+                      metrics=segmentation_metrics(data.num_classes))
+        history = model.fit(data.train, validation_data=data.validation, epochs=config.epochs, callbacks=callbacks,
+                            verbose=config.verbose, shuffle=False)  # the pipeline shuffles itself
+        return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+    def serving_adapter(self, run, probabilities: bool | None = None):
+        if probabilities is None:
+            probabilities = bool(getattr(run.config, "export_probabilities", False))
+        shape = run.info["image_shape"]
+        rng = np.random.default_rng(0)
+        samples = [rng.integers(0, 256, size=shape).astype("uint8"),
+                   rng.integers(0, 256, size=(shape[0] + 7, shape[1] // 2 + 3, shape[2])).astype("uint8")]
+        return segmentation_adapter(run.model, run.info["class_names"], sample_images=samples,
+                                    probabilities=probabilities, palette=run.info.get("palette"))
+
+    def eval_dataset(self, data, info, config=None):
+        shape = tuple(info["image_shape"])
+        x, y, _, _ = to_arrays(data, image_size=shape[:2], channels=shape[2], class_names=info["class_names"],
+                               palette=info.get("palette"))
+        return pairs_to_dataset(x, y, getattr(config, "batch_size", 32))
+
+    def score(self, predictor, dataset, info) -> dict:
+        names = info["class_names"]
+        matrix = np.zeros((len(names), len(names)), np.int64)
+        for images, masks in dataset:
+            predicted = predictor({"pixels": images.numpy()}, signature="serving_dense")["masks"]
+            matrix += confusion_matrix(masks.numpy(), predicted, len(names))
+        return segmentation_report(class_names=names, matrix=matrix)
+
+    def raw_inputs(self, inputs, info) -> dict:
+        return {"images": [_encoded(item) for item in _as_list(inputs)]}
+
+    def predict_masks(self, path_or_run, inputs) -> list:
+        """Class masks (int32 `[H, W]`, each at its input's size) for raw inputs (paths, bytes, arrays)."""
+        predictor = self.predictor(path_or_run)
+        outputs = predictor(self.raw_inputs(inputs, self._info_of(predictor)), signature="serving_default")
+        return [mask[: h, : w] for mask, (h, w) in zip(outputs["masks"], outputs["image_sizes"])]
+
+    def predict(self, path_or_run, inputs, output_dir: str | None = "predictions") -> list:
+        """Segments raw inputs; writes `<name>.overlay.png` and `<name>.mask.png` (class ids) to `output_dir`.
+
+        Returns one dict per input: `size` (height, width), `class_fractions` (share of pixels per
+        predicted class) and, when `output_dir` is set, the `overlay` and `mask` PNG paths.
+        """
+        predictor = self.predictor(path_or_run)
+        info = self._info_of(predictor)
+        items = _as_list(inputs)
+        masks = self.predict_masks(predictor, items)
+        names = info.get("class_names") or predictor.labels
+        palette = np.asarray(info.get("palette") or default_palette(len(names)), np.uint8)
+        results = []
+        for index, (item, mask) in enumerate(zip(items, masks)):
+            counts = np.bincount(mask.reshape(-1), minlength=len(names))
+            result = {"size": [int(mask.shape[0]), int(mask.shape[1])],
+                      "class_fractions": {names[k]: round(float(c) / mask.size, 4) for k, c in enumerate(counts) if c}}
+            if output_dir:
+                os.makedirs(output_dir, exist_ok=True)
+                stem = (os.path.splitext(os.path.basename(str(item)))[0] if isinstance(item, (str, os.PathLike))
+                        else f"input{index}")
+                image = tf.io.decode_image(_encoded(item), channels=3, expand_animations=False).numpy()
+                result["overlay"] = _write_png(overlay(image, mask, palette), output_dir, f"{stem}.overlay.png")
+                result["mask"] = _write_png(mask.astype(np.uint8), output_dir, f"{stem}.mask.png")
+            results.append(result)
+        return results
+
+    def summary(self, metrics) -> str:
+        return format_segmentation_report(metrics) if "per_class" in metrics else super().summary(metrics)
+
+    def export_run(self, run: Run, directory: str, target: str = "cpu", probabilities: bool = False, **kwargs) -> str:
+        """`run.export` with the raw signature also returning per-class `probabilities` when asked."""
+        run._adapter = self.serving_adapter(run, probabilities=probabilities)
+        return run.export(directory, target=target, **kwargs)
+
+
+def _write_png(array, folder, name):
+    path = os.path.join(folder, name)
+    tf.io.write_file(path, encode_png(array))
+    return path
+
+
+def _as_list(inputs):
+    if isinstance(inputs, (str, bytes, os.PathLike)) or (isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)):
+        return [inputs]
+    return list(inputs)
+
+
+def _encoded(item) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        if not os.path.isfile(item):
+            raise DataError(f"image file {str(item)!r} does not exist")
+        read_image_file(str(item))  # a clear error naming the file if it is not an image
+        return tf.io.read_file(str(item)).numpy()
+    return encode_png(np.asarray(item))
+
+
+def _parse_size(text: str):
+    if not text:
+        return None
+    try:
+        height, width = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"image_size must look like HxW (e.g. 128x128). Received: {text!r}") from None
+    return height, width
+
+
+def _ints(text: str):
+    try:
+        return [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"filters must be a comma list of integers (e.g. 64,128,256). Received: {text!r}") from None
+
+
+def _names(text: str):
+    names = [n.strip() for n in str(text or "").split(",") if n.strip()]
+    return names or None
+
+
+APP = ImageSegmenterApp()
+train = APP.train
+evaluate = APP.evaluate
+predict = APP.predict
+predict_masks = APP.predict_masks
+export_run = APP.export_run
