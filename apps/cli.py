@@ -15,6 +15,7 @@ import sys
 # Task apps: CLI name -> module exposing `APP` (an `apps.base.App`). Imported only when used.
 TASKS = {
     "image-classifier": "apps.image_classifier",
+    "object-detector": "apps.object_detector",
     "text-classifier": "apps.text_classifier",
     "image-segmenter": "apps.image_segmenter",
 }
