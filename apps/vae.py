@@ -1,0 +1,373 @@
+"""Variational autoencoder: learn a latent space of images, sample it, score it in nats, few-label learning.
+
+    from apps import vae
+    run = vae.train("fashion-mnist", epochs=10, latent_dim=16)   # or a folder, (x[, y]) arrays, "tfds:NAME"
+    print(run.metrics["neg_elbo"], run.metrics["iwae_bound"])    # nats per image on the test set
+    path = run.export("savedmodels/fashion-vae")                  # encode / decode / sample / reconstruct
+    vae.predict(path, ["shoe.png"])                               # mu, log_var, reconstruction error
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.base import App, BaseConfig, merge_histories, option
+from apps.image_classifier import ImageClassifierApp, _parse_size
+from toolkit.data import load_image_dataset, read_image_file, samples
+from toolkit.data.images import IMAGE_EXTENSIONS, DataError
+from toolkit.export import ExtraSignature, ServingAdapter, decode_images, encode_png
+from toolkit.models.vae import ARCHITECTURES, LIKELIHOODS, build_vae, kl_divergence
+from toolkit.models.vae.plots import vae_plots
+from toolkit.models.vae.semi_supervised import few_label_accuracy
+
+FASHION_MNIST = ("fashion-mnist", "fashion_mnist")
+
+
+@dataclasses.dataclass
+class Config(BaseConfig):
+    """VAE options (every field is also a `--flag` of `toolkit vae train`)."""
+
+    batch_size: int = option(128, "examples per batch")
+    architecture: str = option("conv", "encoder/decoder: conv (2 stride-2 convs) or dense (MLP)", choices=ARCHITECTURES)
+    latent_dim: int = option(16, "size of the latent z")
+    width: int = option(32, "filters of the first conv layer (the second has twice as many)")
+    hidden: int = option(256, "units of the hidden Dense layer next to the latent")
+    likelihood: str = option("bernoulli", "p(x|z): bernoulli (pixels binarised at 0.5 -> true nats) or gaussian "
+                             "(learned scalar sigma on [0, 1] pixels; a density)", choices=LIKELIHOODS)
+    binarize: bool = option(True, "bernoulli only: threshold pixels at 0.5 (off: grey levels as soft targets, "
+                            "then the nats are a cross-entropy, not a likelihood)")
+    beta: float = option(1.0, "weight of the KL term (beta-VAE); 1 optimises the ELBO")
+    kl_warmup_epochs: float = option(0.0, "raise the KL weight linearly from 0 to beta over this many epochs")
+    image_size: str = option("", "resize images to HxW (e.g. 32x32); empty keeps the data's size")
+    channels: int = option(0, "force 1 (grey) or 3 (RGB) channels; 0 keeps the data's")
+    iw_samples: int = option(100, "k of the importance-weighted bound on -log p(x) at evaluation")
+    iw_images: int = option(1000, "held-out images the k-sample bound is computed on (0: all)")
+    semi_supervised: str = option("10,100", "labels per class for the few-label classifier on mu vs raw pixels "
+                                  "(comma list; empty disables; needs labels)")
+    semi_supervised_repeats: int = option(3, "random draws of the labelled subset (mean and std reported)")
+    strict: bool = option(False, "fail on an unreadable image instead of skipping it with a warning")
+
+
+@dataclasses.dataclass
+class Images:
+    """Images in [0, 255] (`[N, H, W, C]` float32) with optional int labels and class names."""
+
+    x: np.ndarray
+    y: np.ndarray | None = None
+    class_names: list | None = None
+
+
+@dataclasses.dataclass
+class VaeData:
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    test: Images | None
+    train_images: Images
+    image_shape: tuple
+    num_train: int
+
+
+class VaeAdapter(ServingAdapter):
+    """`serving_default` / `serving_dense` encode: outputs `mu`, `log_var`, `reconstruction` (pixels in
+    [0, 255], decoded from mu) and `reconstruction_error` (per-image mean squared error on [0, 1])."""
+
+    def call_model(self, model, dense):
+        pixels = dense["pixels"]
+        mu, log_var = model.encode(pixels)
+        mean = model.decode(mu)
+        error = tf.reduce_mean(tf.reshape(tf.square(mean - model.targets(pixels)), [tf.shape(mean)[0], -1]), -1)
+        return {"mu": mu, "log_var": log_var, "reconstruction": 255.0 * mean, "reconstruction_error": error}
+
+
+def _png(images):
+    return tf.map_fn(lambda im: tf.io.encode_png(tf.cast(tf.round(im), tf.uint8)), images,
+                     fn_output_signature=tf.TensorSpec([], tf.string))
+
+
+def vae_adapter(model, sample_images) -> VaeAdapter:
+    """The VAE's serving adapter: encode from bytes or pixels, plus `encode`, `encode_pixels`, `decode`,
+    `sample`, `reconstruct` and `log_weights` signatures (see the README's VAE section)."""
+    height, width, channels = model.image_shape
+    d = model.latent_dim
+    bytes_spec = {"images": tf.TensorSpec([None], tf.string, name="images")}
+    pixels_spec = {"pixels": tf.TensorSpec([None, height, width, channels], tf.float32, name="pixels")}
+    sample_bytes = {"images": [encode_png(im) for im in sample_images]}
+    sample_pixels = {"pixels": np.asarray(sample_images, "float32")}
+
+    def preprocess(raw):
+        return {"pixels": decode_images(raw["images"], (height, width), channels)[0]}, None
+
+    def encode(m, inputs):
+        mu, log_var = m.encode(preprocess(inputs)[0]["pixels"])
+        return {"mu": mu, "log_var": log_var}
+
+    def encode_pixels(m, inputs):
+        mu, log_var = m.encode(inputs["pixels"])
+        return {"mu": mu, "log_var": log_var}
+
+    def images_out(mean):
+        pixels = 255.0 * mean
+        return {"images": pixels, "png": _png(pixels)}
+
+    def decode(m, inputs):
+        return images_out(m.decode(inputs["z"]))
+
+    def sample(m, inputs):
+        z = m.prior_latents(inputs["seed"])
+        return {"z": z, **images_out(m.decode(z))}
+
+    def reconstruct(m, inputs):
+        mu, _ = m.encode(preprocess(inputs)[0]["pixels"])
+        return {"mu": mu, **images_out(m.decode(mu))}
+
+    log_weights_fn = tf.function(lambda pixels, noise: model.log_weights(pixels, noise), reduce_retracing=True)
+
+    def log_weights(m, inputs):
+        return {"log_weights": log_weights_fn(inputs["pixels"], inputs["noise"])}
+
+    rng = np.random.default_rng(0)
+    extra = {
+        "encode": ExtraSignature(bytes_spec, encode, sample_bytes, "image bytes -> mu, log_var"),
+        "encode_pixels": ExtraSignature(pixels_spec, encode_pixels, sample_pixels,
+                                        "float32 pixels in [0, 255] -> mu, log_var"),
+        "decode": ExtraSignature({"z": tf.TensorSpec([None, d], tf.float32, name="z")}, decode,
+                                 {"z": rng.normal(size=(3, d)).astype("float32")},
+                                 "z -> images (float32 [0, 255]) and png bytes"),
+        "sample": ExtraSignature({"seed": tf.TensorSpec([None], tf.int32, name="seed")}, sample,
+                                 {"seed": np.array([0, 1, 2], "int32")},
+                                 "one prior sample per int seed (count = number of seeds; same seed, same "
+                                 "image) -> z, images, png"),
+        "reconstruct": ExtraSignature(bytes_spec, reconstruct, sample_bytes,
+                                      "image bytes -> mu, images decoded from mu, png"),
+        "log_weights": ExtraSignature(
+            {**pixels_spec, "noise": tf.TensorSpec([None, None, d], tf.float32, name="noise")}, log_weights,
+            {**sample_pixels, "noise": rng.normal(size=(len(sample_images), 4, d)).astype("float32")},
+            "pixels, standard normal noise [B, K, latent] -> importance log-weights [B, K] "
+            "(-mean: negative ELBO; -(logsumexp - log K): IWAE bound)"),
+    }
+    return VaeAdapter(
+        task="vae", raw_inputs=bytes_spec, dense_inputs=pixels_spec, preprocess=preprocess,
+        postprocess=lambda outputs: outputs, sample_raw=sample_bytes, extra_signatures=extra,
+        metadata={"input": {"images": "encoded image bytes, any size", "pixels": f"float32 [batch, {height}, "
+                            f"{width}, {channels}] in [0, 255]"},
+                  "latent_dim": d, "likelihood": model.likelihood, "binarize": model.binarize},
+    )
+
+
+class VaeApp(App):
+    name = "vae"
+    description = ("Variational autoencoder on images (Fashion-MNIST by default: --data fashion-mnist): "
+                   "nats per image, samples, interpolation, few-label classification, encode/decode/sample export.")
+    config_cls = Config
+
+    def load_data(self, data, config, test_data=None):
+        images = load_images(data, config, split="train")
+        if test_data is None and isinstance(data, str) and data.lower() in FASHION_MNIST:
+            test_data = "fashion-mnist:test"
+        test = self.eval_dataset(test_data, {"image_shape": images.x.shape[1:]}, config) if test_data else None
+        rng = np.random.default_rng(config.seed)
+        order = rng.permutation(len(images.x))
+        n_val = int(round(len(order) * config.validation_split))
+        train_x, val_x = images.x[order[n_val:]], images.x[order[:n_val]]
+        if len(train_x) == 0:
+            raise DataError(f"no training images left after validation_split={config.validation_split}")
+        train = (tf.data.Dataset.from_tensor_slices(train_x).shuffle(min(len(train_x), 10_000), seed=config.seed)
+                 .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
+        validation = tf.data.Dataset.from_tensor_slices(val_x).batch(config.batch_size) if n_val else None
+        train_part = Images(train_x, None if images.y is None else images.y[order[n_val:]], images.class_names)
+        held = test or Images(val_x, None if images.y is None else images.y[order[:n_val]], images.class_names)
+        # kept for plot() and the few-label classifier in train(): App.train hands hooks the model, not the data
+        self._pending = (train_part, held if len(held.x) else None)
+        return VaeData(train, validation, test, train_part, tuple(images.x.shape[1:]), len(train_x))
+
+    def info(self, data, config) -> dict:
+        return {"image_shape": list(data.image_shape), "num_train": data.num_train,
+                "class_names": data.train_images.class_names, "latent_dim": config.latent_dim,
+                "iw_samples": config.iw_samples, "iw_images": config.iw_images, "seed": config.seed}
+
+    def build_model(self, data, config) -> keras.Model:
+        steps = max(1, -(-data.num_train // config.batch_size))
+        return build_vae(data.image_shape, config.latent_dim, config.architecture, config.width, config.hidden,
+                         config.likelihood, config.binarize, config.beta,
+                         int(round(config.kl_warmup_epochs * steps)), seed=config.seed)
+
+    def fit(self, model, data, config, callbacks) -> dict:
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        history = model.fit(data.train, validation_data=data.validation, epochs=config.epochs,
+                            callbacks=callbacks, verbose=config.verbose)
+        return merge_histories(history)
+
+    def serving_adapter(self, run):
+        rng = np.random.default_rng(0)
+        return vae_adapter(run.model, rng.integers(0, 256, size=(3, *run.info["image_shape"])).astype("uint8"))
+
+    def eval_dataset(self, data, info, config=None):
+        return load_images(data, config, split="test", image_shape=tuple(info["image_shape"]))
+
+    def score(self, predictor, dataset, info) -> dict:
+        """Held-out nats per image: the negative ELBO (one z per image, all images), and on the first
+        `iw_images` images the k-sample negative ELBO and importance-weighted bound; KL; reconstruction MSE."""
+        x = _as_images(dataset).x
+        d, k = int(info["latent_dim"]), int(info.get("iw_samples", 100))
+        rng = np.random.default_rng(int(info.get("seed", 0)))
+        enc = _chunks(x, 512, lambda b: predictor({"pixels": b}, signature="serving_dense"))
+        lw1 = _chunks(x, 512, lambda b: predictor({"pixels": b, "noise": rng.standard_normal((len(b), 1, d),
+                                                   "float32")}, signature="log_weights"))["log_weights"]
+        n_iw = len(x) if not info.get("iw_images") else min(len(x), int(info["iw_images"]))
+        per = max(1, 4096 // max(k, 1))
+        lwk = _chunks(x[:n_iw], per, lambda b: predictor({"pixels": b, "noise": rng.standard_normal(
+            (len(b), k, d), "float32")}, signature="log_weights"))["log_weights"].astype("float64")
+        iwae = np.logaddexp.reduce(lwk, axis=1) - np.log(k)
+        kl = kl_divergence(tf.constant(enc["mu"]), tf.constant(enc["log_var"])).numpy()
+        return {
+            "neg_elbo": float(-lw1.mean()),
+            "kl": float(kl.mean()),
+            "reconstruction_nll": float(-lw1.mean() - kl.mean()),
+            "reconstruction_mse": float(enc["reconstruction_error"].mean()),
+            "active_units": int(np.sum(enc["mu"].var(axis=0) > 0.01)),
+            "iw_images": int(n_iw),
+            "iw_samples": int(k),
+            "neg_elbo_k": float(-lwk.mean()),
+            "iwae_bound": float(-iwae.mean()),
+            "num_images": int(len(x)),
+        }
+
+    def train(self, data, config=None, test_data=None, **overrides):
+        """Trains (see `App.train`), then adds the few-label classifier results to the metrics."""
+        try:
+            run = super().train(data, config=config, test_data=test_data, **overrides)
+            images, held = self._pending
+        finally:
+            self._pending = None
+        counts = [int(n) for n in str(run.config.semi_supervised).split(",") if n.strip()]
+        if counts and images.y is not None and held is not None and held.y is not None:
+            run.metrics["semi_supervised"] = semi_supervised_report(
+                run.model, images, held, counts, run.config.semi_supervised_repeats, run.config.seed)
+            with open(os.path.join(run.run_dir, "metrics.json"), "w") as f:
+                json.dump(run.metrics, f, indent=2)
+        return run
+
+    def plot(self, run) -> dict:
+        plots = super().plot(run)
+        held = (getattr(self, "_pending", None) or (None, None))[1]
+        if run.run_dir and held is not None:
+            plots.update(vae_plots(run.model, held.x, held.y, run.run_dir, run.info.get("class_names"),
+                                   seed=run.config.seed))
+        return plots
+
+    def raw_inputs(self, inputs, info) -> dict:
+        return ImageClassifierApp.raw_inputs(self, inputs, info)
+
+    def format_predictions(self, outputs, inputs) -> list:
+        return [{"mu": [round(float(v), 4) for v in mu], "sigma": [round(float(np.exp(0.5 * v)), 4) for v in lv],
+                 "reconstruction_error": float(err)}
+                for mu, lv, err in zip(outputs["mu"], outputs["log_var"], outputs["reconstruction_error"])]
+
+    def summary(self, metrics) -> str:
+        text = super().summary(metrics)
+        for n, result in (metrics.get("semi_supervised") or {}).items():
+            text += (f"\n{n:>3} labels/class: accuracy on mu {result['latent']['mean']:.4f} "
+                     f"+- {result['latent']['std']:.4f} | raw pixels {result['pixels']['mean']:.4f} "
+                     f"+- {result['pixels']['std']:.4f}")
+        return text
+
+
+def semi_supervised_report(model, train: Images, test: Images, counts, repeats=3, seed=0) -> dict:
+    """`{n: {"latent": acc, "pixels": acc}}`: logistic regression on the encoder's mu vs on raw pixels,
+    each trained with `n` labelled training images per class and scored on `test`."""
+    mu_train = _chunks(train.x, 1024, lambda b: {"mu": model.encode(b)[0].numpy()})["mu"]
+    mu_test = _chunks(test.x, 1024, lambda b: {"mu": model.encode(b)[0].numpy()})["mu"]
+    report = {}
+    for n in counts:
+        report[str(n)] = {
+            "latent": few_label_accuracy(mu_train, train.y, mu_test, test.y, n, repeats, seed),
+            "pixels": few_label_accuracy(train.x / 255.0, train.y, test.x / 255.0, test.y, n, repeats, seed),
+        }
+    return report
+
+
+def _chunks(x, size, fn) -> dict:
+    parts = [fn(x[i : i + size]) for i in range(0, len(x), size)]
+    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+
+
+def _as_images(dataset) -> Images:
+    if isinstance(dataset, Images):
+        return dataset
+    xs, ys = [], []
+    for batch in dataset:
+        xs.append(np.asarray(batch[0] if isinstance(batch, tuple) else batch))
+        if isinstance(batch, tuple) and len(batch) > 1:
+            ys.append(np.asarray(batch[1]))
+    return Images(np.concatenate(xs).astype("float32"), np.concatenate(ys) if ys else None)
+
+
+def load_images(source, config=None, split="train", image_shape=None) -> Images:
+    """Any image source -> `Images`: "fashion-mnist[:train|test]", a class-per-folder tree or a flat folder
+    of images (unlabelled), `(x,)` / `(x, y[, class_names])` / an `x` array, a tf.data.Dataset, "tfds:NAME"."""
+    size = tuple(image_shape[:2]) if image_shape else _parse_size(getattr(config, "image_size", ""))
+    channels = int(image_shape[2]) if image_shape else (getattr(config, "channels", 0) or None)
+    strict = bool(getattr(config, "strict", False))
+    if isinstance(source, str) and source.lower().split(":")[0] in FASHION_MNIST:
+        source = samples.fashion_mnist(source.split(":")[1] if ":" in source else split)
+    if isinstance(source, np.ndarray) or (isinstance(source, (tuple, list)) and len(source) == 1):
+        return Images(_conform(np.asarray(source[0] if isinstance(source, (tuple, list)) else source), size, channels))
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source) and not _has_class_folders(str(source)):
+        return Images(_flat_folder(str(source), size, channels, strict))
+    dataset = load_image_dataset(source, image_size=size, channels=channels, validation_split=0.0,
+                                 batch_size=2048, shuffle=False, strict=strict)
+    images = _as_images(dataset.train)
+    images.class_names = dataset.class_names
+    return images
+
+
+def _has_class_folders(root) -> bool:
+    return sum(1 for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and any(
+        f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(os.path.join(root, d)))) >= 2
+
+
+def _flat_folder(root, size, channels, strict):
+    files = sorted(os.path.join(dirpath, f) for dirpath, _, names in os.walk(root) for f in names
+                   if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise DataError(f"data folder {root!r} has no images ({'|'.join(IMAGE_EXTENSIONS)})")
+    images = []
+    for path in files:
+        try:
+            images.append(read_image_file(path, channels))
+        except DataError:
+            if strict:
+                raise
+    if not images:
+        raise DataError(f"no readable images in {root!r}")
+    if size is not None:
+        images = [tf.image.resize(im, size).numpy() for im in images]
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise DataError(f"images in {root!r} have different shapes {sorted(shapes)[:4]}; set image_size=HxW")
+    return np.stack(images).astype("float32")
+
+
+def _conform(x, size, channels):
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or len(x) == 0:
+        raise DataError(f"images must be a non-empty (N, H, W) or (N, H, W, C) array. Received shape {x.shape}")
+    x = x.astype("float32")
+    if channels and x.shape[-1] != channels:
+        x = np.repeat(x, 3, -1) if channels == 3 and x.shape[-1] == 1 else tf.image.rgb_to_grayscale(x[..., :3]).numpy()
+    if size and tuple(x.shape[1:3]) != tuple(size):
+        x = tf.image.resize(x, size).numpy()
+    return x
+
+
+APP = VaeApp()
+train = APP.train
+evaluate = APP.evaluate
+predict = APP.predict
