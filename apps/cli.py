@@ -14,6 +14,7 @@ import sys
 
 # Task apps: CLI name -> module exposing `APP` (an `apps.base.App`). Imported only when used.
 TASKS = {
+    "vae": "apps.vae",
     "image-classifier": "apps.image_classifier",
     "object-detector": "apps.object_detector",
     "text-classifier": "apps.text_classifier",
@@ -21,7 +22,8 @@ TASKS = {
 }
 
 # Other commands: name -> module exposing `add_arguments(parser)` and `main(args) -> int`, plus `HELP`.
-COMMANDS: dict = {}
+COMMANDS: dict = {"serve": "apps.serve", "predict": "apps.predict_cli"}
+COMMANDS.update({"inspect": "apps.inspect_cli", "style-transfer": "apps.style_transfer_cli"})
 
 
 def _add_config_flags(parser, config_cls):

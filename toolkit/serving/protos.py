@@ -1,0 +1,78 @@
+"""TF Serving protos (tensorflow-serving-api) shared by the REST and gRPC front ends.
+
+Status and metadata are built once as the real `GetModelStatusResponse` / `GetModelMetadataResponse`
+messages; the REST front end prints them with protobuf's JSON mapping, which is what TF Serving does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+
+from toolkit.serving.codec import RequestError, check_shape
+
+ERROR_CODES = {"OK": 0, "NOT_FOUND": 5, "UNKNOWN": 2}
+
+
+def status_response(entries) -> get_model_status_pb2.GetModelStatusResponse:
+    """`repository.versions(...)` entries -> GetModelStatusResponse (state, error code and message)."""
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for entry in entries:
+        status = response.model_version_status.add()
+        status.version = entry.number
+        status.state = get_model_status_pb2.ModelVersionStatus.State.Value(entry.state)
+        status.status.SetInParent()
+        if entry.error:
+            status.status.error_code = ERROR_CODES["UNKNOWN"]
+            status.status.error_message = entry.error
+    return response
+
+
+def metadata_response(entry) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    """An AVAILABLE version -> GetModelMetadataResponse with its SignatureDefMap."""
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.model_spec.name = entry.name
+    response.model_spec.version.value = entry.number
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for name, signature_def in entry.servable.signature_defs.items():
+        signature_map.signature_def[name].CopyFrom(signature_def)
+    response.metadata["signature_def"].Pack(signature_map)
+    return response
+
+
+def to_json(message) -> dict:
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True,
+                                     preserving_proto_field_name=True)
+
+
+def metadata_json(entry) -> dict:
+    """TF Serving's REST metadata body, plus our `assets.extra/toolkit.json` under `metadata.toolkit`."""
+    response = metadata_response(entry)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_map)
+    return {
+        "model_spec": {"name": entry.name, "signature_name": "", "version": str(entry.number)},
+        "metadata": {"signature_def": to_json(signature_map), "toolkit": entry.servable.metadata},
+    }
+
+
+def tensor_to_array(proto, spec, where: str) -> np.ndarray:
+    """A TensorProto from a gRPC PredictRequest -> numpy, checked against the signature input spec."""
+    import tensorflow as tf
+
+    try:
+        dtype = tf.dtypes.as_dtype(proto.dtype).name
+        array = tf.make_ndarray(proto)
+    except Exception as error:  # noqa: BLE001 - malformed TensorProto
+        raise RequestError(f"{where}: malformed TensorProto ({error})") from None
+    if dtype != spec.dtype:
+        raise RequestError(f"{where}: expects dtype {spec.dtype}, got {dtype}")
+    check_shape(array, spec, where)
+    return array
+
+
+def array_to_tensor(array: np.ndarray):
+    import tensorflow as tf
+
+    return tf.make_tensor_proto(array)

@@ -1,0 +1,169 @@
+"""One loaded model version: its signatures (from the SavedModel's own SignatureDefs), metadata and calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+
+from toolkit.serving.codec import RequestError
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """A signature input: dtype name (`"float32"`, `"string"`, ...) and shape (None = any size)."""
+
+    dtype: str
+    shape: tuple
+
+    @property
+    def numpy_dtype(self):
+        return object if self.dtype == "string" else np.dtype(self.dtype)
+
+
+def read_signature_defs(version_dir: str):
+    """The `serve` MetaGraph's SignatureDefs of a SavedModel, without loading TensorFlow functions.
+
+    Returns a `tensorflow.core.protobuf.meta_graph_pb2.SignatureDef` map, minus the internal init op.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    file = os.path.join(version_dir, "saved_model.pb")
+    proto = saved_model_pb2.SavedModel()
+    with open(file, "rb") as f:
+        proto.ParseFromString(f.read())
+    for meta_graph in proto.meta_graphs:
+        if "serve" in meta_graph.meta_info_def.tags or len(proto.meta_graphs) == 1:
+            return {k: v for k, v in meta_graph.signature_def.items() if not k.startswith("__")}
+    raise ValueError(f"{file}: no MetaGraph tagged 'serve'")
+
+
+def _spec_of(tensor_info) -> InputSpec:
+    from tensorflow.python.framework import dtypes
+
+    dtype = dtypes.as_dtype(tensor_info.dtype).name
+    if tensor_info.tensor_shape.unknown_rank:
+        return InputSpec(dtype, ())
+    shape = tuple(None if d.size < 0 else int(d.size) for d in tensor_info.tensor_shape.dim)
+    return InputSpec(dtype, shape)
+
+
+def describe_error(error) -> str:
+    """A TensorFlow op error -> its one useful line (plus the op), without the graph-execution preamble.
+
+    Examples:
+    >>> class E(Exception): message = "Graph execution error:\\n\\nDetected at node a/DecodeImage defined at:\\nBad bytes.\\n\\t [[x]]"
+    >>> describe_error(E())
+    'cannot decode the image bytes: Bad bytes. (in op a/DecodeImage)'
+    """
+    text = (getattr(error, "message", None) or str(error)).strip()
+    node = re.search(r"Detected at node (\S+)", text)
+    useful = [line.strip() for line in text.splitlines()
+              if line.strip() and not line[0].isspace() and not line.startswith(("Graph execution error", "Detected at node",
+                                                                                   "<stack traces", "File ", "[["))]
+    message = " ".join(useful)[:500] or type(error).__name__
+    if node:
+        message += f" (in op {node.group(1)})"
+        if "Decode" in node.group(1):
+            message = "cannot decode the image bytes: " + message
+    return message
+
+
+class Servable:
+    """A loaded SavedModel version.
+
+    Args:
+        path: the version folder (`<base>/<name>/<version>/`).
+
+    Attributes:
+        metadata: `assets.extra/toolkit.json` (labels, task, ...), `{}` for foreign SavedModels.
+        signature_defs: name -> SignatureDef proto (what TF Serving reports as metadata).
+        batch_size: the static batch of a tpu export (None for dynamic-batch exports).
+    """
+
+    def __init__(self, path: str):
+        from toolkit.export import load  # imports the modules the export `requires` (tensorflow_text, ...)
+
+        self.path = path
+        self.signature_defs = read_signature_defs(path)
+        self.predictor = load(path)
+        self.metadata = self.predictor.metadata
+        self.batch_size = self.predictor.batch_size
+        self.inputs = {name: {k: _spec_of(v) for k, v in sd.inputs.items()} for name, sd in self.signature_defs.items()}
+        self.outputs = {name: sorted(sd.outputs) for name, sd in self.signature_defs.items()}
+        missing = sorted(set(self.signature_defs) - set(self.predictor.signatures))
+        if missing:
+            raise ValueError(f"signatures {missing} are declared but not loadable")
+
+    @property
+    def task(self) -> str:
+        return self.metadata.get("task", "generic")
+
+    def specs(self, signature: str | None) -> dict:
+        """`{input name: InputSpec}` of a signature; RequestError (-> 400) naming the known ones if unknown."""
+        name = signature or DEFAULT_SIGNATURE
+        if name not in self.inputs:
+            raise RequestError(f"signature_name '{name}' not found; this model has {sorted(self.inputs)}")
+        return self.inputs[name]
+
+    def run(self, signature: str | None, arrays: dict) -> dict:
+        """Calls a signature on validated numpy inputs; returns `{output name: numpy array}`."""
+        name = signature or DEFAULT_SIGNATURE
+        self.specs(name)
+        outputs = self.predictor(arrays, signature=name)
+        return {k: np.asarray(v) for k, v in outputs.items()}
+
+    def smoke_inputs(self) -> tuple[str, dict]:
+        """A tiny valid request for the smoke call a new version must pass before it serves."""
+        for name in ("serving_dense", DEFAULT_SIGNATURE, *sorted(self.inputs)):
+            specs = self.inputs.get(name)
+            if specs and all(s.dtype != "string" for s in specs.values()):
+                return name, {k: np.zeros([self.batch_size or 1, *[d or 1 for d in s.shape[1:]]], s.numpy_dtype)
+                              for k, s in specs.items()}
+        specs = self.inputs[DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in self.inputs else sorted(self.inputs)[0]]
+        sample = {}
+        for key, spec in specs.items():
+            value = self._sample_string() if spec.dtype == "string" else 0
+            sample[key] = np.full([1, *[d or 1 for d in spec.shape[1:]]], value, dtype=spec.numpy_dtype)
+        return (DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in self.inputs else sorted(self.inputs)[0]), sample
+
+    def _sample_string(self):
+        resize = (self.metadata.get("preprocessing") or {}).get("resize")
+        if resize:
+            from toolkit.export import encode_png
+
+            channels = (self.metadata.get("preprocessing") or {}).get("decode_channels", 3)
+            return encode_png(np.zeros([*resize, channels], "uint8"))
+        return b"hello"
+
+    def smoke_test(self) -> None:
+        """Runs one tiny request; raises if the version cannot answer it."""
+        signature, sample = self.smoke_inputs()
+        outputs = self.run(signature, sample)
+        rows = len(next(iter(sample.values())))
+        bad = [k for k, v in outputs.items() if v.ndim and v.shape[0] != rows]
+        if not outputs or bad:
+            raise ValueError(f"smoke call of '{signature}' returned unexpected outputs {bad or outputs}")
+
+    def describe(self) -> dict:
+        """A JSON-able summary for the model list and the web page."""
+        md = self.metadata
+        return {
+            "task": self.task,
+            "labels": md.get("labels"),
+            "target": md.get("target"),
+            "batch_size": self.batch_size,
+            "signatures": {
+                name: {"inputs": {k: {"dtype": s.dtype, "shape": [-1 if d is None else d for d in s.shape]}
+                                  for k, s in specs.items()},
+                       "outputs": self.outputs[name]}
+                for name, specs in self.inputs.items()
+            },
+            "input": md.get("input"),
+            "preprocessing": md.get("preprocessing"),
+            "box_format": md.get("box_format"),
+        }
