@@ -43,6 +43,9 @@ class BaseConfig:
     strategy: str = option("auto", "tf.distribute strategy", choices=STRATEGIES)
     run_dir: str = option("runs", "folder for run directories (config, history, plots, model)")
     verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
+    monitor_layers: str = option("", "record per-channel layer statistics while training and warn when filters "
+                                 "die: 'all' (every conv/dense layer) or a comma list of layer names; empty: off")
+    monitor_every: int = option(1, "with monitor_layers: check every N epochs (on a few validation batches)")
 
 
 def make_config(config_cls, config=None, **overrides):
@@ -211,6 +214,9 @@ class App:
             run = Run(app=self, model=model, config=config, info=self.info(task_data, config))
             run.run_dir = self._make_run_dir(config)
             callbacks = self.callbacks(config, task_data)
+            for callback in callbacks:  # layer-statistics monitors log into the run directory
+                if type(callback).__name__ == "LayerStatisticsMonitor" and callback.log_dir is None:
+                    callback.log_dir = os.path.join(run.run_dir, "layer_statistics")
             run.history = self.fit(model, task_data, config, callbacks)
         held_out = task_data.test if getattr(task_data, "test", None) is not None else task_data.validation
         if held_out is not None:
@@ -224,7 +230,14 @@ class App:
         from toolkit.training import default_callbacks
 
         patience = None if config.patience is None or config.patience < 0 else config.patience
-        return default_callbacks(patience=patience, has_validation=data.validation is not None)
+        callbacks = default_callbacks(patience=patience, has_validation=data.validation is not None)
+        if getattr(config, "monitor_layers", ""):
+            from toolkit.models.debug import LayerStatisticsMonitor
+
+            layers = None if config.monitor_layers == "all" else config.monitor_layers
+            sample = data.validation if data.validation is not None else data.train
+            callbacks.append(LayerStatisticsMonitor(sample, layers=layers, every=config.monitor_every))
+        return callbacks
 
     def predictor(self, path_or_run):
         if isinstance(path_or_run, Run):

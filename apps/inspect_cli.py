@@ -1,0 +1,187 @@
+"""`toolkit inspect ...`: layer statistics, visualisations and adversarial robustness of a trained model.
+
+    toolkit inspect stats runs/image-classifier/<run> --data fashion-mnist:test --limit 2000
+    toolkit inspect occlusion model.keras --data fashion-mnist:test --index 0 --patch 6 --stride 2
+    toolkit inspect gradcam|filters|maximize|reconstruct|fgsm MODEL ...
+
+MODEL is a `.keras` file or a run directory (holding model.keras). Data: a class-per-folder tree,
+"tfds:NAME[:SPLIT]", a `.npz` with `x` (and `y`), or a sample: "fashion-mnist[:train|test]", "digits".
+Heavy imports (TensorFlow) happen inside `main`, so `toolkit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+HELP = "inspect a model: layer statistics (dead/blocked filters), occlusion, Grad-CAM, filters, ..., FGSM"
+ACTIONS = ("stats", "occlusion", "gradcam", "filters", "maximize", "reconstruct", "fgsm")
+
+
+def add_arguments(parser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{" + ",".join(ACTIONS) + "}")
+
+    def action(name, help_text, data=False, image=False):
+        p = actions.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("model", help="a .keras file or a run directory holding model.keras")
+        p.add_argument("-o", "--output", default="inspect-output", help="folder for PNG/JSON outputs")
+        if data or image:
+            p.add_argument("--data", required=data, help="folder, tfds:NAME, .npz, fashion-mnist[:split], digits")
+            p.add_argument("--limit", type=int, default=None, help="use at most N examples")
+        if image:
+            p.add_argument("--image", help="an image file (else --data with --index)")
+            p.add_argument("--index", type=int, default=0, help="which example of --data")
+        return p
+
+    p = action("stats", "per-channel min/max/mean/std/zeros of conv and dense layers; dead/blocked/healthy",
+               data=True)
+    p.add_argument("--layers", default="all", help="comma list of layer names (or backbone/name), or all")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--dead-threshold", type=float, default=0.01, help="dead when max(|min|,|max|) <= this")
+    p.add_argument("--blocked-threshold", type=float, default=0.0, help="blocked when max < this")
+    p.add_argument("--post-activation", action="store_true",
+                   help="tap layers after their fused activation (default: the linear pre-activation)")
+    p.add_argument("--per-channel", action="store_true", help="also print one line per channel")
+    p = action("occlusion", "occlusion sensitivity map (drop of the class probability)", image=True)
+    p.add_argument("--class", dest="class_index", type=int, default=None, help="class (default: predicted)")
+    p.add_argument("--patch", type=int, default=8, help="occluder size in pixels")
+    p.add_argument("--stride", type=int, default=4, help="occluder step in pixels")
+    p = action("gradcam", "Grad-CAM heatmap for a class", image=True)
+    p.add_argument("--class", dest="class_index", type=int, default=None)
+    p.add_argument("--layer", default=None, help="top-level 4-D layer (default: the last, e.g. the backbone)")
+    p = action("filters", "first conv layer's filters as an image grid")
+    p.add_argument("--layer", default=None, help="conv layer (default: the first)")
+    p = action("maximize", "gradient-ascent visualisation of a channel or class; top-k dataset images", data=False,
+               image=False)
+    p.add_argument("--data", help="with --layer/--channel: also save the top-k maximally activating images")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--layer", help="layer name (or backbone/name)")
+    p.add_argument("--channel", type=int, help="channel of --layer")
+    p.add_argument("--class", dest="class_index", type=int, default=None, help="maximise a class instead")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--step-size", type=float, default=2.0, help="pixels per step (normalised gradient)")
+    p.add_argument("--top-k", type=int, default=9)
+    p = action("reconstruct", "reconstruct an image from a layer's code by optimising the input", image=True)
+    p.add_argument("--layer", required=True, help="layer whose code to invert")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--learning-rate", type=float, default=2.0)
+    p.add_argument("--tv-weight", type=float, default=1e-3, help="lambda of the total-variation prior")
+    p = action("fgsm", "accuracy vs epsilon under FGSM (and iterated FGSM)", data=True)
+    p.add_argument("--epsilons", default="0,1,2,4,8,16", help="comma list, in input units (pixels 0-255)")
+    p.add_argument("--method", default="fgsm", choices=("fgsm", "iterated", "both"))
+    p.add_argument("--steps", type=int, default=10, help="iterations of the iterated form")
+
+
+def load_data(spec: str, model, limit: int | None = None, batch_size: int = 256):
+    """`--data` -> `(x, y or None)` arrays shaped for `model` (folders and TFDS via load_image_dataset)."""
+    import numpy as np
+
+    from toolkit.data import load_image_dataset, samples
+
+    shape = tuple(model.inputs[0].shape[1:])
+    name, _, split = spec.partition(":")
+    if name == "fashion-mnist":
+        x, y, _ = samples.fashion_mnist(split or "test")
+    elif spec == "digits":
+        x, y, _ = samples.digits()
+    elif spec.endswith(".npz"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"data file {spec!r} does not exist")
+        arrays = np.load(spec)
+        if "x" not in arrays:
+            raise ValueError(f"{spec!r} has no array 'x' (found {list(arrays)})")
+        x, y = arrays["x"], arrays["y"] if "y" in arrays else None
+    else:
+        if not spec.startswith("tfds:") and not os.path.isdir(spec):
+            raise FileNotFoundError(f"data {spec!r} is not a folder, tfds:NAME, .npz file or sample name")
+        data = load_image_dataset(spec, image_size=shape[:2] if None not in shape[:2] else None,
+                                  channels=shape[-1], validation_split=0.0, batch_size=batch_size, shuffle=False)
+        xs, ys = zip(*[(xb.numpy(), yb.numpy()) for xb, yb in data.train])
+        x, y = np.concatenate(xs), np.concatenate(ys)
+    if limit is not None:
+        x, y = x[:limit], (None if y is None else y[:limit])
+    if tuple(x.shape[1:]) != shape and None not in shape:
+        raise ValueError(f"data {spec!r} has examples of shape {tuple(x.shape[1:])}; the model takes {shape}")
+    return x.astype("float32"), y
+
+
+def _image(args, model):
+    if args.image:
+        import tensorflow as tf
+
+        from toolkit.data import read_image_file
+
+        shape = tuple(model.inputs[0].shape[1:])
+        image = read_image_file(args.image, channels=shape[-1])
+        return tf.image.resize(image.astype("float32"), shape[:2]).numpy()
+    if not args.data:
+        raise ValueError("give --image FILE or --data DATA (with --index)")
+    x, _ = load_data(args.data, model)
+    if not 0 <= args.index < len(x):
+        raise ValueError(f"--index {args.index} is out of range for {len(x)} examples")
+    return x[args.index]
+
+
+def main(args) -> int:
+    from toolkit import inspect
+    from toolkit.models.debug import layer_statistics
+
+    model = inspect.load_model(args.model)
+    out = args.output
+    os.makedirs(out, exist_ok=True)
+    written = []
+    if args.action == "stats":
+        x, _ = load_data(args.data, model, args.limit)
+        report = layer_statistics(model, x, layers=args.layers, batch_size=args.batch_size,
+                                  dead_threshold=args.dead_threshold, blocked_threshold=args.blocked_threshold,
+                                  preactivation=not args.post_activation)
+        print(report.table(per_channel=args.per_channel))
+        written += [report.save_json(os.path.join(out, "layer_statistics.json")),
+                    report.plot(os.path.join(out, "layer_statistics.png"))]
+    elif args.action == "occlusion":
+        result = inspect.occlusion_map(model, _image(args, model), args.class_index, args.patch, args.stride,
+                                       path=os.path.join(out, "occlusion.png"))
+        print(f"class {result['class_index']}: baseline probability {result['baseline']:.4f}, "
+              f"largest drop {result['grid'].max():.4f}")
+        written.append(os.path.join(out, "occlusion.png"))
+    elif args.action == "gradcam":
+        result = inspect.grad_cam(model, _image(args, model), args.class_index, args.layer,
+                                  path=os.path.join(out, "gradcam.png"))
+        print(f"class {result['class_index']}: map {result['map'].shape}")
+        written.append(os.path.join(out, "gradcam.png"))
+    elif args.action == "filters":
+        filters = inspect.first_layer_filters(model, os.path.join(out, "filters.png"), args.layer)
+        print(f"{len(filters)} filters of shape {filters.shape[1:]}")
+        written.append(os.path.join(out, "filters.png"))
+    elif args.action == "maximize":
+        if args.class_index is None and (args.layer is None or args.channel is None):
+            raise ValueError("give --class K, or --layer NAME and --channel C")
+        result = inspect.gradient_ascent(model, args.layer, args.channel, args.class_index, args.steps,
+                                         args.step_size, path=os.path.join(out, "maximize.png"))
+        print(f"objective {result['objective'][0]:.4f} -> {result['objective'][-1]:.4f}")
+        written.append(os.path.join(out, "maximize.png"))
+        if args.data and args.layer is not None:
+            x, _ = load_data(args.data, model, args.limit)
+            top = inspect.top_activating(model, x, args.layer, args.channel, args.top_k,
+                                         path=os.path.join(out, "top_images.png"))
+            print(f"top-{args.top_k} images: {top['indices'].tolist()}")
+            written.append(os.path.join(out, "top_images.png"))
+    elif args.action == "reconstruct":
+        result = inspect.reconstruct(model, _image(args, model), args.layer, args.steps, args.learning_rate,
+                                     args.tv_weight, path=os.path.join(out, "reconstruction.png"))
+        print(f"loss {result['loss'][0]:.4f} -> {result['loss'][-1]:.4f}; code error {result['code_error']:.4f}")
+        written.append(os.path.join(out, "reconstruction.png"))
+    else:
+        x, y = load_data(args.data, model, args.limit)
+        if y is None:
+            raise ValueError(f"fgsm needs labelled data; {args.data!r} has no labels")
+        epsilons = [float(e) for e in args.epsilons.split(",")]
+        result = inspect.robustness_curve(model, (x, y), epsilons, args.method, args.steps,
+                                          path=os.path.join(out, "robustness.png"))
+        print(result["table"])
+        with open(os.path.join(out, "robustness.json"), "w") as f:
+            json.dump({k: v for k, v in result.items() if k != "table"}, f, indent=1)
+        written += [os.path.join(out, "robustness.png"), os.path.join(out, "robustness.json")]
+    for path in written:
+        print(f"wrote {path}")
+    return 0
