@@ -11,6 +11,9 @@ import os
 import keras
 
 BUILTIN_BACKBONES = ("small_cnn", "small_resnet")
+# Running-average momentum of the built-in backbones' BatchNorm: the seed's 0.9 (SEED_CATALOGUE.md section 2)
+# rather than Keras' 0.99, so inference statistics settle within a short training run.
+BN_MOMENTUM = 0.9
 
 # keras.applications family -> (normalisation mode, minimum input side).
 _APPLICATION_PREPROCESSING = {
@@ -24,7 +27,7 @@ _APPLICATION_PREPROCESSING = {
 
 def _conv_bn_relu(x, filters, name):
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
@@ -58,13 +61,13 @@ def small_resnet(input_shape, width: int = 32, blocks_per_stage: int = 2, name: 
             prefix = f"stage{stage + 1}_block{block + 1}"
             shortcut = x
             y = keras.layers.Conv2D(filters, 3, strides, padding="same", use_bias=False, name=f"{prefix}_conv1")(x)
-            y = keras.layers.BatchNormalization(name=f"{prefix}_bn1")(y)
+            y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_bn1")(y)
             y = keras.layers.Activation("relu", name=f"{prefix}_relu1")(y)
             y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv2")(y)
-            y = keras.layers.BatchNormalization(name=f"{prefix}_bn2")(y)
+            y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_bn2")(y)
             if strides != 1 or shortcut.shape[-1] != filters:
                 shortcut = keras.layers.Conv2D(filters, 1, strides, use_bias=False, name=f"{prefix}_proj")(shortcut)
-                shortcut = keras.layers.BatchNormalization(name=f"{prefix}_proj_bn")(shortcut)
+                shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_proj_bn")(shortcut)
             x = keras.layers.Add(name=f"{prefix}_add")([y, shortcut])
             x = keras.layers.Activation("relu", name=f"{prefix}_out")(x)
     return keras.Model(inputs, x, name=name)
