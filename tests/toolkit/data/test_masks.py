@@ -1,0 +1,129 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from toolkit.data.images import DataError
+from toolkit.data.mask_writer import colorize, overlay, write_segmentation_folder
+from toolkit.data.masks import (
+    JointAugmentation,
+    crop_pair,
+    default_palette,
+    load_segmentation_dataset,
+    read_mask_file,
+    to_arrays,
+)
+from toolkit.data.samples import digit_scenes
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return digit_scenes(6, image_size=32, objects=(1, 2), object_size=(12, 20), classes=[0, 1], seed=4)
+
+
+def test_scenes_round_trip_through_grey_and_colour_mask_folders(tmp_path, scenes):
+    for colour in (False, True):
+        folder = write_segmentation_folder(scenes, str(tmp_path / f"c{colour}"), colour_masks=colour)
+        x, y, names, palette = to_arrays(folder)
+        np.testing.assert_array_equal(x, scenes.images)
+        np.testing.assert_array_equal(y, scenes.masks)
+        assert names == ["background", "0", "1"]
+        np.testing.assert_array_equal(palette, default_palette(3))
+    data = load_segmentation_dataset(folder, validation_split=0.5, batch_size=2, image_size=(16, 16))
+    images, masks = next(iter(data.train))
+    assert images.shape == (2, 16, 16, 3) and masks.shape == (2, 16, 16) and data.num_validation == 3
+    assert set(np.unique(masks.numpy())) <= {0, 1, 2}  # nearest-neighbour resize keeps class ids
+
+
+def test_palette_png_masks_read_as_class_indices(tmp_path):
+    mask = np.array([[0, 1], [2, 1]], np.uint8)
+    image = Image.fromarray(mask, mode="P")
+    image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    image.save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_mask_file(str(tmp_path / "m.png"), num_classes=3), mask)
+
+
+def _folder(tmp_path, image_size=(8, 8), mask=None):
+    os.makedirs(tmp_path / "images", exist_ok=True)
+    os.makedirs(tmp_path / "masks", exist_ok=True)
+    Image.fromarray(np.zeros((*image_size, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8) if mask is None else mask).save(tmp_path / "masks" / "a.png")
+    (tmp_path / "classes.txt").write_text("background 0 0 0\nthing 255 0 0\n")
+    return str(tmp_path)
+
+
+def test_mask_size_mismatch_names_both_files(tmp_path):
+    folder = _folder(tmp_path, image_size=(10, 8))
+    with pytest.raises(DataError, match=r"masks/a\.png' is 8x8 but its image .*images/a\.png' is 10x8"):
+        to_arrays(folder)
+
+
+def test_out_of_range_class_id_names_the_file(tmp_path):
+    mask = np.zeros((8, 8), np.uint8)
+    mask[3, 5] = 7
+    with pytest.raises(DataError, match=r"masks/a\.png' holds class id 7 \(first at row 3, column 5\) outside"):
+        to_arrays(_folder(tmp_path, mask=mask))
+
+
+def test_unknown_colour_and_missing_mask_name_the_file(tmp_path):
+    mask = np.zeros((8, 8, 3), np.uint8)
+    mask[1, 2] = (0, 0, 255)
+    with pytest.raises(DataError, match=r"masks/a\.png' has colour \(0, 0, 255\) at row 1, column 2"):
+        to_arrays(_folder(tmp_path, mask=mask))
+    os.remove(tmp_path / "masks" / "a.png")
+    with pytest.raises(DataError, match=r"images/a\.png' has no mask"):
+        to_arrays(str(tmp_path))
+
+
+def test_array_errors():
+    x = np.zeros((2, 8, 8, 3))
+    with pytest.raises(DataError, match="masks are 6x8 but images are 8x8"):
+        to_arrays((x, np.zeros((2, 6, 8), int)))
+    with pytest.raises(DataError, match="mask 1 holds class id 3 outside the class list"):
+        to_arrays((x, np.stack([np.zeros((8, 8), int), np.full((8, 8), 3)]), ["bg", "a"]))
+
+
+def _coded_pair(rng):
+    mask = np.zeros((32, 32), np.int32)
+    mask[4:20, 6:14] = 1
+    mask[18:30, 16:28] = 2
+    codes = np.array([0.0, 100.0, 230.0])  # blends of two codes almost never land on the third
+    image = np.stack([codes[mask], np.zeros_like(mask, float), np.zeros_like(mask, float)], -1).astype("float32")
+    return image, mask
+
+
+def test_joint_augmentation_keeps_masks_aligned(rng):
+    image, mask = _coded_pair(rng)
+    shift = 3 / 31  # crop_and_resize coordinates: an exact 3-pixel shift
+    moved_image, moved_mask = crop_pair(image, mask, [shift, 0.0, 1.0 + shift, 1.0])
+    np.testing.assert_array_equal(moved_mask.numpy()[:-3], mask[3:])
+    np.testing.assert_allclose(moved_image.numpy()[:-3], image[3:], atol=1e-4)
+    assert np.all(moved_mask.numpy()[-3:] == 0)  # shifted-in pixels are background
+
+    augment = JointAugmentation(flip="horizontal_and_vertical", zoom=0.3, translate=0.15)
+    changed = 0
+    for seed in range(12):
+        aug_image, aug_mask = (t.numpy() for t in augment(image, mask, [seed, 7]))
+        assert set(np.unique(aug_mask)) <= {0, 1, 2}  # nearest neighbour: no invented class ids
+        # wherever the (bilinear) image pixel is a pure class colour, the (nearest) mask holds that class;
+        # only edge pixels blend two colours
+        distance = np.abs(aug_image[..., 0][..., None] - np.array([0.0, 100.0, 230.0]))
+        pure = distance.min(-1) < 0.5
+        assert pure.mean() > 0.8, (seed, pure.mean())
+        np.testing.assert_array_equal(distance.argmin(-1)[pure], aug_mask[pure])
+        changed += not np.array_equal(aug_mask, mask)
+    assert changed >= 10
+    # the same seed gives the same transform; a mask moved on its own would not line up
+    np.testing.assert_array_equal(augment(image, mask, [3, 7])[1], augment(image, mask, [3, 7])[1])
+    assert np.mean((image[..., 0] > 0) == (mask[::-1] > 0)) < 0.8
+
+
+def test_overlay_colours_only_the_foreground():
+    image = np.full((2, 2), 200, np.uint8)
+    mask = np.array([[0, 1], [2, 0]])
+    out = overlay(image, mask, alpha=0.5)
+    assert out.shape == (2, 2, 3)
+    np.testing.assert_array_equal(out[0, 0], [200, 200, 200])
+    np.testing.assert_array_equal(out[0, 1], (0.5 * 200 + 0.5 * default_palette(3)[1]).astype(np.uint8))
+    np.testing.assert_array_equal(colorize(mask)[1, 0], default_palette(3)[2])
