@@ -26,12 +26,22 @@ def export_classifier(directory, seed):
     return export(model, directory, adapter=adapter)
 
 
+class _Exports(dict):
+    """`{"v1": <tiny/1 folder>, "v2": <another model's version folder>}`, each exported on first use."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, key):
+        seed = {"v1": 1, "v2": 2}[key]
+        self[key] = export_classifier(str(self.root / key / "tiny"), seed=seed)
+        return self[key]
+
+
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory):
-    """`{"v1": <tiny/1 folder>, "v2": <another model's version folder>}` (exported once per session)."""
-    root = tmp_path_factory.mktemp("exports")
-    return {"v1": export_classifier(str(root / "a" / "tiny"), seed=1),
-            "v2": export_classifier(str(root / "b" / "tiny"), seed=2)}
+    return _Exports(tmp_path_factory.mktemp("exports"))
 
 
 @pytest.fixture(scope="session")
