@@ -59,6 +59,8 @@ class ServingAdapter:
         metadata: extra JSON-able facts for `assets.extra/toolkit.json` (preprocessing, input sizes, ...).
         requires: python modules a loading process must import (e.g. `["tensorflow_text"]`).
         extra_signatures: optional dict name -> `ExtraSignature`, more named signatures for the export.
+        for_target: optional `fn(target) -> ServingAdapter`, a variant for one export target (e.g. text
+            padded to a fixed sequence length for tpu, per-batch padding for cpu/gpu); `export` applies it.
     """
 
     task: str
@@ -73,6 +75,7 @@ class ServingAdapter:
     metadata: dict = dataclasses.field(default_factory=dict)
     requires: list = dataclasses.field(default_factory=list)
     extra_signatures: dict = dataclasses.field(default_factory=dict)
+    for_target: Callable | None = None
 
     def call_model(self, model, dense: dict):
         """Feeds the dense inputs to the model (a single tensor when there is one input)."""

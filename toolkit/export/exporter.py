@@ -81,6 +81,8 @@ def export(
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}. Received: target={target!r}")
     adapter = adapter or dense_adapter(model)
+    if adapter.for_target is not None:
+        adapter = adapter.for_target(target)
     os.makedirs(directory, exist_ok=True)
     staging = os.path.join(directory, f".tmp-export-{uuid.uuid4().hex[:8]}")
     try:

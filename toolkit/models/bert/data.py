@@ -50,8 +50,15 @@ def _strings(texts):
 
 def pack(preprocessor, segments):
     """Raw string tensor(s) -> int32 `token_ids`, `segment_ids`, `padding_mask` padded to sequence_length."""
-    features = preprocessor(segments if len(segments) > 1 else segments[0])
-    return {name: tf.cast(features[name], tf.int32) for name in FEATURES}
+    # keras-hub's tokenizer + MultiSegmentPacker, called directly: the preprocessor's own __call__ reads a
+    # tuple of segments as (x, y) inside tf.function, which breaks sentence pairs.
+    if preprocessor.packer is None:
+        preprocessor.build(None)
+    segments = segments if isinstance(segments, (tuple, list)) else (segments,)
+    token_ids, segment_ids = preprocessor.packer(tuple(preprocessor.tokenizer(s) for s in segments))
+    token_ids = tf.cast(token_ids, tf.int32)
+    padding_mask = tf.cast(token_ids != preprocessor.tokenizer.pad_token_id, tf.int32)
+    return {"token_ids": token_ids, "segment_ids": tf.cast(segment_ids, tf.int32), "padding_mask": padding_mask}
 
 
 def trim_to_longest(features: dict, multiple: int = 8) -> dict:

@@ -143,3 +143,26 @@ class EmbeddingIndex:
             items = json.load(f)
         index.texts, index.metadata = items["texts"], items["metadata"]
         return index
+
+
+def build_retrieval_model(embedder, corpus_vectors, k: int = 5, name: str = "retrieval") -> keras.Model:
+    """Embedder + `CosineTopK` over a stored corpus: packed ids -> `embeddings`, `similarities`, `neighbors`.
+
+    Args:
+        embedder: a model from packed BERT inputs to sentence vectors (`build_embedder`).
+        corpus_vectors: `[num_items, d]` corpus embeddings (normalised here).
+        k: neighbours returned per query.
+
+    Examples:
+    >>> model = build_retrieval_model(embedder, index.vectors, k=3)  # doctest: +SKIP
+    """
+    from toolkit.models.bert.models import bert_inputs
+
+    corpus_vectors = np.asarray(corpus_vectors, "float32")
+    inputs = bert_inputs()
+    embeddings = embedder(inputs)
+    search = CosineTopK(len(corpus_vectors), corpus_vectors.shape[1], k, name="cosine_top_k")
+    similarities, neighbors = search(embeddings)
+    search.set_corpus(corpus_vectors)
+    outputs = {"embeddings": embeddings, "similarities": similarities, "neighbors": neighbors}
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,112 @@
+"""Serving adapters for BERT models: raw strings (or string pairs) in, tokenised inside the graph.
+
+The raw signature runs keras-hub's BERT packer (tensorflow-text WordPiece ops: a loading process needs
+`import tensorflow_text`, recorded as `requires`), cuts the batch to its longest sequence (cpu/gpu), then the
+model: `scores` / `classes` / `labels` for classifiers, `embeddings` (+ `neighbors` / `similarities` /
+`neighbor_texts` with a retrieval head) for embedders. The tpu variant (`adapter.for_target("tpu")`, applied
+by `export`) pads to the fixed `sequence_length`, so the XLA compute sees static `[batch, L]` token ids.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from toolkit.export.adapter import ServingAdapter
+from toolkit.models.bert.data import FEATURES, pack, trim_to_longest
+
+SAMPLE_TEXTS = ["a short sample sentence", "Another example, with punctuation and a longer tail of words!", "x"]
+
+
+def _adapter(model, preprocessor, task, postprocess, labels, pair, sample_texts, metadata, dynamic=True,
+             finalize=None):
+    length = int(preprocessor.sequence_length)
+
+    def preprocess(raw):
+        dense = pack(preprocessor, (raw["text"], raw["text_pair"]) if pair else (raw["text"],))
+        return (trim_to_longest(dense) if dynamic else dense), None
+
+    samples = list(sample_texts or SAMPLE_TEXTS)
+    raw_inputs = {"text": tf.TensorSpec([None], tf.string, name="text")}
+    sample_raw = {"text": samples}
+    if pair:
+        raw_inputs["text_pair"] = tf.TensorSpec([None], tf.string, name="text_pair")
+        sample_raw["text_pair"] = list(reversed(samples))
+    seq = None if dynamic else length
+    adapter = ServingAdapter(
+        task=task,
+        raw_inputs=raw_inputs,
+        dense_inputs={k: tf.TensorSpec([None, seq], tf.int32, name=k) for k in FEATURES},
+        preprocess=preprocess,
+        postprocess=postprocess,
+        finalize=finalize,
+        labels=list(labels) if labels else None,
+        sample_raw=sample_raw,
+        requires=["tensorflow_text"],
+        metadata={
+            "input": {"text": "tf.string sentences (raw)" + ("; text_pair: the second sentence" if pair else ""),
+                      **{k: f"int32 [batch, {seq or 'tokens'}]" for k in FEATURES}},
+            "preprocessing": {"tokenizer": "keras_hub BertTokenizer (WordPiece, tensorflow-text ops)",
+                              "sequence_length": length,
+                              "padding": "per batch (longest, multiple of 8)" if dynamic else f"fixed {length}",
+                              "pair": bool(pair)},
+            **metadata,
+        },
+    )
+    if dynamic:
+        adapter.for_target = lambda target: adapter if target != "tpu" else _adapter(
+            model, preprocessor, task, postprocess, labels, pair, sample_texts, metadata, dynamic=False,
+            finalize=finalize)
+    return adapter
+
+
+def bert_classification_adapter(model, preprocessor, class_names, pair: bool = False, sample_texts=None,
+                                dynamic: bool = True) -> ServingAdapter:
+    """Adapter for `build_text_classifier` models: `text` (+ `text_pair`) -> `scores`, `classes`, `labels`.
+
+    Args:
+        model: the classifier (inputs token_ids / segment_ids / padding_mask, output probabilities).
+        preprocessor: `make_preprocessor(tokenizer, sequence_length)`.
+        class_names: label names, index = class id.
+        pair: sentence-pair classifier (a second `text_pair` string input).
+        sample_texts: sentences for the parity check.
+        dynamic: pad per batch on cpu/gpu (the tpu variant always pads to `sequence_length`).
+
+    Examples:
+    >>> adapter = bert_classification_adapter(model, preprocessor, ["neg", "pos"])  # doctest: +SKIP
+    >>> export(model, "savedmodels/polarity", adapter=adapter, target="tpu")  # doctest: +SKIP
+    """
+
+    def postprocess(probabilities):
+        probabilities = tf.cast(probabilities, tf.float32)
+        return {"scores": probabilities, "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    return _adapter(model, preprocessor, "text_classification", postprocess, class_names, pair, sample_texts,
+                    {}, dynamic)
+
+
+def bert_embedding_adapter(model, preprocessor, sample_texts=None, corpus_texts=None,
+                           dynamic: bool = True) -> ServingAdapter:
+    """Adapter for embedders: `text` -> `embeddings` (float32 `[B, d]`, L2-normalised).
+
+    With a retrieval model (`embeddings`, `similarities`, `neighbors` outputs, see `build_retrieval_model`)
+    and `corpus_texts`, also returns `neighbor_texts` (tf.string `[B, k]`), looked up in the graph.
+    """
+
+    def postprocess(outputs):
+        if isinstance(outputs, dict):
+            return {k: (tf.cast(v, tf.float32) if v.dtype.is_floating else v) for k, v in outputs.items()}
+        return {"embeddings": tf.cast(outputs, tf.float32)}
+
+    finalize = None
+    metadata = {}
+    if corpus_texts is not None:
+        corpus = [str(t) for t in corpus_texts]
+        metadata["corpus_size"] = len(corpus)
+
+        def finalize(outputs, context):
+            table = tf.constant(corpus)
+            return {**outputs, "neighbor_texts": tf.gather(table, outputs["neighbors"])}
+
+    return _adapter(model, preprocessor, "text_embedding", postprocess, None, False, sample_texts, metadata,
+                    dynamic, finalize)
+
