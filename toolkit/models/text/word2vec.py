@@ -1,0 +1,334 @@
+"""Word2vec trained with Keras: skip-gram with negative sampling and CBOW (SEED_CATALOGUE section 6).
+
+- Vocabulary with `min_count`; frequent-word subsampling (word2vec's keep probability
+  (sqrt(f / (s T)) + 1) (s T) / f, redrawn every epoch); a dynamic window (each centre word draws its
+  window uniformly from 1..window, as in word2vec / gensim, so near words count more).
+- Negative sampling: K noise words per positive pair from P_n(w) proportional to count(w)^0.75, drawn inside
+  the training graph from a unigram table (word2vec's trick, `table_size` entries).
+- Loss: -log sigma(u_o . v_c) - sum_k log sigma(-u_k . v_c), summed over the batch and optimised with
+  plain SGD and a linearly decaying learning rate (word2vec's schedule: 0.025 -> 0.0001).
+- CBOW: v = mean of the context vectors (padding masked), then the same negative-sampling loss.
+
+The pair generation is vectorised numpy per epoch; no library builds skip-gram batches with a dynamic
+window and subsampling at this speed (`keras.preprocessing.sequence.skipgrams` is per-sentence Python).
+`WordVectors` answers nearest words, analogies, the `questions-words.txt` accuracy and writes projector TSVs.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from toolkit.models.text.vectorize import cosine_similarity
+
+PAD = "<pad>"
+
+
+def noise_distribution(counts, power: float = 0.75):
+    """P_n(w) = count(w)^power / sum_v count(v)^power.
+
+    Examples:
+    >>> noise_distribution([0.99, 0.01]).round(3).tolist()   # SEED_CATALOGUE oracle 40 (corrected)
+    [0.969, 0.031]
+    """
+    weights = np.asarray(counts, dtype="float64") ** power
+    return weights / weights.sum()
+
+
+def keep_probabilities(counts, sample: float = 1e-3):
+    """word2vec's subsampling keep probability per word (capped at 1); `sample=0` keeps everything."""
+    counts = np.asarray(counts, dtype="float64")
+    if not sample:
+        return np.ones_like(counts)
+    threshold = sample * counts.sum()
+    return np.minimum(1.0, (np.sqrt(counts / threshold) + 1.0) * threshold / np.maximum(counts, 1.0))
+
+
+@dataclasses.dataclass
+class Corpus:
+    """A tokenised corpus as word ids (index 0 = padding) with sentence ids, and its vocabulary."""
+
+    words: list
+    counts: np.ndarray
+    ids: np.ndarray
+    sentence: np.ndarray
+
+    @classmethod
+    def from_sentences(cls, sentences, min_count: int = 5, max_vocab: int | None = None):
+        """`sentences`: iterable of token lists. Words rarer than `min_count` are dropped (as in gensim)."""
+        sentences = [list(s) for s in sentences]
+        frequency = collections.Counter(w for s in sentences for w in s)
+        kept = sorted((w for w, c in frequency.items() if c >= min_count), key=lambda w: (-frequency[w], w))
+        if max_vocab:
+            kept = kept[:max_vocab]
+        if not kept:
+            raise ValueError(f"no word occurs at least min_count={min_count} times")
+        index = {w: i + 1 for i, w in enumerate(kept)}
+        ids, sentence = [], []
+        for number, tokens in enumerate(sentences):
+            row = [index[w] for w in tokens if w in index]
+            ids.extend(row)
+            sentence.extend([number] * len(row))
+        counts = np.array([0] + [frequency[w] for w in kept], dtype="int64")
+        return cls([PAD, *kept], counts, np.asarray(ids, "int32"), np.asarray(sentence, "int32"))
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.ids)
+
+
+def skipgram_pairs(corpus: Corpus, window: int = 5, sample: float = 1e-3, rng=None):
+    """One epoch of (centre, context) pairs: subsampled, dynamic window, within sentences. int32 `[P]` each."""
+    rng = rng or np.random.default_rng(0)
+    keep = rng.random(corpus.num_tokens) < keep_probabilities(corpus.counts, sample)[corpus.ids]
+    ids, sentence = corpus.ids[keep], corpus.sentence[keep]
+    reduced = rng.integers(1, window + 1, size=len(ids))
+    centres, contexts = [], []
+    for offset in range(1, window + 1):
+        same = sentence[offset:] == sentence[:-offset]
+        left = same & (reduced[:-offset] >= offset)      # centre i, context i + offset
+        right = same & (reduced[offset:] >= offset)      # centre i + offset, context i
+        centres += [ids[:-offset][left], ids[offset:][right]]
+        contexts += [ids[offset:][left], ids[:-offset][right]]
+    centres, contexts = np.concatenate(centres), np.concatenate(contexts)
+    order = rng.permutation(len(centres))
+    return centres[order], contexts[order]
+
+
+def cbow_examples(corpus: Corpus, window: int = 5, sample: float = 1e-3, rng=None):
+    """One epoch of CBOW examples: `(contexts int32 [P, 2 window] padded with 0, targets int32 [P])`."""
+    rng = rng or np.random.default_rng(0)
+    keep = rng.random(corpus.num_tokens) < keep_probabilities(corpus.counts, sample)[corpus.ids]
+    ids, sentence = corpus.ids[keep], corpus.sentence[keep]
+    n = len(ids)
+    reduced = rng.integers(1, window + 1, size=n)
+    contexts = np.zeros((n, 2 * window), dtype="int32")
+    positions = np.arange(n)
+    for slot, offset in enumerate([o for d in range(1, window + 1) for o in (-d, d)]):
+        other = positions + offset
+        valid = (other >= 0) & (other < n) & (np.abs(offset) <= reduced)
+        valid[valid] &= sentence[other[valid]] == sentence[positions[valid]]
+        contexts[valid, slot] = ids[other[valid]]
+    has_context = contexts.any(axis=1)
+    order = rng.permutation(int(has_context.sum()))
+    return contexts[has_context][order], ids[has_context][order]
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class Word2Vec(keras.Model):
+    """Two tables, W (input / centre vectors) and C (output / context vectors), both `[V, dim]`.
+
+    Inputs `(centre_or_context_ids, target_ids)`: `[B]` centre ids (skip-gram) or `[B, 2w]` context ids (CBOW,
+    0 = padding); `[B]` positive target ids. Returns logits `[B, 1 + K]`: the positive, then K negatives
+    drawn from `noise_table` in the graph.
+    """
+
+    def __init__(self, vocabulary_size: int, dim: int = 100, negative: int = 5, cbow: bool = False,
+                 noise_table=None, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size, self.dim, self.negative, self.cbow = int(vocabulary_size), int(dim), int(negative), cbow
+        init = keras.initializers.RandomUniform(-0.5 / dim, 0.5 / dim)  # word2vec's init; C starts at 0
+        self.target_embedding = keras.layers.Embedding(vocabulary_size, dim, embeddings_initializer=init, name="w")
+        self.context_embedding = keras.layers.Embedding(vocabulary_size, dim, embeddings_initializer="zeros", name="c")
+        self.noise_table = tf.constant(np.asarray(noise_table if noise_table is not None else
+                                                  np.arange(1, vocabulary_size), dtype="int32"))
+
+    def call(self, inputs):
+        source, target = inputs
+        if self.cbow:
+            vectors = self.target_embedding(source)
+            mask = keras.ops.cast(keras.ops.expand_dims(source > 0, -1), vectors.dtype)
+            hidden = keras.ops.sum(vectors * mask, axis=1) / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+        else:
+            hidden = self.target_embedding(source)
+        batch = tf.shape(target)[0]
+        picks = tf.random.uniform([batch, self.negative], maxval=tf.shape(self.noise_table)[0], dtype=tf.int32)
+        candidates = tf.concat([tf.expand_dims(tf.cast(target, tf.int32), 1), tf.gather(self.noise_table, picks)], 1)
+        return tf.einsum("bd,bkd->bk", hidden, self.context_embedding(candidates))
+
+    def get_config(self):
+        return {"vocabulary_size": self.vocabulary_size, "dim": self.dim, "negative": self.negative,
+                "cbow": self.cbow, "name": self.name}
+
+
+def _sum_loss(labels, logits):
+    # Negative-sampling loss, summed over pairs (per-pair SGD steps as in word2vec, applied in a batch).
+    return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, logits.dtype), logits=logits))
+
+
+def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5, min_count: int = 5,
+                   epochs: int = 5, sample: float = 1e-3, cbow: bool = False, learning_rate: float | None = None,
+                   min_learning_rate: float = 1e-4, batch_size: int = 512, table_size: int = 10_000_000,
+                   seed: int = 1, max_vocab: int | None = None, steps_per_execution: int = 64, verbose: int = 0):
+    """Trains word2vec on tokenised `sentences`; returns `WordVectors` (W, the input vectors) with `.stats`.
+
+    Args:
+        dim, window, negative, min_count, epochs, sample: as in word2vec / gensim.
+        cbow: CBOW instead of skip-gram.
+        learning_rate: start of the linear decay (default 0.025 skip-gram, 0.05 CBOW, word2vec's).
+        batch_size: pairs per SGD step.
+
+    Examples:
+    >>> # vectors = train_word2vec([["the", "cat", "sat"], ...], dim=50, epochs=5); vectors.most_similar("cat")
+    """
+    rng = np.random.default_rng(seed)
+    keras.utils.set_random_seed(seed)
+    corpus = Corpus.from_sentences(sentences, min_count=min_count, max_vocab=max_vocab)
+    probabilities = noise_distribution(corpus.counts[1:])
+    table = 1 + np.repeat(np.arange(len(probabilities)), np.round(probabilities * table_size).astype("int64"))
+    model = Word2Vec(len(corpus.words), dim, negative, cbow, noise_table=table)
+    make = cbow_examples if cbow else skipgram_pairs
+    first = make(corpus, window, sample, rng)
+    total_steps = max(1, epochs * -(-len(first[1]) // batch_size))
+    start = learning_rate or (0.05 if cbow else 0.025)
+    schedule = keras.optimizers.schedules.PolynomialDecay(start, total_steps, min_learning_rate)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss=_sum_loss, steps_per_execution=steps_per_execution)
+    labels = np.zeros((1, 1 + negative), "float32")
+    labels[0, 0] = 1.0
+    began, words_seen = time.perf_counter(), 0
+    for epoch in range(epochs):
+        source, target = first if epoch == 0 else make(corpus, window, sample, rng)
+        y = np.broadcast_to(labels, (len(target), 1 + negative))
+        data = tf.data.Dataset.from_tensor_slices(((source, target), y)).batch(batch_size).prefetch(2)
+        model.fit(data, epochs=1, verbose=verbose)
+        words_seen += corpus.num_tokens
+    seconds = time.perf_counter() - began
+    vectors = WordVectors(corpus.words[1:], model.target_embedding.embeddings.numpy()[1:])
+    vectors.stats = {"seconds": seconds, "words_per_second": words_seen / max(seconds, 1e-9),
+                     "tokens": corpus.num_tokens, "vocabulary": len(corpus.words) - 1, "epochs": epochs}
+    vectors.model, vectors.counts = model, corpus.counts[1:]
+    return vectors
+
+
+class WordVectors:
+    """Words and their vectors: nearest words, analogies, analogy accuracy, projector TSV export.
+
+    Examples:
+    >>> wv = WordVectors(["a", "b", "c"], np.eye(3))
+    >>> wv.most_similar("a", k=1)[0][0] in ("b", "c")
+    True
+    """
+
+    def __init__(self, words, vectors):
+        self.words = [str(w) for w in words]
+        self.vectors = np.asarray(vectors, dtype="float32")
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.stats: dict = {}
+        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        self.unit = self.vectors / np.maximum(norms, 1e-12)
+
+    def __contains__(self, word):
+        return word in self.index
+
+    def __getitem__(self, word):
+        return self.vectors[self.index[word]]
+
+    def similarity(self, a: str, b: str) -> float:
+        return float(cosine_similarity(self[a], self[b])[0, 0])
+
+    def most_similar(self, word_or_vector, k: int = 10, exclude=()):
+        """The `k` words with the highest cosine similarity: `[(word, similarity), ...]`."""
+        if isinstance(word_or_vector, str):
+            exclude = set(exclude) | {word_or_vector}
+            word_or_vector = self[word_or_vector]
+        query = np.asarray(word_or_vector, dtype="float32")
+        sims = self.unit @ (query / max(np.linalg.norm(query), 1e-12))
+        for word in exclude:
+            if word in self.index:
+                sims[self.index[word]] = -np.inf
+        top = np.argsort(-sims)[:k]
+        return [(self.words[i], float(sims[i])) for i in top]
+
+    def analogy(self, a: str, b: str, c: str, k: int = 1):
+        """`a` is to `b` as `c` is to ?: nearest to b - a + c over unit vectors (king - man + woman)."""
+        query = self.unit[self.index[b]] - self.unit[self.index[a]] + self.unit[self.index[c]]
+        return self.most_similar(query, k=k, exclude={a, b, c})
+
+    def evaluate_analogies(self, path: str, restrict_vocab: int = 300000, lower: bool = True) -> dict:
+        """Accuracy on a `questions-words.txt`-style file, over the questions whose 4 words are among the
+        first `restrict_vocab` words (gensim's `evaluate_word_analogies` protocol, top-1, inputs excluded)."""
+        allowed = {w: i for i, w in enumerate(self.words[:restrict_vocab])}
+        matrix = self.unit[:restrict_vocab]
+        questions, sections, section = [], collections.Counter(), None
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(":"):
+                    section = line[1:].strip()
+                    continue
+                words = [w.lower() if lower else w for w in line.split()]
+                if len(words) == 4 and all(w in allowed for w in words):
+                    questions.append([allowed[w] for w in words])
+                    sections[section] += 1
+        if not questions:
+            return {"accuracy": 0.0, "questions": 0, "correct": 0}
+        q = np.asarray(questions)
+        correct = 0
+        for start in range(0, len(q), 1024):
+            chunk = q[start:start + 1024]
+            query = matrix[chunk[:, 1]] - matrix[chunk[:, 0]] + matrix[chunk[:, 2]]
+            sims = query @ matrix.T
+            rows = np.arange(len(chunk))[:, None]
+            sims[rows, chunk[:, :3]] = -np.inf
+            correct += int((sims.argmax(axis=1) == chunk[:, 3]).sum())
+        return {"accuracy": correct / len(q), "questions": len(q), "correct": correct}
+
+    def save_projector_tsv(self, directory: str, limit: int | None = None):
+        """Writes `vectors.tsv` and `metadata.tsv` for TensorBoard's embedding projector; returns both paths."""
+        os.makedirs(directory, exist_ok=True)
+        n = len(self.words) if limit is None else min(limit, len(self.words))
+        vectors, metadata = os.path.join(directory, "vectors.tsv"), os.path.join(directory, "metadata.tsv")
+        np.savetxt(vectors, self.vectors[:n], delimiter="\t", fmt="%.6f")
+        with open(metadata, "w", encoding="utf-8") as f:
+            f.writelines(f"{w}\n" for w in self.words[:n])
+        return vectors, metadata
+
+
+def load_word_vectors(path: str, limit: int | None = None) -> WordVectors:
+    """Reads a GloVe (`word v1 v2 ...`) or word2vec text file (same, after an `N D` header line)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"word vector file {path!r} does not exist")
+    words, rows, dim = [], [], None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            parts = line.rstrip().split(" ")
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec header
+            if dim is None:
+                dim = len(parts) - 1
+            if len(parts) - 1 != dim:
+                raise ValueError(f"{path} line {number}: {len(parts) - 1} values, expected {dim}")
+            words.append(parts[0])
+            rows.append(np.asarray(parts[1:], dtype="float32"))
+            if limit and len(words) >= limit:
+                break
+    if not words:
+        raise ValueError(f"{path}: no vectors")
+    return WordVectors(words, np.stack(rows))
+
+
+def embedding_matrix(vectors: WordVectors, vocabulary, seed: int = 0, lower: bool = True) -> np.ndarray:
+    """`[len(vocabulary), dim]` initial table for `vocabulary` (e.g. TextVectorization's): known words get
+    their vector, index 0 (padding) zeros, unknown words small random values."""
+    rng = np.random.default_rng(seed)
+    dim = vectors.vectors.shape[1]
+    table = rng.normal(0.0, 0.1, size=(len(vocabulary), dim)).astype("float32")
+    table[0] = 0.0
+    for i, word in enumerate(vocabulary):
+        word = str(word)
+        key = word if word in vectors else (word.lower() if lower and word.lower() in vectors else None)
+        if key is not None and i > 0:
+            table[i] = vectors[key]
+    return table
+
+
+def pretrained_embedding(path: str, vocabulary, trainable: bool = False, **kwargs) -> keras.layers.Embedding:
+    """A Keras `Embedding` initialised from a GloVe / word2vec text file for `vocabulary` (index 0 = padding)."""
+    table = embedding_matrix(load_word_vectors(path), vocabulary)
+    return keras.layers.Embedding(table.shape[0], table.shape[1], embeddings_initializer=keras.initializers.Constant(table),
+                                  trainable=trainable, **kwargs)
