@@ -24,7 +24,31 @@ def load_model(path: str) -> keras.Model:
     if not os.path.isfile(candidate):
         raise FileNotFoundError(f"model {path!r} does not exist (give a .keras file or a run directory "
                                 f"holding model.keras)")
-    return keras.saving.load_model(candidate, compile=False)
+    _import_registering_modules(_LIGHT_MODULES)
+    try:
+        return keras.saving.load_model(candidate, compile=False)
+    except TypeError as error:  # a custom class from a package not imported yet: import them all, retry
+        if "Could not locate class" not in str(error):
+            raise
+        _import_registering_modules(_ALL_MODULES)
+        return keras.saving.load_model(candidate, compile=False)
+
+
+# Packages whose import registers custom Keras objects (layers, losses, schedules) that saved models refer to.
+_LIGHT_MODULES = ("toolkit.layers", "toolkit.training", "toolkit.models.transfer", "toolkit.models.debug")
+_ALL_MODULES = _LIGHT_MODULES + ("toolkit.models.detection", "toolkit.models.unet", "toolkit.models.text",
+                                 "toolkit.models.vae", "toolkit.models.bert")
+
+
+def _import_registering_modules(names):
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name is None or not name.startswith(error.name):
+                raise
 
 
 def tap_model(model: keras.Model, layer: str) -> keras.Model:
