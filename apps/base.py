@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime
 import json
 import logging
 import os
@@ -20,7 +19,9 @@ import tensorflow as tf
 
 from toolkit.export import Predictor, ServingAdapter, export, load
 from toolkit.export.adapter import to_numpy_dict
+from apps import run_dirs
 from toolkit.training.distribution import STRATEGIES, get_strategy
+from toolkit.training.fault_tolerance import PhaseCheckpoint, TrainingDivergedError, read_json, write_status
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ class BaseConfig:
     seed: int = option(1337, "random seed for splits, shuffling and initialisation")
     strategy: str = option("auto", "tf.distribute strategy", choices=STRATEGIES)
     run_dir: str = option("runs", "folder for run directories (config, history, plots, model)")
+    resume: str = option("auto", "auto: continue an unfinished run with the same options and data (after a "
+                         "crash or kill); never: always start fresh; or the path of a run directory to continue")
+    tensorboard: bool = option(True, "write TensorBoard logs to RUN_DIR/logs")
     verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
     monitor_layers: str = option("", "record per-channel layer statistics while training and warn when filters "
                                  "die: 'all' (every conv/dense layer) or a comma list of layer names; empty: off")
@@ -204,20 +208,46 @@ class App:
         return make_config(self.config_cls, config, **overrides)
 
     def train(self, data, config=None, test_data=None, **overrides) -> Run:
-        """Trains on `data`, evaluates on `test_data` (else the validation split), writes a run directory."""
+        """Trains on `data`, evaluates on `test_data` (else the validation split), writes a run directory.
+
+        Every epoch is checkpointed (model + optimizer) in the run directory; re-running the same call after
+        a crash resumes from the last completed epoch. A NaN loss stops training with
+        `TrainingDivergedError`, keeping the last good checkpoint.
+        """
         config = self.make_config(config, **overrides)
         keras.utils.set_random_seed(config.seed)
+        key = run_dirs.fingerprint(self.name, config, data, test_data)
+        run_dir, resumed = run_dirs.resolve_run_dir(self.name, config, key=key)
+        write_status(run_dir, "running", fingerprint=key, app=self.name)
+        with open(os.path.join(run_dir, "config.json"), "w") as f:
+            json.dump({"app": self.name, **dataclasses.asdict(config)}, f, indent=2)
+        try:
+            run = self._train_in(run_dir, data, config, test_data)
+        except BaseException as error:
+            write_status(run_dir, "failed", fingerprint=key, app=self.name, reason=f"{type(error).__name__}: {error}")
+            raise
+        write_status(run_dir, "finished", fingerprint=key, app=self.name, resumed=resumed)
+        return run
+
+    def _train_in(self, run_dir, data, config, test_data) -> Run:
         task_data = self.load_data(data, config, test_data=test_data)
         strategy = get_strategy(config.strategy)
         with strategy.scope():
             model = self.build_model(task_data, config)
-            run = Run(app=self, model=model, config=config, info=self.info(task_data, config))
-            run.run_dir = self._make_run_dir(config)
-            callbacks = self.callbacks(config, task_data)
+            run = Run(app=self, model=model, config=config, info=self.info(task_data, config), run_dir=run_dir)
+            checkpoint = PhaseCheckpoint(os.path.join(run_dir, "checkpoints"))
+            callbacks = [checkpoint, *self.callbacks(config, task_data)]
+            if config.tensorboard:
+                callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0))
             for callback in callbacks:  # layer-statistics monitors log into the run directory
                 if type(callback).__name__ == "LayerStatisticsMonitor" and callback.log_dir is None:
-                    callback.log_dir = os.path.join(run.run_dir, "layer_statistics")
-            run.history = self.fit(model, task_data, config, callbacks)
+                    callback.log_dir = os.path.join(run_dir, "layer_statistics")
+            history = self.fit(model, task_data, config, callbacks)
+        if checkpoint.diverged:
+            raise TrainingDivergedError(
+                f"training stopped: {checkpoint.diverged}. The last good checkpoint is kept in "
+                f"{checkpoint.directory}; lower the learning rate or check the data, then re-run to resume")
+        run.history = checkpoint.history() or history
         held_out = task_data.test if getattr(task_data, "test", None) is not None else task_data.validation
         if held_out is not None:
             run.metrics = self.score(_LivePredictor(run), held_out, run.info)
@@ -263,12 +293,16 @@ class App:
         outputs = predictor(raw, signature="serving_default")
         return self.format_predictions(outputs, inputs)
 
-    def load_run(self, run_dir: str) -> Run:
+    def load_run(self, run_dir: str, allow_unfinished: bool = False) -> Run:
         """Re-opens a finished run directory (model.keras, config, info, metrics) as a Run."""
         files = {name: os.path.join(run_dir, name) for name in ("model.keras", "config.json", "info.json")}
         missing = [name for name, path in files.items() if not os.path.isfile(path)]
         if missing:
             raise FileNotFoundError(f"{run_dir!r} is not a run directory of this app (missing {missing})")
+        status = read_json(os.path.join(run_dir, "status.json")) or {"status": "finished"}
+        if status["status"] != "finished" and not allow_unfinished:
+            raise ValueError(f"run {run_dir!r} did not finish (status: {status['status']}); resume it first, or pass "
+                             "allow_unfinished=True (--allow-unfinished) to use its last saved model")
         with open(files["config.json"]) as f:
             config = json.load(f)
         config.pop("app", None)
@@ -283,15 +317,7 @@ class App:
         config = self.make_config(**{k: v for k, v in config.items() if k in known})
         return Run(app=self, model=model, config=config, info=info, metrics=metrics, run_dir=run_dir)
 
-    def _make_run_dir(self, config) -> str:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        path = os.path.join(config.run_dir, self.name, stamp)
-        os.makedirs(path, exist_ok=True)
-        return path
-
     def _write_run_dir(self, run: Run) -> None:
-        with open(os.path.join(run.run_dir, "config.json"), "w") as f:
-            json.dump({"app": self.name, **dataclasses.asdict(run.config)}, f, indent=2)
         with open(os.path.join(run.run_dir, "info.json"), "w") as f:
             json.dump(run.info, f, indent=2, default=_jsonable)
         with open(os.path.join(run.run_dir, "metrics.json"), "w") as f:
