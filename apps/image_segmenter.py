@@ -125,7 +125,9 @@ class ImageSegmenterApp(App):
 
     def predict_masks(self, path_or_run, inputs) -> list:
         """Class masks (int32 `[H, W]`, each at its input's size) for raw inputs (paths, bytes, arrays)."""
-        predictor = self.predictor(path_or_run)
+        return self._masks(self.predictor(path_or_run), inputs)
+
+    def _masks(self, predictor, inputs) -> list:
         outputs = predictor(self.raw_inputs(inputs, self._info_of(predictor)), signature="serving_default")
         return [mask[: h, : w] for mask, (h, w) in zip(outputs["masks"], outputs["image_sizes"])]
 
@@ -138,7 +140,7 @@ class ImageSegmenterApp(App):
         predictor = self.predictor(path_or_run)
         info = self._info_of(predictor)
         items = _as_list(inputs)
-        masks = self.predict_masks(predictor, items)
+        masks = self._masks(predictor, items)
         names = info.get("class_names") or predictor.labels
         palette = np.asarray(info.get("palette") or default_palette(len(names)), np.uint8)
         results = []
