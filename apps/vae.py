@@ -200,7 +200,7 @@ class VaeApp(App):
     def fit(self, model, data, config, callbacks) -> dict:
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
         history = model.fit(data.train, validation_data=data.validation, epochs=config.epochs,
-                            callbacks=callbacks, verbose=config.verbose)
+                            callbacks=callbacks, verbose=config.verbose, shuffle=False)
         return merge_histories(history)
 
     def serving_adapter(self, run):
