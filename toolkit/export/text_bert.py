@@ -9,6 +9,8 @@ by `export`) pads to the fixed `sequence_length`, so the XLA compute sees static
 
 from __future__ import annotations
 
+import dataclasses
+
 import tensorflow as tf
 
 from toolkit.export.adapter import ServingAdapter
@@ -17,8 +19,19 @@ from toolkit.models.bert.data import FEATURES, pack, trim_to_longest
 SAMPLE_TEXTS = ["a short sample sentence", "Another example, with punctuation and a longer tail of words!", "x"]
 
 
+@dataclasses.dataclass
+class PartAdapter(ServingAdapter):
+    """A `ServingAdapter` whose compute runs one named part of the model (`model_part`), or the whole model."""
+
+    model_part: str | None = None
+
+    def call_model(self, model, dense: dict):
+        return super().call_model(model.get_layer(self.model_part) if self.model_part else model, dense)
+
+
+
 def _adapter(model, preprocessor, task, postprocess, labels, pair, sample_texts, metadata, dynamic=True,
-             finalize=None):
+             finalize=None, model_part=None):
     length = int(preprocessor.sequence_length)
 
     def preprocess(raw):
@@ -32,8 +45,9 @@ def _adapter(model, preprocessor, task, postprocess, labels, pair, sample_texts,
         raw_inputs["text_pair"] = tf.TensorSpec([None], tf.string, name="text_pair")
         sample_raw["text_pair"] = list(reversed(samples))
     seq = None if dynamic else length
-    adapter = ServingAdapter(
+    adapter = PartAdapter(
         task=task,
+        model_part=model_part,
         raw_inputs=raw_inputs,
         dense_inputs={k: tf.TensorSpec([None, seq], tf.int32, name=k) for k in FEATURES},
         preprocess=preprocess,
@@ -55,12 +69,12 @@ def _adapter(model, preprocessor, task, postprocess, labels, pair, sample_texts,
     if dynamic:
         adapter.for_target = lambda target: adapter if target != "tpu" else _adapter(
             model, preprocessor, task, postprocess, labels, pair, sample_texts, metadata, dynamic=False,
-            finalize=finalize)
+            finalize=finalize, model_part=model_part)
     return adapter
 
 
 def bert_classification_adapter(model, preprocessor, class_names, pair: bool = False, sample_texts=None,
-                                dynamic: bool = True) -> ServingAdapter:
+                                dynamic: bool = True, model_part: str | None = None) -> ServingAdapter:
     """Adapter for `build_text_classifier` models: `text` (+ `text_pair`) -> `scores`, `classes`, `labels`.
 
     Args:
@@ -70,6 +84,7 @@ def bert_classification_adapter(model, preprocessor, class_names, pair: bool = F
         pair: sentence-pair classifier (a second `text_pair` string input).
         sample_texts: sentences for the parity check.
         dynamic: pad per batch on cpu/gpu (the tpu variant always pads to `sequence_length`).
+        model_part: name of the layer holding the classifier when `model` is end-to-end (strings in).
 
     Examples:
     >>> adapter = bert_classification_adapter(model, preprocessor, ["neg", "pos"])  # doctest: +SKIP
@@ -81,7 +96,7 @@ def bert_classification_adapter(model, preprocessor, class_names, pair: bool = F
         return {"scores": probabilities, "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
 
     return _adapter(model, preprocessor, "text_classification", postprocess, class_names, pair, sample_texts,
-                    {}, dynamic)
+                    {}, dynamic, model_part=model_part)
 
 
 def bert_embedding_adapter(model, preprocessor, sample_texts=None, corpus_texts=None,
