@@ -76,6 +76,27 @@ def test_unknown_colour_and_missing_mask_name_the_file(tmp_path):
         to_arrays(str(tmp_path))
 
 
+def test_tfds_style_dict_datasets_are_read_and_resized():
+    import tensorflow as tf
+
+    # TFDS segmentation datasets yield {"image", "segmentation_mask" [H, W, 1]} of varying sizes
+    def examples():
+        for size in ((10, 12), (16, 8)):
+            mask = np.zeros((*size, 1), np.uint8)
+            mask[: size[0] // 2] = 1
+            yield {"image": np.full((*size, 3), 9, np.uint8), "segmentation_mask": mask}
+
+    spec = {"image": tf.TensorSpec([None, None, 3], tf.uint8),
+            "segmentation_mask": tf.TensorSpec([None, None, 1], tf.uint8)}
+    ds = tf.data.Dataset.from_generator(examples, output_signature=spec)
+    x, y, names, _ = to_arrays(ds, image_size=(8, 8), class_names=["background", "thing"])
+    assert x.shape == (2, 8, 8, 3) and y.shape == (2, 8, 8) and names == ["background", "thing"]
+    np.testing.assert_array_equal(y[:, :4], 1)
+    np.testing.assert_array_equal(y[:, 4:], 0)
+    with pytest.raises(DataError, match="different sizes"):
+        to_arrays(ds)
+
+
 def test_array_errors():
     x = np.zeros((2, 8, 8, 3))
     with pytest.raises(DataError, match="masks are 6x8 but images are 8x8"):
