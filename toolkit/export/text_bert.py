@@ -100,7 +100,7 @@ def bert_classification_adapter(model, preprocessor, class_names, pair: bool = F
 
 
 def bert_embedding_adapter(model, preprocessor, sample_texts=None, corpus_texts=None,
-                           dynamic: bool = True) -> ServingAdapter:
+                           dynamic: bool = True, model_part: str | None = None) -> ServingAdapter:
     """Adapter for embedders: `text` -> `embeddings` (float32 `[B, d]`, L2-normalised).
 
     With a retrieval model (`embeddings`, `similarities`, `neighbors` outputs, see `build_retrieval_model`)
@@ -123,5 +123,5 @@ def bert_embedding_adapter(model, preprocessor, sample_texts=None, corpus_texts=
             return {**outputs, "neighbor_texts": tf.gather(table, outputs["neighbors"])}
 
     return _adapter(model, preprocessor, "text_embedding", postprocess, None, False, sample_texts, metadata,
-                    dynamic, finalize)
+                    dynamic, finalize, model_part=model_part)
 
