@@ -16,6 +16,8 @@ import tensorflow as tf
 from toolkit.layers.bahdanau import BahdanauAttention
 from toolkit.models.text.vectorize import build_vectorizer
 
+# TextVectorization's "lower_and_strip_punctuation" regex (keras/src/layers/preprocessing/text_vectorization.py).
+STRIP_PUNCTUATION = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
 BOS, EOS = "sentencestart", "sentenceend"  # letters only: they survive TextVectorization's standardisation
 
 
@@ -86,10 +88,8 @@ class Translator:
     @staticmethod
     def normalize(sentences):
         """The target side as the model sees it (lower case, punctuation stripped): BLEU references."""
-        from keras.src.layers.preprocessing.text_vectorization import DEFAULT_STRIP_REGEX
-
         lowered = tf.strings.lower(tf.constant(list(sentences)))
-        stripped = tf.strings.regex_replace(lowered, DEFAULT_STRIP_REGEX, "").numpy()
+        stripped = tf.strings.regex_replace(lowered, STRIP_PUNCTUATION, "").numpy()
         return [" ".join(s.decode("utf-8").split()) for s in stripped]
 
     def _arrays(self, sources, targets):
