@@ -162,7 +162,9 @@ def feature_pyramid(backbone: keras.Model, input_side: int):
         if isinstance(output, (list, tuple)) or len(output.shape) != 4 or output.shape[1] is None:
             continue
         by_side[int(output.shape[1])] = output  # later layers overwrite: the deepest one wins
-    sides = sorted((s for s in by_side if s <= input_side), reverse=True)
+    # only resolutions the decoder's 2x steps reach (drops e.g. MobileNet's odd-sized padding outputs)
+    sides = sorted((s for s in by_side if s <= input_side and input_side % s == 0
+                    and (input_side // s) & (input_side // s - 1) == 0), reverse=True)
     return [(s, by_side[s]) for s in sides]
 
 

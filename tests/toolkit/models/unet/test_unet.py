@@ -91,6 +91,15 @@ def test_pretrained_encoder_gives_skips_from_intermediate_layers(tmp_path):
     assert model.output_shape == (None, 32, 32, 3)
 
 
+def test_keras_applications_encoder_offline_weights_none():
+    # MobileNetV2 (weights=None: no download in tests; "imagenet" is the online path) on grey input
+    model = build_unet((32, 32, 1), 3, encoder="MobileNetV2")
+    sides = [int(o.shape[1]) for o in get_encoder(model).outputs]
+    assert sides == [32, 16, 8, 4, 2, 1]  # odd-sized padding outputs (17, 9, ...) are not skips
+    assert model.get_layer("dec5_concat").output.shape[1:3] == (32, 32)
+    assert model.output_shape == (None, 32, 32, 3)
+
+
 def test_unet_round_trips_through_keras_file(tmp_path):
     model = build_unet((16, 16, 3), 3, filters=(4, 8), bottleneck=8, batch_norm=True)
     x = np.random.default_rng(1).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
@@ -98,3 +107,8 @@ def test_unet_round_trips_through_keras_file(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    pretrained = build_unet((16, 16, 3), 3, encoder="small_cnn", freeze_encoder=True)
+    pretrained.save(str(tmp_path / "pretrained.keras"))
+    reloaded = keras.saving.load_model(str(tmp_path / "pretrained.keras"))
+    np.testing.assert_allclose(reloaded(x), pretrained(x), atol=1e-6)
+    assert get_encoder(reloaded).trainable is False
