@@ -25,6 +25,14 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
+def _powers_of_two(limit: int) -> list:
+    sizes, size = [], 1
+    while size < limit:
+        sizes.append(size)
+        size *= 2
+    return sizes + [limit]
+
+
 class _Item:
     __slots__ = ("arrays", "rows", "future", "key")
 
@@ -52,10 +60,13 @@ class Batcher:
     """
 
     def __init__(self, fn: Callable, max_batch_size: int = 32, max_wait_ms: float = 2.0,
-                 on_batch: Callable | None = None, name: str = "batcher"):
+                 on_batch: Callable | None = None, name: str = "batcher", allowed_batch_sizes=None):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1. Received: {max_batch_size}")
         self.fn, self.max_batch_size, self.max_wait = fn, int(max_batch_size), max(0.0, max_wait_ms) / 1000.0
+        # Like TF Serving's `allowed_batch_sizes`: calls are padded (last row repeated) up to one of a few
+        # sizes, so the kernels see a handful of shapes (each new shape costs oneDNN a new primitive).
+        self.allowed = sorted(set(allowed_batch_sizes or _powers_of_two(self.max_batch_size)))
         self.on_batch = on_batch
         self._queue: queue.Queue = queue.Queue()
         self._held: _Item | None = None
@@ -122,7 +133,7 @@ class Batcher:
             return
         try:
             merged = {k: np.concatenate([item.arrays[k] for item in batch]) for k in batch[0].arrays}
-            outputs = self.fn(merged)
+            outputs = self._padded_call(merged)
             total = sum(item.rows for item in batch)
             if any(np.ndim(v) == 0 or len(v) != total for v in outputs.values()):
                 raise ValueError("outputs are not batch-major; cannot split them per request")
@@ -138,9 +149,18 @@ class Batcher:
             item.future.set_result({k: v[start:start + item.rows] for k, v in outputs.items()})
             start += item.rows
 
+    def _padded_call(self, arrays: dict) -> dict:
+        rows = len(next(iter(arrays.values())))
+        size = next((a for a in self.allowed if a >= rows), rows)
+        if size == rows:
+            return self.fn(arrays)
+        padded = {k: np.concatenate([v, np.repeat(v[-1:], size - rows, axis=0)]) for k, v in arrays.items()}
+        outputs = self.fn(padded)
+        return {k: (v[:rows] if np.ndim(v) and len(v) == size else v) for k, v in outputs.items()}
+
     def _call_one(self, item: _Item) -> None:
         try:
-            outputs = self.fn(item.arrays)
+            outputs = self._padded_call(item.arrays)
         except Exception as error:  # noqa: BLE001 - delivered to the caller, who maps it to a 4xx/5xx
             item.future.set_exception(error)
             return

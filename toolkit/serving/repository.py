@@ -170,6 +170,10 @@ class ModelRepository:
             return
         version.servable = servable
         version.batching = self.batching == "on" or (self.batching == "auto" and servable.batch_size is None)
+        if version.batching and servable.batch_size is None:
+            from toolkit.serving.batcher import _powers_of_two
+
+            servable.warm_up(_powers_of_two(self.max_batch_size))
         version.state = "AVAILABLE"
         logger.info("model %s version %d is available (%.1f s, batching %s)", name, number,
                     time.monotonic() - started, "on" if version.batching else "off")

@@ -117,19 +117,29 @@ class Servable:
         outputs = self.predictor(arrays, signature=name)
         return {k: np.asarray(v) for k, v in outputs.items()}
 
+    def sample_inputs(self, signature: str, rows: int = 1) -> dict:
+        """Valid inputs of `rows` examples for a signature (zeros; a blank PNG for image bytes)."""
+        sample = {}
+        for key, spec in self.inputs[signature].items():
+            value = self._sample_string() if spec.dtype == "string" else 0
+            sample[key] = np.full([rows, *[d or 1 for d in spec.shape[1:]]], value, dtype=spec.numpy_dtype)
+        return sample
+
     def smoke_inputs(self) -> tuple[str, dict]:
         """A tiny valid request for the smoke call a new version must pass before it serves."""
-        for name in ("serving_dense", DEFAULT_SIGNATURE, *sorted(self.inputs)):
-            specs = self.inputs.get(name)
-            if specs and all(s.dtype != "string" for s in specs.values()):
-                return name, {k: np.zeros([self.batch_size or 1, *[d or 1 for d in s.shape[1:]]], s.numpy_dtype)
-                              for k, s in specs.items()}
-        specs = self.inputs[DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in self.inputs else sorted(self.inputs)[0]]
-        sample = {}
-        for key, spec in specs.items():
-            value = self._sample_string() if spec.dtype == "string" else 0
-            sample[key] = np.full([1, *[d or 1 for d in spec.shape[1:]]], value, dtype=spec.numpy_dtype)
-        return (DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in self.inputs else sorted(self.inputs)[0]), sample
+        order = [n for n in ("serving_dense", DEFAULT_SIGNATURE) if n in self.inputs] + sorted(self.inputs)
+        numeric = [n for n in order if all(s.dtype != "string" for s in self.inputs[n].values())]
+        name = numeric[0] if numeric else order[0]
+        return name, self.sample_inputs(name, self.batch_size or 1)
+
+    def warm_up(self, batch_sizes) -> None:
+        """Runs every signature once per batch size, so first requests do not pay for new kernel shapes."""
+        for name in self.inputs:
+            for rows in batch_sizes:
+                try:
+                    self.run(name, self.sample_inputs(name, rows))
+                except Exception:  # noqa: BLE001 - warm-up is best effort (e.g. text inputs a sample cannot fit)
+                    break
 
     def _sample_string(self):
         resize = (self.metadata.get("preprocessing") or {}).get("resize")
