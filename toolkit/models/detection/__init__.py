@@ -15,6 +15,7 @@ from toolkit.models.detection.boxes import (
     clip_boxes,
     combined_nms,
     nms,
+    padded_nms,
     numpy_iou,
     xywh_to_xyxy,
     xyxy_to_xywh,
@@ -25,6 +26,6 @@ from toolkit.models.detection.yolo import YoloEncoder, YoloLoss, build_yolo, cel
 __all__ = [
     "IOU_THRESHOLD", "SCORE_THRESHOLD", "SSDLoss", "SSDMatcher", "YoloEncoder", "YoloLoss", "anchor_sizes",
     "box_iou", "build_ssd", "build_yolo", "cell_anchors", "clip_boxes", "combined_nms", "grid_anchors",
-    "kmeans_anchors", "nms", "numpy_iou", "shape_iou", "ssd_decode", "ssd_default_boxes", "ssd_detect",
+    "kmeans_anchors", "nms", "padded_nms", "numpy_iou", "shape_iou", "ssd_decode", "ssd_default_boxes", "ssd_detect",
     "ssd_scales", "xywh_to_xyxy", "xyxy_to_xywh", "yolo_decode", "yolo_detect",
 ]

@@ -10,16 +10,18 @@ from toolkit.models.transfer import build_backbone
 
 def _conv(x, filters, name, strides=1, kernel=3):
     x = keras.layers.Conv2D(filters, kernel, strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    # momentum 0.9 (not 0.99): detectors train for few steps here and inference uses the moving statistics
+    x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return keras.layers.LeakyReLU(0.1, name=f"{name}_act")(x)
 
 
-def detection_cnn(input_shape, width: int = 16, name: str = "backbone") -> keras.Model:
+def detection_cnn(input_shape, width: int = 16, levels: int = 3, name: str = "backbone") -> keras.Model:
     """A VGG-style CNN returning feature maps at strides 8, 16 and 32 (for 128x128: 16x16, 8x8, 4x4).
 
     Args:
         input_shape: `(H, W, C)`, normalised pixels.
         width: filters of the first stage (doubling to 16 x width at stride 16).
+        levels: 2 (strides 8, 16) or 3 (strides 8, 16, 32).
         name: model name.
     """
     inputs = keras.Input(input_shape, name="images")
@@ -35,8 +37,10 @@ def detection_cnn(input_shape, width: int = 16, name: str = "backbone") -> keras
     x = keras.layers.MaxPooling2D(2, name="p4")(c3)
     x = _conv(x, width * 16, "s5a")
     c4 = _conv(x, width * 16, "s5b")
-    c5 = _conv(c4, width * 16, "s6", strides=2)
-    return keras.Model(inputs, [c3, c4, c5], name=name)
+    outputs = [c3, c4]
+    if levels >= 3:
+        outputs.append(_conv(c4, width * 16, "s6", strides=2))
+    return keras.Model(inputs, outputs, name=name)
 
 
 def feature_maps(inputs, backbone: str = "builtin", width: int = 16, weights: str | None = None, levels: int = 3):
@@ -54,7 +58,7 @@ def feature_maps(inputs, backbone: str = "builtin", width: int = 16, weights: st
     shape = tuple(inputs.shape[1:])
     if backbone == "builtin":
         x = ImageNormalization("unit", name="normalize")(inputs)
-        features = list(detection_cnn(shape, width)(x))
+        features = list(detection_cnn(shape, width, levels=min(levels, 3))(x))
     else:
         model, mode, min_side = build_backbone(backbone, shape if shape[-1] == 3 or mode_is_unit(backbone) else
                                                (*shape[:2], 3), weights=weights, width=width * 2)

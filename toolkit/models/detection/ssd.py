@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from toolkit.models.detection.anchors import ssd_default_boxes
 from toolkit.models.detection.backbone import feature_maps
-from toolkit.models.detection.boxes import IOU_THRESHOLD, SCORE_THRESHOLD, box_iou, combined_nms
+from toolkit.models.detection.boxes import IOU_THRESHOLD, NMS_METHODS, SCORE_THRESHOLD, box_iou
 
 VARIANCE = (0.1, 0.1, 0.2, 0.2)
 
@@ -185,10 +185,12 @@ def ssd_decode(raw, default_boxes):
 
 
 def ssd_detect(raw, default_boxes, max_detections: int = 100, iou_threshold: float = IOU_THRESHOLD,
-               score_threshold: float = SCORE_THRESHOLD):
+               score_threshold: float = SCORE_THRESHOLD, method: str = "combined"):
     """Decode + per-class NMS over all levels pooled: `boxes`, `scores`, `classes`, `num_detections`."""
     boxes, scores = ssd_decode(raw, default_boxes)
-    return combined_nms(boxes, scores, max_detections, iou_threshold, score_threshold)
+    if method not in NMS_METHODS:
+        raise ValueError(f"method must be one of {tuple(NMS_METHODS)}. Received: method={method!r}")
+    return NMS_METHODS[method](boxes, scores, max_detections, iou_threshold, score_threshold)
 
 
 __all__ = ["SSDLoss", "SSDMatcher", "build_ssd", "decode_offsets", "encode_offsets", "feature_sizes_of",

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from toolkit.models.detection.anchors import shape_iou
 from toolkit.models.detection.backbone import _conv, feature_maps
-from toolkit.models.detection.boxes import IOU_THRESHOLD, SCORE_THRESHOLD, combined_nms
+from toolkit.models.detection.boxes import IOU_THRESHOLD, NMS_METHODS, SCORE_THRESHOLD
 
 
 def build_yolo(input_shape, num_classes: int, anchors, backbone: str = "builtin", width: int = 16,
@@ -189,10 +189,12 @@ def yolo_decode(raw, anchors, image_size):
 
 
 def yolo_detect(raw, anchors, image_size, max_detections: int = 100, iou_threshold: float = IOU_THRESHOLD,
-                score_threshold: float = SCORE_THRESHOLD):
+                score_threshold: float = SCORE_THRESHOLD, method: str = "combined"):
     """Decode + per-class NMS: dict of `boxes` (input pixels), `scores`, `classes`, `num_detections`."""
     boxes, scores = yolo_decode(raw, anchors, image_size)
-    return combined_nms(boxes, scores, max_detections, iou_threshold, score_threshold)
+    if method not in NMS_METHODS:
+        raise ValueError(f"method must be one of {tuple(NMS_METHODS)}. Received: method={method!r}")
+    return NMS_METHODS[method](boxes, scores, max_detections, iou_threshold, score_threshold)
 
 
 def cell_anchors(anchors, image_size, grid) -> np.ndarray:

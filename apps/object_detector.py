@@ -1,0 +1,329 @@
+"""Object detection (YOLO or SSD): COCO / VOC / YOLO annotations -> SavedModel with NMS inside.
+
+    from apps import object_detector
+    run = object_detector.train("data/coco.json", model="yolo", epochs=40)    # or a VOC / YOLO folder
+    print(run.metrics["map_50"], run.metrics["map"])
+    path = run.export("savedmodels/digits", formats=("saved_model", "tflite", "onnx"))
+    object_detector.predict(path, ["street.jpg"])     # boxes in the image's pixels; drawn PNGs saved
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.base import App, BaseConfig, Run, option
+from toolkit.data.annotations import DetectionData, detection_dataset, load_detections
+from toolkit.data.box_augment import augment_example
+from toolkit.data.images import DataError
+from toolkit.export.detection import detection_adapter, sample_images
+from toolkit.metrics.detection import coco_map, format_map
+from toolkit.models.detection import (
+    SSDLoss, SSDMatcher, YoloEncoder, YoloLoss, build_ssd, build_yolo, cell_anchors, kmeans_anchors,
+    ssd_default_boxes, ssd_detect, yolo_detect,
+)
+from toolkit.models.detection.ssd import feature_sizes_of
+
+MODELS = ("yolo", "ssd")
+SSD_RATIOS = (1.0, 2.0, 0.5, 3.0, 1 / 3)
+
+
+@dataclasses.dataclass
+class Config(BaseConfig):
+    """Object-detector options (every field is also a `--flag` of `toolkit object-detector train`)."""
+
+    format: str = option("auto", "annotation format of --data: coco (JSON file), voc (XML folder), yolo "
+                         "(images/ + labels/ + classes.txt), or auto (guess)", choices=("auto", "coco", "voc", "yolo"))
+    model: str = option("yolo", "detector: yolo (S x S grid, anchors) or ssd (multi-scale default boxes)",
+                        choices=MODELS)
+    backbone: str = option("builtin", "builtin (multi-scale CNN) | small_cnn | a keras.applications name | .keras")
+    weights: str = option("", "backbone weights for keras.applications: imagenet (online), a local file, or empty")
+    width: int = option(16, "base width (filters) of the built-in backbone and heads")
+    image_size: str = option("128x128", "model input HxW; images are resized (boxes with them)")
+    channels: int = option(3, "1 (grey) or 3 (RGB)", choices=(1, 3))
+    anchors: int = option(3, "YOLO: anchor boxes per cell (B), chosen by k-means on the training boxes")
+    ssd_levels: int = option(3, "SSD: feature maps used (strides 8, 16, 32, ...)")
+    lambda_coord: float = option(5.0, "YOLO loss weight of the box terms")
+    lambda_noobj: float = option(0.5, "YOLO loss weight of the no-object confidence term")
+    neg_pos_ratio: float = option(3.0, "SSD hard negative mining: negatives kept per matched box")
+    score_threshold: float = option(0.6, "NMS: drop detections scoring below this (seed: pc < 0.6)")
+    iou_threshold: float = option(0.5, "NMS: suppress boxes with IoU above this against a kept box")
+    max_detections: int = option(100, "detections returned per image")
+    nms: str = option("auto", "NMS op: combined (tf.image.combined_non_max_suppression), padded "
+                      "(tf.image.non_max_suppression_padded: also converts to TFLite and compiles with XLA), "
+                      "auto (combined; padded when exporting tflite or tpu)", choices=("auto", "combined", "padded"))
+    augment: str = option("flip,scale,color", "comma list of flip, scale (scale/crop), color; or none")
+    lr_schedule: str = option("cosine", "constant | cosine", choices=("constant", "cosine"))
+    repeat: int = option(1, "passes over the training data per epoch (tiny datasets: fewer, longer epochs)")
+    max_minutes: float = option(0.0, "stop training after this many wall-clock minutes (0: no limit)")
+    epochs: int = option(40, "training epochs")
+    batch_size: int = option(32, "examples per batch")
+    patience: int = option(-1, "early stopping patience on val_loss (-1 disables)")
+
+
+@dataclasses.dataclass
+class DetectionTask:
+    data: DetectionData
+    held_out: DetectionData | None
+    test_data: DetectionData | None
+    image_size: tuple
+    train: object = None
+    validation: object = None  # ragged (images, boxes, classes) batches for scoring
+    fit_validation: object = None  # encoded batches for the validation loss
+    test: object = None
+    anchors: list | None = None
+    ssd: dict | None = None
+
+
+class ObjectDetectorApp(App):
+    name = "object-detector"
+    description = "Object detection (YOLO or SSD) from COCO / Pascal VOC / YOLO annotations, NMS in the export."
+    config_cls = Config
+
+    def load_data(self, data, config, test_data=None):
+        size = _parse_size(config.image_size)
+        fmt = None if config.format == "auto" else config.format
+        full = load_detections(data, fmt)
+        if not len(full):
+            raise DataError(f"no images in the detection data {data!r}")
+        train, held_out = full.split(config.validation_split, seed=config.seed) if config.validation_split else (
+            full, None)
+        test = load_detections(test_data, fmt) if test_data is not None else None
+        if test is not None and test.class_names != full.class_names:
+            raise DataError(f"test classes {test.class_names} differ from training classes {full.class_names}")
+        task = DetectionTask(train, held_out, test, size)
+        if config.model == "yolo":
+            boxes = _scaled_boxes(train, size)
+            task.anchors = kmeans_anchors(boxes[:, 2:] - boxes[:, :2], config.anchors, seed=config.seed).tolist()
+        return task
+
+    def info(self, data, config) -> dict:
+        return {"class_names": list(data.data.class_names), "image_shape": [*data.image_size, config.channels],
+                "model": config.model, "anchors": data.anchors, "ssd": data.ssd, "num_train": len(data.data),
+                "nms": {"score_threshold": config.score_threshold, "iou_threshold": config.iou_threshold,
+                        "max_detections": config.max_detections}}
+
+    def build_model(self, data, config) -> keras.Model:
+        shape = (*data.image_size, config.channels)
+        k = data.data.num_classes
+        weights = config.weights or None
+        if config.model == "yolo":
+            model = build_yolo(shape, k, data.anchors, config.backbone, config.width, weights)
+            grid = tuple(model.output.shape[1:3])
+            encoder = YoloEncoder(data.image_size, grid, data.anchors, k)
+            self._loss = YoloLoss(cell_anchors(data.anchors, data.image_size, grid), config.lambda_coord,
+                                  config.lambda_noobj)
+        else:
+            model = build_ssd(shape, k, len(SSD_RATIOS) + 1, config.ssd_levels, config.backbone, config.width, weights)
+            sizes = feature_sizes_of(model)
+            defaults, _ = ssd_default_boxes(data.image_size, sizes, aspect_ratios=SSD_RATIOS)
+            data.ssd = {"feature_sizes": [list(s) for s in sizes], "aspect_ratios": list(SSD_RATIOS)}
+            encoder = SSDMatcher(defaults)
+            self._loss = SSDLoss(k, neg_pos_ratio=config.neg_pos_ratio)
+        self._pipelines(data, encoder, config)
+        return model
+
+    def _pipelines(self, data, encoder, config):
+        ops = [o.strip() for o in config.augment.split(",") if o.strip() and o.strip() != "none"]
+        unknown = set(ops) - {"flip", "scale", "color"}
+        if unknown:
+            raise ValueError(f"unknown augmentation(s) {sorted(unknown)}; use flip, scale, color")
+
+        def encode(ex):
+            return ex["images"], encoder.encode(ex["boxes"], ex["classes"])
+
+        base = detection_dataset(data.data, data.image_size, config.channels).cache()
+        train = base.shuffle(min(len(data.data), 4096), seed=config.seed, reshuffle_each_iteration=True)
+        if ops:
+            train = train.map(lambda ex: augment_example(ex, flip="flip" in ops, scale=(0.8, 1.2) if "scale" in ops
+                                                         else None, color=0.2 if "color" in ops else 0.0),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+        train = train.repeat(config.repeat) if config.repeat > 1 else train
+        data.train = train.map(encode, num_parallel_calls=tf.data.AUTOTUNE).batch(config.batch_size).prefetch(2)
+        if data.held_out is not None and len(data.held_out):
+            held = detection_dataset(data.held_out, data.image_size, config.channels).cache()
+            data.fit_validation = held.map(encode).batch(config.batch_size)
+            data.validation = held.ragged_batch(config.batch_size)
+        if data.test_data is not None:
+            data.test = detection_dataset(data.test_data, data.image_size, config.channels).ragged_batch(
+                config.batch_size)
+
+    def fit(self, model, data, config, callbacks) -> dict:
+        steps = max(1, -(-len(data.data) * max(1, config.repeat) // config.batch_size))
+        rate = config.learning_rate
+        if config.max_minutes:  # the schedule follows the time budget (the epoch count is only an upper bound)
+            callbacks = [*callbacks, TimeLimit(config.max_minutes * 60, rate if config.lr_schedule == "cosine" else None)]
+        elif config.lr_schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps * config.epochs, alpha=0.05)
+        # no XLA: it slows CPU training (DESIGN.md) and its compile time dominates short runs
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss=self._loss, jit_compile=False)
+        history = model.fit(data.train, validation_data=data.fit_validation, epochs=config.epochs,
+                            callbacks=callbacks, verbose=config.verbose)
+        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    def train(self, data, config=None, test_data=None, **overrides) -> Run:
+        run = super().train(data, config, test_data=test_data, **overrides)
+        run.__class__ = DetectionRun
+        return run
+
+    def load_run(self, run_dir: str) -> Run:
+        run = super().load_run(run_dir)
+        run.__class__ = DetectionRun
+        return run
+
+    def serving_adapter(self, run, method: str | None = None):
+        info = run.info
+        size = tuple(info["image_shape"][:2])
+        method = method or ("combined" if run.config.nms == "auto" else run.config.nms)
+        nms = {**info["nms"], "method": method}
+        if info["model"] == "yolo":
+            anchors = np.asarray(info["anchors"], np.float32)
+            detect = lambda raw: yolo_detect(raw, anchors, size, **nms)  # noqa: E731
+        else:
+            defaults, _ = ssd_default_boxes(size, [tuple(s) for s in info["ssd"]["feature_sizes"]],
+                                            aspect_ratios=info["ssd"]["aspect_ratios"])
+            detect = lambda raw: ssd_detect(raw, defaults, **nms)  # noqa: E731
+        samples = getattr(run, "sample_images", None) or sample_images(tuple(info["image_shape"]))
+        return detection_adapter(run.model, info["class_names"], detect, sample_images=samples,
+                                 metadata={"detector": info["model"], "nms": nms, "anchors": info["anchors"],
+                                           "ssd": info["ssd"]})
+
+    def eval_dataset(self, data, info, config=None):
+        fmt = getattr(config, "format", "auto")
+        detections = load_detections(data, None if fmt == "auto" else fmt)
+        return detection_dataset(detections, tuple(info["image_shape"][:2]), info["image_shape"][2]).ragged_batch(
+            getattr(config, "batch_size", 32))
+
+    def score(self, predictor, dataset, info) -> dict:
+        ground_truth, detections = [], []
+        for batch in dataset:
+            out = predictor({"pixels": batch["images"].numpy()}, signature="serving_dense")
+            for i in range(len(out["num_detections"])):
+                n = int(out["num_detections"][i])
+                detections.append((out["boxes"][i][:n], out["scores"][i][:n], out["classes"][i][:n]))
+                ground_truth.append((batch["boxes"][i].numpy(), batch["classes"][i].numpy()))
+        metrics = coco_map(ground_truth, detections, info["class_names"])
+        metrics["images"] = len(ground_truth)
+        return metrics
+
+    def raw_inputs(self, inputs, info) -> dict:
+        from apps.image_classifier import APP as classifier
+
+        return classifier.raw_inputs(inputs, info)
+
+    def predict(self, path_or_run, inputs, draw_dir: str | None = "predictions") -> list:
+        """Detections per input (`box` in the input image's pixels); with `draw_dir`, saves boxes drawn as PNG."""
+        if isinstance(inputs, (str, bytes, np.ndarray)) and not (isinstance(inputs, np.ndarray) and inputs.ndim == 4):
+            inputs = [inputs]
+        results = super().predict(path_or_run, inputs)
+        if draw_dir:
+            os.makedirs(draw_dir, exist_ok=True)
+            for index, (item, result) in enumerate(zip(inputs, results)):
+                stem = os.path.splitext(os.path.basename(item))[0] if isinstance(item, str) else f"image{index}"
+                result["drawn"] = draw_detections(item, result["detections"],
+                                                  os.path.join(draw_dir, f"{stem}.detections.png"))
+        return results
+
+    def format_predictions(self, outputs, inputs) -> list:
+        results = []
+        for i in range(len(outputs["num_detections"])):
+            n = int(outputs["num_detections"][i])
+            results.append({"detections": [
+                {"label": _text(outputs["labels"][i][j]), "class": int(outputs["classes"][i][j]),
+                 "score": float(outputs["scores"][i][j]), "box": [float(v) for v in outputs["boxes"][i][j]]}
+                for j in range(n)]})
+        return results
+
+    def summary(self, metrics) -> str:
+        return format_map(metrics) if "per_class" in metrics else super().summary(metrics)
+
+
+class DetectionRun(Run):
+    """A detector's Run: `export` picks the NMS op the requested formats can carry (see `Config.nms`)."""
+
+    def export(self, directory: str, target: str = "cpu", formats=("saved_model",), batch_size: int = 8) -> str:
+        method = self.config.nms
+        if method == "auto":
+            method = "padded" if ("tflite" in formats or target == "tpu") else "combined"
+        self._adapter = self.app.serving_adapter(self, method)
+        return super().export(directory, target=target, formats=formats, batch_size=batch_size)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after `seconds` of wall-clock time; with `cosine_from`, decays the learning rate from
+    that value to 5% of it along a cosine over the time budget (so a time-capped run still anneals)."""
+
+    def __init__(self, seconds: float, cosine_from: float | None = None):
+        super().__init__()
+        self.seconds, self.cosine_from = seconds, cosine_from
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        elapsed = time.monotonic() - self.start
+        if elapsed > self.seconds:
+            self.model.stop_training = True
+        if self.cosine_from is not None:
+            fraction = min(1.0, elapsed / self.seconds)
+            rate = self.cosine_from * (0.05 + 0.95 * 0.5 * (1.0 + np.cos(np.pi * fraction)))
+            self.model.optimizer.learning_rate.assign(rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.monotonic() - self.start > self.seconds:
+            self.model.stop_training = True
+
+
+def draw_detections(image, detections: list, path: str) -> str:
+    """Draws `detections` (dicts with `box`, `label`, `score`) on an image (path, bytes or array); saves a PNG."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    if isinstance(image, (str, os.PathLike)):
+        picture = Image.open(image)
+    elif isinstance(image, bytes):
+        picture = Image.open(io.BytesIO(image))
+    else:
+        array = np.clip(np.asarray(image), 0, 255).astype("uint8")
+        picture = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
+    picture = picture.convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    palette = [(255, 64, 64), (64, 255, 64), (64, 128, 255), (255, 200, 0), (255, 0, 255), (0, 255, 255)]
+    for det in detections:
+        colour = palette[det["class"] % len(palette)]
+        draw.rectangle(det["box"], outline=colour, width=1)
+        draw.text((det["box"][0] + 1, max(0, det["box"][1] - 10)), f"{det['label']} {det['score']:.2f}", fill=colour)
+    picture.save(path)
+    return path
+
+
+def _scaled_boxes(data: DetectionData, size) -> np.ndarray:
+    rows = [r.boxes * np.array([size[1] / r.width, size[0] / r.height] * 2, np.float32) for r in data.records]
+    boxes = np.concatenate(rows or [np.zeros((0, 4), np.float32)], 0)
+    if not len(boxes):
+        raise DataError("the training data has no boxes")
+    return boxes
+
+
+def _parse_size(text: str):
+    try:
+        height, width = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"image_size must look like HxW (e.g. 128x128). Received: {text!r}") from None
+    return height, width
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+APP = ObjectDetectorApp()
+train = APP.train
+evaluate = APP.evaluate
+predict = APP.predict
