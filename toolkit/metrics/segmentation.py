@@ -129,7 +129,7 @@ class MeanDice(keras.metrics.MeanIoU):
 
     Examples:
     >>> m = MeanDice(num_classes=2)
-    >>> m.update_state([0, 1, 1, 1], [0, 1, 0, 1])
+    >>> _ = m.update_state([0, 1, 1, 1], [0, 1, 0, 1])
     >>> round(float(m.result()), 4)  # (2/3 + 4/5) / 2
     0.7333
     """
