@@ -148,3 +148,15 @@ def test_overlay_colours_only_the_foreground():
     np.testing.assert_array_equal(out[0, 0], [200, 200, 200])
     np.testing.assert_array_equal(out[0, 1], (0.5 * 200 + 0.5 * default_palette(3)[1]).astype(np.uint8))
     np.testing.assert_array_equal(colorize(mask)[1, 0], default_palette(3)[2])
+
+
+def test_training_pipeline_augments_pairs_together(rng):
+    image, mask = _coded_pair(rng)
+    x, y = np.repeat(image[None], 8, 0), np.repeat(mask[None], 8, 0)
+    data = load_segmentation_dataset((x, y, ["bg", "a", "b"]), validation_split=0.0, batch_size=8,
+                                     augment=JointAugmentation(flip="horizontal", zoom=0.3, translate=0.1))
+    images, masks = (t.numpy() for t in next(iter(data.train)))
+    assert len({m.tobytes() for m in masks}) > 1  # each example drew its own transform
+    distance = np.abs(images[..., 0][..., None] - np.array([0.0, 100.0, 230.0]))
+    pure = distance.min(-1) < 0.5
+    np.testing.assert_array_equal(distance.argmin(-1)[pure], masks[pure])
