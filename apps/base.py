@@ -215,6 +215,7 @@ class App:
         `TrainingDivergedError`, keeping the last good checkpoint.
         """
         config = self.make_config(config, **overrides)
+        strategy = get_strategy(config.strategy)  # first: multi-worker needs an untouched TF runtime
         keras.utils.set_random_seed(config.seed)
         key = run_dirs.fingerprint(self.name, config, data, test_data)
         run_dir, resumed = run_dirs.resolve_run_dir(self.name, config, key=key)
@@ -222,18 +223,22 @@ class App:
         with open(os.path.join(run_dir, "config.json"), "w") as f:
             json.dump({"app": self.name, **dataclasses.asdict(config)}, f, indent=2)
         try:
-            run = self._train_in(run_dir, data, config, test_data)
+            run = self._train_in(run_dir, data, config, test_data, strategy)
         except BaseException as error:
             write_status(run_dir, "failed", fingerprint=key, app=self.name, reason=f"{type(error).__name__}: {error}")
             raise
         write_status(run_dir, "finished", fingerprint=key, app=self.name, resumed=resumed)
         return run
 
-    def _train_in(self, run_dir, data, config, test_data) -> Run:
+    def _train_in(self, run_dir, data, config, test_data, strategy) -> Run:
         task_data = self.load_data(data, config, test_data=test_data)
-        strategy = get_strategy(config.strategy)
         with strategy.scope():
             model = self.build_model(task_data, config)
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                # Keras 3.15 bug: fit's eager "symbolic build" all-reduces a data batch across workers and
+                # fails on PerReplica values. With no model-level strategy Keras defers building to tracing
+                # and takes the strategy from this scope, which distributes the same way.
+                model._distribute_strategy = None
             run = Run(app=self, model=model, config=config, info=self.info(task_data, config), run_dir=run_dir)
             checkpoint = PhaseCheckpoint(os.path.join(run_dir, "checkpoints"))
             callbacks = [checkpoint, *self.callbacks(config, task_data)]
@@ -244,6 +249,11 @@ class App:
                     callback.log_dir = os.path.join(run_dir, "layer_statistics")
             history = self.fit(model, task_data, config, callbacks)
         if checkpoint.diverged:
+            good_epoch = checkpoint.restore_last_good()
+            if good_epoch:  # the last good weights, for `export --allow-unfinished` or inspection
+                model.save(os.path.join(run_dir, "model.keras"))
+                with open(os.path.join(run_dir, "info.json"), "w") as f:
+                    json.dump(run.info, f, indent=2, default=_jsonable)
             raise TrainingDivergedError(
                 f"training stopped: {checkpoint.diverged}. The last good checkpoint is kept in "
                 f"{checkpoint.directory}; lower the learning rate or check the data, then re-run to resume")

@@ -18,12 +18,14 @@ TASKS = {
     "image-classifier": "apps.image_classifier",
     "object-detector": "apps.object_detector",
     "text-classifier": "apps.text_classifier",
+    "text-embedder": "apps.text_embedder",
     "image-segmenter": "apps.image_segmenter",
 }
 
 # Other commands: name -> module exposing `add_arguments(parser)` and `main(args) -> int`, plus `HELP`.
 COMMANDS: dict = {"serve": "apps.serve", "predict": "apps.predict_cli"}
 COMMANDS.update({"inspect": "apps.inspect_cli", "style-transfer": "apps.style_transfer_cli"})
+COMMANDS["runs"] = "apps.runs_cli"
 
 
 def _add_config_flags(parser, config_cls):
@@ -65,6 +67,8 @@ def _task_parser(sub, name, module_name):
     export.add_argument("--target", default="cpu", choices=("cpu", "gpu", "tpu"))
     export.add_argument("--formats", default="saved_model", help="comma list: saved_model,tflite,onnx")
     export.add_argument("--batch-size", type=int, default=8, help="static batch of the tpu target")
+    export.add_argument("--allow-unfinished", action="store_true",
+                        help="export a run that did not finish (crashed, diverged) from its last saved model")
 
     predict = verbs.add_parser("predict", help="predict raw inputs with an exported model or run directory")
     predict.add_argument("model", help="export folder or run directory")
@@ -100,7 +104,7 @@ def _run_task(app, args) -> int:
         print(json.dumps(metrics, indent=2) if args.json else app.summary(metrics))
         return 0
     if args.verb == "export":
-        run = app.load_run(args.run_dir)
+        run = app.load_run(args.run_dir, allow_unfinished=args.allow_unfinished)
         path = run.export(args.output, target=args.target, formats=tuple(args.formats.split(",")),
                           batch_size=args.batch_size)
         print(f"exported: {path}")

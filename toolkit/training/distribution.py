@@ -8,6 +8,7 @@ import os
 import tensorflow as tf
 
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
+_PROCESS_WIDE: dict = {}  # multi-worker and TPU strategies can be created once per process
 
 
 def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.Strategy:
@@ -21,6 +22,18 @@ def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.St
     """
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
+    if name == "multi-worker":  # before anything lists devices: that initialises the TF runtime
+        config = os.environ.get("TF_CONFIG")
+        if not config:
+            raise RuntimeError("strategy 'multi-worker' needs the TF_CONFIG environment variable (cluster + task)")
+        try:
+            json.loads(config)
+        except json.JSONDecodeError as error:
+            raise RuntimeError(f"TF_CONFIG is not valid JSON: {error}") from None
+        if "multi-worker" not in _PROCESS_WIDE:
+            _PROCESS_WIDE["multi-worker"] = tf.distribute.MultiWorkerMirroredStrategy()
+            _patch_keras_multi_worker_reduce()
+        return _PROCESS_WIDE["multi-worker"]
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one-device"
@@ -29,15 +42,14 @@ def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.St
     if name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    if name == "multi-worker":
-        config = os.environ.get("TF_CONFIG")
-        if not config:
-            raise RuntimeError("strategy 'multi-worker' needs the TF_CONFIG environment variable (cluster + task)")
-        try:
-            json.loads(config)
-        except json.JSONDecodeError as error:
-            raise RuntimeError(f"TF_CONFIG is not valid JSON: {error}") from None
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    tpu = tpu or os.environ.get("TPU_NAME")
+    if tpu is None and not (os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0")
+                            or "TPU_ACCELERATOR_TYPE" in os.environ):
+        # Without a name or local TPU devices the resolver would probe the cloud metadata server over the
+        # network; fail fast with a clear message instead.
+        raise RuntimeError(
+            "strategy 'tpu': no TPU found (no TPU_NAME, no local TPU devices). Run on a TPU VM, set TPU_NAME "
+            "or pass the TPU name/address; on CPU or GPU use strategy 'auto'")
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         tf.config.experimental_connect_to_cluster(resolver)
@@ -48,3 +60,35 @@ def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.St
             "name/address; on CPU or GPU use strategy 'auto'"
         ) from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+def _patch_keras_multi_worker_reduce() -> None:
+    """Works around a Keras 3.15 TF-backend bug under MultiWorkerMirroredStrategy.
+
+    `fit` all-reduces each step's logs with `strategy.reduce("MEAN", v, axis=0)`, which fails for the
+    scalar loss and metrics ("Invalid reduction dimension 0 for input with 0 dimensions"). Scalars are
+    reduced with `axis=None` here; everything else still goes through Keras' own function.
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+    from keras.src import tree
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "_toolkit_patched", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            def reduce_one(value):
+                if isinstance(value, tf.distribute.DistributedValues):
+                    rank = strategy.experimental_local_results(value)[0].shape.rank
+                else:
+                    rank = getattr(getattr(value, "shape", None), "rank", None)
+                if rank == 0:
+                    return strategy.reduce("MEAN", value, axis=None)
+                return original(value, strategy, reduction)
+
+            return tree.map_structure(reduce_one, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._toolkit_patched = True
+    tf_trainer.reduce_per_replica = reduce_per_replica

@@ -124,6 +124,14 @@ class PhaseCheckpoint(keras.callbacks.Callback):
             state["done"] = True
             _write_json(os.path.join(self._phase_dir(), STATE_FILE), state)
 
+    def restore_last_good(self) -> int:
+        """Loads the running phase's last completed-epoch checkpoint into the model; returns that epoch."""
+        state = self._state()
+        if state and state.get("checkpoint"):
+            self._checkpoint.read(os.path.join(self._phase_dir(), state["checkpoint"])).expect_partial()
+            return state["epoch"]
+        return 0
+
     def _prune(self, keep_name: str):
         folder = self._phase_dir()
         names = sorted({f.split(".")[0] for f in os.listdir(folder) if f.startswith("ckpt-")},
