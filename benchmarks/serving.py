@@ -30,17 +30,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONCURRENCY = (1, 8, 32)
 
 
-def export_model(directory: str) -> tuple[str, bytes]:
+MODELS = {  # name -> (width, classes): the tests' tiny classifier and the image-classifier app's default CNN
+    "tiny CNN (width 4)": (4, 3),
+    "app default CNN (width 32)": (32, 10),
+}
+
+
+def export_model(directory: str, width: int, classes: int) -> tuple[str, bytes]:
     import keras
 
     from toolkit.export import encode_png, export, image_classification_adapter
     from toolkit.models.transfer import build_image_classifier
 
     keras.utils.set_random_seed(0)
-    model = build_image_classifier((28, 28, 1), 10, width=32)  # the image-classifier app's default CNN
+    model = build_image_classifier((28, 28, 1), classes, width=width)
     images = np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1))
     path = export(model, os.path.join(directory, "fashion"), adapter=image_classification_adapter(
-        model, [f"class{i}" for i in range(10)], images))
+        model, [f"class{i}" for i in range(classes)], images))
     return path, encode_png(images[0])
 
 
@@ -114,56 +120,70 @@ def main(argv=None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; do not update BENCHMARKS.md")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        path, png = export_model(tmp)
-        floor = in_process(path, png, args.seconds)
-        body = json.dumps({"instances": [{"b64": base64.b64encode(png).decode()}]}).encode()
-        results = {}
-        for batching in ("on", "off"):
-            process, port = start_server(tmp, batching)
-            try:
-                load(port, body, 8, 2.0)  # warm up (traces the batch shapes)
-                for clients in CONCURRENCY:
-                    results[(batching, clients)] = load(port, body, clients, args.seconds)
-                    print(batching, clients, results[(batching, clients)], flush=True)
-            finally:
-                process.send_signal(signal.SIGTERM)
-                process.wait(60)
+    runs = {}
+    for model_name, (width, classes) in MODELS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            path, png = export_model(tmp, width, classes)
+            floor = in_process(path, png, args.seconds)
+            body = json.dumps({"instances": [{"b64": base64.b64encode(png).decode()}]}).encode()
+            results = {}
+            for batching in ("on", "off"):
+                process, port = start_server(tmp, batching)
+                try:
+                    load(port, body, 8, 2.0)  # warm up
+                    for clients in CONCURRENCY:
+                        results[(batching, clients)] = load(port, body, clients, args.seconds)
+                        print(model_name, batching, clients, results[(batching, clients)], flush=True)
+                finally:
+                    process.send_signal(signal.SIGTERM)
+                    process.wait(60)
+        floor_p50, floor_p99 = (float(np.percentile(floor, q)) * 1e3 for q in (50, 99))
+        ratio = results[("on", 32)]["rps"] / results[("off", 32)]["rps"]
+        gap = results[("on", 1)]["p50"] - floor_p50
+        print(f"{model_name}: in-process p50 {floor_p50:.2f} ms; 32-client ratio {ratio:.2f}x; "
+              f"1-client p50 gap {gap:.2f} ms", flush=True)
+        runs[model_name] = (results, floor_p50, floor_p99, len(floor), ratio, gap)
     load_after = os.getloadavg()[0]
-    floor_p50, floor_p99 = (float(np.percentile(floor, q)) * 1e3 for q in (50, 99))
-    ratio = results[("on", 32)]["rps"] / results[("off", 32)]["rps"]
-    gap = results[("on", 1)]["p50"] - floor_p50
-    print(f"in-process p50 {floor_p50:.2f} ms; 32-client ratio {ratio:.2f}x; 1-client p50 gap {gap:.2f} ms")
     if not args.no_write:
-        write(results, floor_p50, floor_p99, len(floor), ratio, gap, load_before, load_after, args.seconds)
+        write(runs, load_before, load_after, args.seconds)
     return 0
 
 
-def write(results, floor_p50, floor_p99, floor_n, ratio, gap, load_before, load_after, seconds):
+def write(runs, load_before, load_after, seconds):
     from benchmarks._report import machine, table, write_section
 
-    rows = [["in-process SavedModel call (floor)", 1, 1e3 / floor_p50, floor_p50, floor_p99, floor_n, 0]]
-    for (batching, clients), r in results.items():
-        rows.append([f"REST, batching {batching}", clients, r["rps"], r["p50"], r["p99"], r["n"], r["failed"]])
+    rows, verdicts = [], []
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    for model_name, (results, floor_p50, floor_p99, floor_n, ratio, gap) in runs.items():
+        rows.append([model_name, "in-process signature call (floor)", 1, 1e3 / floor_p50, floor_p50, floor_p99, floor_n, 0])
+        for (batching, clients), r in results.items():
+            rows.append([model_name, f"REST, batching {batching}", clients, r["rps"], r["p50"], r["p99"], r["n"], r["failed"]])
+        verdicts.append(f"- {model_name}: batching-on / batching-off throughput at 32 clients **{ratio:.2f}x** "
+                        f"(target >= 3x: {verdict(ratio >= 3)}); 1-client p50 with batching on minus the in-process "
+                        f"call **{gap:.2f} ms** (target <= 3 ms: {verdict(gap <= 3)}).")
     markdown = f"""## Serving (toolkit serve, REST on loopback)
 
 Command: `.venv/bin/python -m benchmarks.serving --seconds {seconds:g}` · {machine()}
 
-Model: the image-classifier app's default CNN (`build_image_classifier((28, 28, 1), 10)`, width 32), cpu export;
-each request is one 28x28 PNG as `{{"b64": ...}}` through `serving_default` (decode + resize + CNN + labels in
-the graph). Server: a `toolkit serve` process (`--max-batch-size 32 --max-wait-ms 2`); clients: threads with
+Each request is one 28x28 PNG as `{{"b64": ...}}` through `serving_default` (decode + resize + CNN + labels in
+the graph) of a cpu export of `build_image_classifier((28, 28, 1), K, width=W)`. Server: a `toolkit serve`
+process (`--max-batch-size 32 --max-wait-ms 2`, batches padded to powers of two); clients: threads with
 keep-alive `http.client` connections in the benchmark process, each sending back to back for {seconds:g} s.
-The floor's requests/s is 1 / p50 of a direct call of the loaded signature on one image.
+The floor's requests/s is 1 / its p50 (a direct call of the loaded signature on one image, one thread).
 
-{table(["path", "clients", "requests/s", "p50 ms", "p99 ms", "requests", "failed"], rows)}
+{table(["model", "path", "clients", "requests/s", "p50 ms", "p99 ms", "requests", "failed"], rows)}
 
-- Batching-on throughput at 32 clients / batching-off: **{ratio:.2f}x** (target >= 3x: {verdict(ratio >= 3)}).
-- p50 at 1 client with batching on minus the in-process call: **{gap:.2f} ms** (target <= 3 ms: {verdict(gap <= 3)}).
-- Honesty note: the 2-core machine was shared with other agents' jobs during this run (1-minute load average
-  {load_before:.1f} before, {load_after:.1f} after; 2 would be a fully busy machine), and the load generator runs on
-  the same 2 cores as the server, so absolute numbers are pessimistic and noisy; the on/off comparison ran
-  back to back in one run.
+{chr(10).join(verdicts)}
+
+Honesty notes: the 2-core machine was shared with other agents' jobs during this run (1-minute load average
+{load_before:.1f} before, {load_after:.1f} after; 2.0 is a fully busy machine), and the load generator runs on the
+same 2 cores as the server, so absolute numbers are pessimistic and noisy (repeated runs moved single cells by
+2x); on and off ran back to back in one run. Batching can only win what batched compute saves: measured
+in-process on this machine, the width-32 CNN costs ~4.9 ms/image at batch 1 and ~2.2 ms/image at batch 32
+(~2.2x), so 3x is out of reach for it on 2 cores whatever the server does; the tiny model saves ~11x per image,
+and there the per-request HTTP/JSON work in Python (one event loop, sharing the cores with the clients) is what
+caps throughput. At 1 client, batching on has in some runs cost a few ms more than batching off (a hand-off to
+the batch thread under a loaded scheduler; in-process the two paths measured the same, ~2 ms): not pinned down.
 """
     write_section("serving", markdown)
 
