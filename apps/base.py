@@ -122,7 +122,10 @@ class _LivePredictor:
         self.run, self.adapter = run, run.adapter
         self.labels = self.adapter.labels
         self.metadata = {"info": run.info}
-        self._compute = tf.function(lambda d: self.adapter.compute(run.model, d), reduce_retracing=True)
+        def compute(dense):
+            return self.adapter.compute(run.model, dense)
+
+        self._compute = tf.function(compute, reduce_retracing=True, autograph=False)
 
     def __call__(self, inputs, signature="serving_default"):
         if signature == "serving_default":

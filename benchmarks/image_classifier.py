@@ -96,7 +96,7 @@ def part_transfer(width: int, pretrain_epochs: int, few_epochs: int, shots=(10, 
     # cross-domain: Fashion-MNIST classes 0-4 features -> 500 handwritten digits
     digits = _mnist_500()
     if digits is not None:
-        xd, yd, xdt, ydt = digits
+        xd, yd, xdt, ydt, _ = digits
         names = [str(i) for i in range(10)]
         results = {name: _train_few(image_classifier, (xd, yd, names), (xdt, ydt, names), bb, mode, width,
                                     few_epochs, ftl) for name, bb, mode, ftl in modes}
