@@ -125,7 +125,7 @@ class _LivePredictor:
         def compute(dense):
             return self.adapter.compute(run.model, dense)
 
-        self._compute = tf.function(compute, reduce_retracing=True, autograph=False)
+        self._compute = tf.function(compute, reduce_retracing=True)
 
     def __call__(self, inputs, signature="serving_default"):
         if signature == "serving_default":
