@@ -95,7 +95,9 @@ def _run_task(app, args) -> int:
         print(f"run directory: {run.run_dir}")
         for name, path in run.plots.items():
             print(f"plot {name}: {path}")
-        if args.export:
+        from apps.run_dirs import is_chief
+
+        if args.export and is_chief():  # in multi-worker training only the chief exports
             path = run.export(args.export, target=args.target, formats=tuple(args.formats.split(",")))
             print(f"exported: {path}")
         return 0
