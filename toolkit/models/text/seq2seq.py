@@ -135,7 +135,9 @@ class Translator:
     def _step(self, previous, state, encoded, src):
         tensors = [tf.constant(previous, tf.int64), tf.constant(state, tf.float32), tf.constant(encoded, tf.float32),
                    tf.constant(src, tf.int64)]
-        return self.decoder_step(tensors, training=False)
+        if not hasattr(self, "_step_fn"):  # one traced graph instead of an eager Keras call per decoding step
+            self._step_fn = tf.function(lambda t: self.decoder_step(t, training=False), reduce_retracing=True)
+        return self._step_fn(tensors)
 
     def _greedy(self, src, encoded, state, max_length):
         previous = np.full((len(src), 1), self.bos, dtype="int64")
