@@ -171,8 +171,8 @@ class ObjectDetectorApp(App):
         run.__class__ = DetectionRun
         return run
 
-    def load_run(self, run_dir: str) -> Run:
-        run = super().load_run(run_dir)
+    def load_run(self, run_dir: str, **kwargs) -> Run:
+        run = super().load_run(run_dir, **kwargs)
         run.__class__ = DetectionRun
         return run
 
