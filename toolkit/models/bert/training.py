@@ -85,7 +85,15 @@ def set_training_mode(model, mode: str = "full", lora_rank: int = 8) -> dict:
         if lora_rank < 1:
             raise ValueError(f"lora_rank must be >= 1. Received: lora_rank={lora_rank}")
         backbone.enable_lora(int(lora_rank))
+    if _has_layer(model, "mean_pool"):  # the [CLS] pooler is unused by a mean-pooled head: keep it out of counts
+        pooler = next((l for l in backbone.layers if l.name == "pooled_dense"), None)
+        if pooler is not None:
+            pooler.trainable = False
     return parameter_counts(model)
+
+
+def _has_layer(model, name):
+    return any(layer.name == name for layer in getattr(model, "layers", []))
 
 
 def parameter_counts(model) -> dict:
