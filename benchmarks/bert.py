@@ -95,7 +95,7 @@ def run_mode(mode, checkpoint, train, test, batch_size, seed):
         features = [bert.embed_texts(embedder, preprocessor, t[0], 32) for t in (train, test)]
         head = keras.Sequential([keras.Input((features[0].shape[1],)), keras.layers.Dropout(0.1),
                                  keras.layers.Dense(2, activation="softmax")])
-        head.compile(keras.optimizers.AdamW(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
+        head.compile(optimizer=keras.optimizers.AdamW(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         keras.utils.set_random_seed(seed)
         head.fit(features[0], np.asarray(train[1]), epochs=300, batch_size=len(train[1]), verbose=0)
         accuracy = float(np.mean(head.predict(features[1], verbose=0).argmax(1) == np.asarray(test[1])))

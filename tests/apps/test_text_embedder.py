@@ -1,0 +1,49 @@
+"""text-embedder app on a tiny random BERT saved as a local keras-hub preset (offline)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from apps import cli, text_embedder
+from toolkit.data.images import DataError
+from toolkit.models import bert
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + "the a cat dog sat on mat good bad film movie".split()
+CORPUS = (["the cat sat on the mat", "a dog sat", "good film", "bad movie"], ["animal", "animal", "film", "film"])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    backbone, tokenizer = bert.tiny_bert(VOCAB, hidden_dim=16, num_heads=2, max_sequence_length=32)
+    preset = str(tmp_path_factory.mktemp("preset") / "tiny")
+    backbone.save_to_preset(preset)
+    tokenizer.save_to_preset(preset)
+    return text_embedder.train(CORPUS, checkpoint=preset, top_k=2, sequence_length=16,
+                               run_dir=str(tmp_path_factory.mktemp("runs")), test_data=CORPUS)
+
+
+def test_train_indexes_corpus_and_scores(run):
+    # querying with the corpus itself: every text's nearest neighbour is itself, so its own label
+    assert run.metrics["nearest_label_accuracy"] == 1.0 and run.metrics["num_queries"] == 4
+    assert run.metrics["mean_top1_similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert run.info["corpus"] == CORPUS[0]
+    top = text_embedder.predict(run, ["good film", "the cat sat on the mat"])
+    assert [p["top"] for p in top] == ["good film", "the cat sat on the mat"]
+    assert len(top[0]["neighbors"]) == 2
+
+
+def test_export_reload_and_cli(run, tmp_path, capsys):
+    vectors = text_embedder.embed(run, CORPUS[0])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    path = run.export(str(tmp_path / "emb"))
+    np.testing.assert_allclose(text_embedder.embed(path, CORPUS[0]), vectors, atol=1e-5)
+    assert text_embedder.evaluate(path, CORPUS)["nearest_label_accuracy"] == 1.0
+    reopened = text_embedder.APP.load_run(run.run_dir)
+    np.testing.assert_allclose(text_embedder.embed(reopened, CORPUS[0]), vectors, atol=1e-5)
+    assert cli.main(["text-embedder", "predict", path, "bad movie", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["top"] == "bad movie"
+    with pytest.raises(DataError, match="labelled"):
+        text_embedder.evaluate(path, ["no labels"])

@@ -1,0 +1,35 @@
+"""`text_classifier.train(..., model="bert", checkpoint=PATH)` and `model="transformer"` through the registry."""
+
+import keras
+import numpy as np
+import pytest
+
+from apps import text_classifier
+
+TEXTS = ["good film", "great movie", "bad film", "awful movie", "good and great", "bad and awful"] * 3
+LABELS = ["pos", "pos", "neg", "neg", "pos", "neg"] * 3
+
+
+def test_bert_family_trains_exports_and_reloads(tmp_path, preset_dir):
+    keras.utils.set_random_seed(0)
+    run = text_classifier.train((TEXTS, LABELS), model="bert", checkpoint=preset_dir, fine_tuning="lora",
+                                lora_rank=2, epochs=2, batch_size=6, learning_rate=1e-2, sequence_length=16,
+                                verbose=0, run_dir=str(tmp_path / "runs"), validation_split=0.0, patience=-1)
+    classifier = run.model.get_layer("classifier")
+    assert any("lora_kernel_a" in w.path for w in classifier.trainable_weights)
+    live = text_classifier.predict(run, ["good film", "awful movie"])
+    for target in ("cpu", "tpu"):
+        exported = text_classifier.predict(run.export(str(tmp_path / "sm"), target=target), ["good film", "awful movie"])
+        assert [p["label"] for p in exported] == [p["label"] for p in live]
+        np.testing.assert_allclose([p["score"] for p in exported], [p["score"] for p in live], atol=1e-5)
+    reopened = text_classifier.APP.load_run(run.run_dir)
+    assert text_classifier.predict(reopened, ["good film"])[0]["score"] == pytest.approx(live[0]["score"], abs=1e-5)
+
+
+def test_transformer_family(tmp_path):
+    run = text_classifier.train((TEXTS, LABELS), model="transformer", epochs=3, batch_size=6, sequence_length=8,
+                                embedding_dim=16, verbose=0, run_dir=str(tmp_path / "runs"))
+    assert 0.0 <= run.metrics["accuracy"] <= 1.0
+    assert run.model.get_layer("classifier").get_layer("encoder_0") is not None
+    path = run.export(str(tmp_path / "tr"), target="tpu")
+    assert text_classifier.predict(path, ["good film"])[0]["label"] in ("pos", "neg")
