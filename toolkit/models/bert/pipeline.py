@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from toolkit.models.bert.data import text_dataset
+from toolkit.models.bert.data import FEATURES, text_dataset
 from toolkit.models.bert.training import compile_classifier, set_training_mode
 
 
@@ -52,7 +52,8 @@ def fine_tune(model, preprocessor, texts, labels, epochs: int = 3, batch_size: i
 def _runner(model):
     fn = getattr(model, "_toolkit_infer", None)
     if fn is None:
-        fn = tf.function(lambda features: model(features, training=False), reduce_retracing=True)
+        spec = {name: tf.TensorSpec([None, None], tf.int32) for name in FEATURES}  # one trace for every length
+        fn = tf.function(lambda features: model(features, training=False), input_signature=[spec])
         model._toolkit_infer = fn
     return fn
 
