@@ -103,9 +103,10 @@ def fit(model, data, config, callbacks) -> dict:
         lora_rank=getattr(config, "lora_rank", 8), validation=validation, seed=config.seed,
         verbose=config.verbose, callbacks=callbacks,
     )
-    history = {k: [float(v) for v in values] for k, values in history.history.items()}
-    history["trainable_params"] = [float(counts["trainable"])]
-    return history
+    if config.verbose:
+        print(f"bert ({mode}): {counts['trainable']:,} trainable of {counts['total']:,} parameters "
+              f"({100 * counts['trainable_fraction']:.2f}%)")
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
 def adapter(model, class_names, sample_texts=None):
