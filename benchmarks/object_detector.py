@@ -43,7 +43,9 @@ def bench_model(kind, train, test, args, out_dir):
         train, test_data=test, model=kind, image_size=f"{args.size}x{args.size}", epochs=args.epochs,
         batch_size=32, learning_rate=args.lr, max_minutes=args.minutes, augment="scale,color",
         validation_split=0.0, score_threshold=0.05, verbose=2, run_dir=os.path.join(out_dir, "runs"), width=args.width,
+        anchor_match=args.anchor_match,
     )
+    row["anchor_match"] = args.anchor_match
     row["train_wall_min"] = (time.monotonic() - wall) / 60
     row["train_cpu_min"] = (_cpu_seconds() - cpu) / 60
     row["epochs"] = len(run.history.get("loss", []))
@@ -93,6 +95,7 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--models", default="yolo,ssd")
+    parser.add_argument("--anchor-match", type=float, default=0.0, help="YOLO: extra responsible anchors (IoU)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--rows", help="JSON-lines file: append each detector's row (to run detectors in "
                         "separate processes) and report every row in it")

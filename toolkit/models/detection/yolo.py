@@ -65,9 +65,12 @@ class YoloEncoder:
         grid: `(S_h, S_w)`.
         anchors: `[A, 2]` anchor `(w, h)` in pixels.
         num_classes: K.
+        match_iou: also make every other anchor of the centre cell whose shape IoU with the object is >= this
+            responsible for it (more positives per object, as YOLOv4/v5 do); 0 keeps the notes' single box.
     """
 
-    def __init__(self, image_size, grid, anchors, num_classes: int):
+    def __init__(self, image_size, grid, anchors, num_classes: int, match_iou: float = 0.0):
+        self.match_iou = float(match_iou)
         self.image_size = tuple(int(v) for v in image_size)
         self.grid = tuple(int(v) for v in grid)
         self.anchors = np.asarray(anchors, np.float32).reshape(-1, 2)
@@ -84,8 +87,14 @@ class YoloEncoder:
         h = (boxes[:, 3] - boxes[:, 1]) / cell_h
         col = tf.clip_by_value(tf.cast(tf.floor(cx), tf.int32), 0, self.grid[1] - 1)
         row = tf.clip_by_value(tf.cast(tf.floor(cy), tf.int32), 0, self.grid[0] - 1)
-        anchor = tf.argmax(_tf_shape_iou(tf.stack([w * cell_w, h * cell_h], 1), self.anchors), axis=1,
-                           output_type=tf.int32)
+        shape_ious = _tf_shape_iou(tf.stack([w * cell_w, h * cell_h], 1), self.anchors)  # [n, A]
+        anchor = tf.argmax(shape_ious, axis=1, output_type=tf.int32)
+        if self.match_iou > 0:  # extra (object, anchor) pairs; the best anchor is written last so it wins ties
+            extra = tf.where((shape_ious >= self.match_iou) & (tf.one_hot(anchor, len(self.anchors)) < 0.5))
+            objects = tf.concat([tf.cast(extra[:, 0], tf.int32), tf.range(tf.shape(anchor)[0])], 0)
+            anchor = tf.concat([tf.cast(extra[:, 1], tf.int32), anchor], 0)
+            boxes, classes = tf.gather(boxes, objects), tf.gather(classes, objects)
+            cx, cy, w, h, col, row = (tf.gather(v, objects) for v in (cx, cy, w, h, col, row))
         values = tf.concat([
             tf.ones_like(cx)[:, None],
             (cx - tf.cast(col, tf.float32))[:, None], (cy - tf.cast(row, tf.float32))[:, None],

@@ -101,3 +101,12 @@ def test_kmeans_anchors_find_the_clusters():
 def test_bad_method_is_an_error():
     with pytest.raises(ValueError, match="method must be one of"):
         yolo_detect(tf.zeros([1, 2, 2, 1, 6]), [[8, 8]], (16, 16), method="soft")
+
+
+def test_anchor_match_adds_responsible_boxes():
+    anchors = np.array([[12, 12], [20, 36], [16, 20]], np.float32)
+    enc = YoloEncoder((64, 64), (8, 8), anchors, 3, match_iou=0.4)
+    target = enc.encode(BOXES[:2], CLASSES[:2]).numpy()
+    # box 0 (16x8): shape IoU 0.55 with 12x12 (best), 0.4 with 16x20 -> both; box 1 (20x36): 20x36 and 16x20
+    assert np.argwhere(target[..., 0] > 0).tolist() == [[1, 1, 0], [1, 1, 2], [3, 5, 1], [3, 5, 2]]
+    np.testing.assert_allclose(target[1, 1, 2], target[1, 1, 0])  # same cell encoding, another anchor
