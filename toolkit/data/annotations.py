@@ -81,7 +81,7 @@ def load_detections(source, format: str | None = None, class_names=None, image_d
     Args:
         source: a `DetectionData`, a `Scenes`, a COCO `.json` file, a VOC folder (`Annotations/*.xml` +
             `JPEGImages/`, or XML files beside their images), or a YOLO folder (`images/`, `labels/`,
-            `classes.txt`; or a `data.yaml`-free flat folder with `classes.txt`).
+            `classes.txt`; or a flat folder of images, label files and `classes.txt`).
         format: `"coco"`, `"voc"`, `"yolo"`, or None to guess from the path.
         class_names: fix the class list (VOC: otherwise collected in sorted order; others: checked).
         image_dir: image folder for COCO (default: beside the JSON file, or its `images/` sub-folder).
