@@ -10,17 +10,16 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from apps.base import App, BaseConfig, merge_histories, option
-from toolkit.data import build_augmentation, load_image_dataset, read_image_file
-from toolkit.data.images import DataError
-from toolkit.export import encode_png, image_classification_adapter
-from toolkit.metrics import classification_report, format_report, plot_confusion_matrix
+from apps.classification import ClassificationOutputs
+from toolkit.data import build_augmentation, load_image_dataset
+from toolkit.data.images import encode_image_inputs, parse_image_size
+from toolkit.export import image_classification_adapter
+from toolkit.metrics import classification_report
 from toolkit.models.transfer import (
     BUILTIN_BACKBONES,
     build_image_classifier,
@@ -56,13 +55,13 @@ class Config(BaseConfig):
     strict: bool = option(False, "fail on an unreadable image instead of skipping it with a warning")
 
 
-class ImageClassifierApp(App):
+class ImageClassifierApp(ClassificationOutputs, App):
     name = "image-classifier"
     description = "Image classification with transfer learning (folder of class sub-folders, arrays, TFDS)."
     config_cls = Config
 
     def load_data(self, data, config, test_data=None):
-        size = _parse_size(config.image_size)
+        size = parse_image_size(config.image_size)
         dataset = load_image_dataset(
             data, image_size=size, channels=config.channels or None, validation_split=config.validation_split,
             batch_size=config.batch_size, seed=config.seed, strict=config.strict,
@@ -137,48 +136,7 @@ class ImageClassifierApp(App):
         return classification_report(np.concatenate(y_true), np.concatenate(scores), info["class_names"])
 
     def raw_inputs(self, inputs, info) -> dict:
-        if isinstance(inputs, (str, bytes, np.ndarray)) and not (isinstance(inputs, np.ndarray) and inputs.ndim == 4):
-            inputs = [inputs]
-        encoded = []
-        for item in inputs:
-            if isinstance(item, bytes):
-                encoded.append(item)
-            elif isinstance(item, (str, os.PathLike)):
-                if not os.path.isfile(item):
-                    raise DataError(f"image file {str(item)!r} does not exist")
-                read_image_file(str(item))  # a clear error naming the file if it is not an image
-                encoded.append(tf.io.read_file(str(item)).numpy())
-            else:
-                encoded.append(encode_png(np.asarray(item)))
-        return {"images": encoded}
-
-    def format_predictions(self, outputs, inputs) -> list:
-        return [
-            {"label": _text(label), "class": int(cls), "score": float(score[cls])}
-            for label, cls, score in zip(outputs["labels"], outputs["classes"], outputs["scores"])
-        ]
-
-    def summary(self, metrics) -> str:
-        return format_report(metrics) if "per_class" in metrics else super().summary(metrics)
-
-    def plot(self, run) -> dict:
-        plots = super().plot(run)
-        if run.metrics.get("confusion_matrix") and run.run_dir:
-            plots["confusion_matrix"] = plot_confusion_matrix(
-                run.metrics["confusion_matrix"], run.info["class_names"],
-                os.path.join(run.run_dir, "confusion_matrix.png"),
-            )
-        return plots
-
-
-def _parse_size(text: str):
-    if not text:
-        return None
-    try:
-        height, width = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise ValueError(f"image_size must look like HxW (e.g. 96x96). Received: {text!r}") from None
-    return height, width
+        return {"images": encode_image_inputs(inputs)}
 
 
 def _augmentation(config):
@@ -198,10 +156,6 @@ def _augmentation(config):
 def _sample_images(shape):
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, size=(3, *shape)).astype("uint8")
-
-
-def _text(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 APP = ImageClassifierApp()

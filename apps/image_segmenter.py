@@ -17,8 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.base import App, BaseConfig, Run, option
-from toolkit.data import read_image_file
-from toolkit.data.images import DataError
+from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.data.mask_writer import overlay
 from toolkit.data.masks import build_joint_augmentation, default_palette, load_segmentation_dataset, to_arrays
 from toolkit.data.masks import pairs_to_dataset
@@ -66,7 +65,7 @@ class ImageSegmenterApp(App):
 
     def load_data(self, data, config, test_data=None):
         dataset = load_segmentation_dataset(
-            data, image_size=_parse_size(config.image_size), channels=config.channels or None,
+            data, image_size=parse_image_size(config.image_size), channels=config.channels or None,
             class_names=_names(config.class_names), validation_split=config.validation_split,
             batch_size=config.batch_size, seed=config.seed, augment=build_joint_augmentation(config.augment),
         )
@@ -121,7 +120,7 @@ class ImageSegmenterApp(App):
         return segmentation_report(class_names=names, matrix=matrix)
 
     def raw_inputs(self, inputs, info) -> dict:
-        return {"images": [_encoded(item) for item in _as_list(inputs)]}
+        return {"images": encode_image_inputs(inputs)}
 
     def predict_masks(self, path_or_run, inputs) -> list:
         """Class masks (int32 `[H, W]`, each at its input's size) for raw inputs (paths, bytes, arrays)."""
@@ -139,7 +138,7 @@ class ImageSegmenterApp(App):
         """
         predictor = self.predictor(path_or_run)
         info = self._info_of(predictor)
-        items = _as_list(inputs)
+        items = as_image_list(inputs)
         masks = self._masks(predictor, items)
         names = info.get("class_names") or predictor.labels
         palette = np.asarray(info.get("palette") or default_palette(len(names)), np.uint8)
@@ -152,7 +151,7 @@ class ImageSegmenterApp(App):
                 os.makedirs(output_dir, exist_ok=True)
                 stem = (os.path.splitext(os.path.basename(str(item)))[0] if isinstance(item, (str, os.PathLike))
                         else f"input{index}")
-                image = tf.io.decode_image(_encoded(item), channels=3, expand_animations=False).numpy()
+                image = tf.io.decode_image(encode_image_inputs([item])[0], channels=3, expand_animations=False).numpy()
                 result["overlay"] = _write_png(overlay(image, mask, palette), output_dir, f"{stem}.overlay.png")
                 result["mask"] = _write_png(mask.astype(np.uint8), output_dir, f"{stem}.mask.png")
             results.append(result)
@@ -171,33 +170,6 @@ def _write_png(array, folder, name):
     path = os.path.join(folder, name)
     tf.io.write_file(path, encode_png(array))
     return path
-
-
-def _as_list(inputs):
-    if isinstance(inputs, (str, bytes, os.PathLike)) or (isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)):
-        return [inputs]
-    return list(inputs)
-
-
-def _encoded(item) -> bytes:
-    if isinstance(item, bytes):
-        return item
-    if isinstance(item, (str, os.PathLike)):
-        if not os.path.isfile(item):
-            raise DataError(f"image file {str(item)!r} does not exist")
-        read_image_file(str(item))  # a clear error naming the file if it is not an image
-        return tf.io.read_file(str(item)).numpy()
-    return encode_png(np.asarray(item))
-
-
-def _parse_size(text: str):
-    if not text:
-        return None
-    try:
-        height, width = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise ValueError(f"image_size must look like HxW (e.g. 128x128). Received: {text!r}") from None
-    return height, width
 
 
 def _ints(text: str):

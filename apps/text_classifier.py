@@ -23,10 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from apps.base import App, BaseConfig, option
+from apps.classification import ClassificationOutputs
 from toolkit.data.images import DataError
 from toolkit.data.text import TextDataset, load_text_dataset
 from toolkit.export.text import text_classification_adapter
-from toolkit.metrics import classification_report, format_report, plot_confusion_matrix
+from toolkit.metrics import classification_report
 from toolkit.models.text.classifiers import build_bow_classifier, build_sequence_classifier, text_classifier
 from toolkit.models.text.vectorize import build_vectorizer
 
@@ -170,7 +171,7 @@ def fit_classifier(model, data: TextDataset, config, callbacks) -> dict:
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
-class TextClassifierApp(App):
+class TextClassifierApp(ClassificationOutputs, App):
     name = "text-classifier"
     description = "Text classification (CSV with named columns, class folders of .txt, TFDS, lists)."
     config_cls = Config
@@ -233,31 +234,9 @@ class TextClassifierApp(App):
             texts.append(item)
         return {"text": texts}
 
-    def format_predictions(self, outputs, inputs) -> list:
-        return [
-            {"label": _text(label), "class": int(cls), "score": float(score[cls])}
-            for label, cls, score in zip(outputs["labels"], outputs["classes"], outputs["scores"])
-        ]
-
-    def summary(self, metrics) -> str:
-        return format_report(metrics) if "per_class" in metrics else super().summary(metrics)
-
-    def plot(self, run) -> dict:
-        plots = super().plot(run)
-        if run.metrics.get("confusion_matrix") and run.run_dir:
-            plots["confusion_matrix"] = plot_confusion_matrix(
-                run.metrics["confusion_matrix"], run.info["class_names"],
-                os.path.join(run.run_dir, "confusion_matrix.png"),
-            )
-        return plots
-
 
 def _eval_batches(texts, labels, batch_size):
     return tf.data.Dataset.from_tensor_slices((np.asarray(texts).astype(str), np.asarray(labels))).batch(batch_size)
-
-
-def _text(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 APP = TextClassifierApp()

@@ -270,3 +270,43 @@ def _conform_images(x, image_size, channels):
             [tf.image.resize(x[i : i + 512], image_size).numpy() for i in range(0, len(x), 512)]
         )
     return x
+
+
+def parse_image_size(text) -> tuple | None:
+    """`"96x128"` -> `(96, 128)`; empty -> None (keep the data's size)."""
+    if not text:
+        return None
+    try:
+        height, width = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"image_size must look like HxW (e.g. 96x96). Received: {text!r}") from None
+    return height, width
+
+
+def as_image_list(inputs) -> list:
+    """One image (path, bytes, `[H, W(, C)]` array) or many -> a list of images."""
+    if isinstance(inputs, (str, bytes, os.PathLike)) or (isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)):
+        return [inputs]
+    return list(inputs)
+
+
+def encode_image_inputs(inputs) -> list:
+    """Raw user images (file paths, encoded bytes, arrays) -> encoded bytes, the raw signature's input.
+
+    A missing or undecodable file is a `DataError` naming it; arrays are PNG-encoded (lossless).
+    """
+    from toolkit.export.image import encode_png
+
+    encoded = []
+    for item in as_image_list(inputs):
+        if isinstance(item, bytes):
+            encoded.append(item)
+        elif isinstance(item, (str, os.PathLike)):
+            if not os.path.isfile(item):
+                raise DataError(f"image file {str(item)!r} does not exist")
+            read_image_file(str(item))  # a clear error naming the file if it is not an image
+            with open(item, "rb") as f:
+                encoded.append(f.read())
+        else:
+            encoded.append(encode_png(np.asarray(item)))
+    return encoded
