@@ -47,7 +47,7 @@ apt-text:
 demo: install apt-data
 	$(PY) -m apps.demo --epochs $(DEMO_EPOCHS)
 
-test: install apt-browser apt-text
+test: install apt-data apt-browser apt-text
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 clean:
