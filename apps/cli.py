@@ -14,12 +14,21 @@ import sys
 
 # Task apps: CLI name -> module exposing `APP` (an `apps.base.App`). Imported only when used.
 TASKS = {
-    "vae": "apps.vae",
     "image-classifier": "apps.image_classifier",
     "object-detector": "apps.object_detector",
+    "image-segmenter": "apps.image_segmenter",
     "text-classifier": "apps.text_classifier",
     "text-embedder": "apps.text_embedder",
-    "image-segmenter": "apps.image_segmenter",
+    "vae": "apps.vae",
+}
+# One line each for `toolkit --help` (which must not import TensorFlow).
+TASK_HELP = {
+    "image-classifier": "image classification with transfer learning (folders, arrays, TFDS)",
+    "object-detector": "object detection: YOLO or SSD, COCO / VOC / YOLO annotations, NMS in the export",
+    "image-segmenter": "semantic segmentation with U-Net (image + mask folders)",
+    "text-classifier": "text classification: TF-IDF MLP, RNN/LSTM/GRU, CNN, TCN, Transformer, BERT",
+    "text-embedder": "sentence embeddings and cosine search with a BERT checkpoint",
+    "vae": "variational autoencoder: ELBO, samples, latent tools, few-label classification",
 }
 
 # Other commands: name -> module exposing `add_arguments(parser)` and `main(args) -> int`, plus `HELP`.
@@ -137,7 +146,7 @@ def build_parser(argv=None):
         if wanted == name:
             apps[name] = _task_parser(sub, name, module)
         else:
-            sub.add_parser(name, help=f"{name} task (see: toolkit {name} --help)")
+            sub.add_parser(name, help=TASK_HELP.get(name, f"{name} task") + f" (toolkit {name} --help)")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
