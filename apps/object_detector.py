@@ -47,8 +47,9 @@ class Config(BaseConfig):
     image_size: str = option("128x128", "model input HxW; images are resized (boxes with them)")
     channels: int = option(3, "1 (grey) or 3 (RGB)", choices=(1, 3))
     anchors: int = option(3, "YOLO: anchor boxes per cell (B), chosen by k-means on the training boxes")
-    anchor_match: float = option(0.0, "YOLO: also make every anchor of the object's cell with shape IoU >= this "
-                                 "responsible (more positives, faster training); 0: one box per object (the notes)")
+    anchor_match: float = option(0.4, "YOLO: also make every anchor of the object's cell with shape IoU >= this "
+                                 "responsible (more positives, faster training; met the mAP targets in "
+                                 "BENCHMARKS.md); 0: one box per object, the lecture notes' encoding")
     ssd_levels: int = option(3, "SSD: feature maps used (strides 8, 16, 32, ...)")
     lambda_coord: float = option(5.0, "YOLO loss weight of the box terms")
     lambda_noobj: float = option(0.5, "YOLO loss weight of the no-object confidence term")
