@@ -20,7 +20,7 @@ import tensorflow as tf
 from apps.base import App, BaseConfig, Run, option
 from toolkit.data.annotations import DetectionData, detection_dataset, load_detections
 from toolkit.data.box_augment import augment_example
-from toolkit.data.images import DataError
+from toolkit.data.images import DataError, encode_image_inputs, parse_image_size
 from toolkit.export.detection import detection_adapter, sample_images
 from toolkit.metrics.detection import coco_map, format_map
 from toolkit.models.detection import (
@@ -89,7 +89,7 @@ class ObjectDetectorApp(App):
     config_cls = Config
 
     def load_data(self, data, config, test_data=None):
-        size = _parse_size(config.image_size)
+        size = parse_image_size(config.image_size)
         fmt = None if config.format == "auto" else config.format
         full = load_detections(data, fmt)
         if not len(full):
@@ -215,9 +215,7 @@ class ObjectDetectorApp(App):
         return metrics
 
     def raw_inputs(self, inputs, info) -> dict:
-        from apps.image_classifier import APP as classifier
-
-        return classifier.raw_inputs(inputs, info)
+        return {"images": encode_image_inputs(inputs)}
 
     def predict(self, path_or_run, inputs, draw_dir: str | None = "predictions") -> list:
         """Detections per input (`box` in the input image's pixels); with `draw_dir`, saves boxes drawn as PNG."""
@@ -312,14 +310,6 @@ def _scaled_boxes(data: DetectionData, size) -> np.ndarray:
     if not len(boxes):
         raise DataError("the training data has no boxes")
     return boxes
-
-
-def _parse_size(text: str):
-    try:
-        height, width = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise ValueError(f"image_size must look like HxW (e.g. 128x128). Received: {text!r}") from None
-    return height, width
 
 
 def _text(value):

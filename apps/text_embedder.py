@@ -20,7 +20,6 @@ import types
 import keras
 import keras_hub
 import numpy as np
-import tensorflow as tf
 
 from apps.base import App, BaseConfig, option
 from toolkit.data.images import DataError

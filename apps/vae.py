@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from apps.base import App, BaseConfig, merge_histories, option
-from apps.image_classifier import ImageClassifierApp, _parse_size
+from apps.image_classifier import ImageClassifierApp
+from toolkit.data.images import parse_image_size
 from toolkit.data import load_image_dataset, read_image_file, samples
 from toolkit.data.images import IMAGE_EXTENSIONS, DataError
 from toolkit.export import ExtraSignature, ServingAdapter, decode_images, encode_png
@@ -311,7 +312,7 @@ def _as_images(dataset) -> Images:
 def load_images(source, config=None, split="train", image_shape=None) -> Images:
     """Any image source -> `Images`: "fashion-mnist[:train|test]", a class-per-folder tree or a flat folder
     of images (unlabelled), `(x,)` / `(x, y[, class_names])` / an `x` array, a tf.data.Dataset, "tfds:NAME"."""
-    size = tuple(image_shape[:2]) if image_shape else _parse_size(getattr(config, "image_size", ""))
+    size = tuple(image_shape[:2]) if image_shape else parse_image_size(getattr(config, "image_size", ""))
     channels = int(image_shape[2]) if image_shape else (getattr(config, "channels", 0) or None)
     strict = bool(getattr(config, "strict", False))
     if isinstance(source, str) and source.lower().split(":")[0] in FASHION_MNIST:
