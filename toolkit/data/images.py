@@ -257,14 +257,19 @@ def _validate_arrays(x, y, class_names):
     return x, y, class_names
 
 
+def convert_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
+    """`[N, H, W, C]` images -> `channels` channels (grey <-> RGB; alpha dropped); None keeps them."""
+    if channels is None or x.shape[-1] == channels:
+        return x
+    if channels == 3 and x.shape[-1] == 1:
+        return np.repeat(x, 3, axis=-1)
+    if channels == 1 and x.shape[-1] in (3, 4):
+        return tf.image.rgb_to_grayscale(x[..., :3]).numpy()
+    raise DataError(f"cannot convert {x.shape[-1]}-channel images to {channels} channels")
+
+
 def _conform_images(x, image_size, channels):
-    if channels is not None and x.shape[-1] != channels:
-        if channels == 3 and x.shape[-1] == 1:
-            x = np.repeat(x, 3, axis=-1)
-        elif channels == 1 and x.shape[-1] in (3, 4):
-            x = tf.image.rgb_to_grayscale(x[..., :3]).numpy()
-        else:
-            raise DataError(f"cannot convert {x.shape[-1]}-channel images to {channels} channels")
+    x = convert_channels(x, channels)
     if image_size is not None and tuple(x.shape[1:3]) != tuple(image_size):
         x = np.concatenate(
             [tf.image.resize(x[i : i + 512], image_size).numpy() for i in range(0, len(x), 512)]

@@ -20,7 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from toolkit.data.images import IMAGE_EXTENSIONS, DataError, read_image_file
+from toolkit.data.images import IMAGE_EXTENSIONS, DataError, convert_channels, read_image_file
 
 MASK_KEYS = ("segmentation_mask", "mask", "segmentation", "label_image")
 # TFDS datasets whose mask values need an offset to become 0-based class ids, and their class names.
@@ -284,13 +284,7 @@ def to_arrays(source, image_size=None, channels=None, class_names=None, palette=
         raise DataError("data must be a folder with images/ and masks/, an (images, masks[, class_names]) tuple, "
                         f"a tf.data.Dataset or 'tfds:NAME'. Received: {type(source).__name__}")
     x, y, class_names = _validate(x, y, class_names)
-    if channels and x.shape[-1] != channels:
-        if channels == 3 and x.shape[-1] == 1:
-            x = np.repeat(x, 3, axis=-1)
-        elif channels == 1 and x.shape[-1] in (3, 4):
-            x = tf.image.rgb_to_grayscale(x[..., :3]).numpy()
-        else:
-            raise DataError(f"cannot convert {x.shape[-1]}-channel images to {channels} channels")
+    x = convert_channels(x, channels or None)
     if image_size is not None and tuple(x.shape[1:3]) != tuple(image_size):
         pairs = [_resize_pair(a, b, image_size) for a, b in zip(x, y)]
         x, y = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]).astype(np.int32)
