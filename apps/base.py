@@ -356,6 +356,11 @@ def merge_histories(*histories) -> dict:
     return merged
 
 
+def text_of(value) -> str:
+    """bytes (what string tensors give back) or anything else -> str."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
 def _at(values, index):
     return values[index] if index < len(values) else ""
 

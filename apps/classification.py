@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from apps.base import text_of
 from toolkit.metrics import format_report, plot_confusion_matrix
 
 
@@ -12,8 +13,7 @@ class ClassificationOutputs:
 
     def format_predictions(self, outputs, inputs) -> list:
         return [
-            {"label": label.decode("utf-8") if isinstance(label, bytes) else str(label),
-             "class": int(cls), "score": float(score[cls])}
+            {"label": text_of(label), "class": int(cls), "score": float(score[cls])}
             for label, cls, score in zip(outputs["labels"], outputs["classes"], outputs["scores"])
         ]
 

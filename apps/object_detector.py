@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.base import App, BaseConfig, Run, option
+from apps.base import App, BaseConfig, Run, option, text_of
 from toolkit.data.annotations import DetectionData, detection_dataset, load_detections
 from toolkit.data.box_augment import augment_example
 from toolkit.data.images import DataError, encode_image_inputs, parse_image_size
@@ -235,7 +235,7 @@ class ObjectDetectorApp(App):
         for i in range(len(outputs["num_detections"])):
             n = int(outputs["num_detections"][i])
             results.append({"detections": [
-                {"label": _text(outputs["labels"][i][j]), "class": int(outputs["classes"][i][j]),
+                {"label": text_of(outputs["labels"][i][j]), "class": int(outputs["classes"][i][j]),
                  "score": float(outputs["scores"][i][j]), "box": [float(v) for v in outputs["boxes"][i][j]]}
                 for j in range(n)]})
         return results
@@ -310,10 +310,6 @@ def _scaled_boxes(data: DetectionData, size) -> np.ndarray:
     if not len(boxes):
         raise DataError("the training data has no boxes")
     return boxes
-
-
-def _text(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 APP = ObjectDetectorApp()

@@ -21,7 +21,7 @@ import keras
 import keras_hub
 import numpy as np
 
-from apps.base import App, BaseConfig, option
+from apps.base import App, BaseConfig, option, text_of
 from toolkit.data.images import DataError
 from toolkit.export.text_bert import bert_embedding_adapter
 from toolkit.models.bert import build_embedder, build_retrieval_model, embed_texts, load_bert
@@ -138,7 +138,7 @@ class TextEmbedderApp(App):
     def format_predictions(self, outputs, inputs) -> list:
         results = []
         for row in range(len(outputs["neighbors"])):
-            neighbors = [{"rank": r + 1, "index": int(i), "score": float(s), "text": _text(t)} for r, (i, s, t) in
+            neighbors = [{"rank": r + 1, "index": int(i), "score": float(s), "text": text_of(t)} for r, (i, s, t) in
                          enumerate(zip(outputs["neighbors"][row], outputs["similarities"][row],
                                        outputs["neighbor_texts"][row]))]
             results.append({"top": neighbors[0]["text"], "score": neighbors[0]["score"], "neighbors": neighbors})
@@ -148,10 +148,6 @@ class TextEmbedderApp(App):
         """`[n, d]` L2-normalised embeddings of `texts` from a Run or an export."""
         predictor = self.predictor(path_or_run)
         return np.asarray(predictor(self.raw_inputs(texts, {}), signature="serving_default")["embeddings"])
-
-
-def _text(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 APP = TextEmbedderApp()

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.export.adapter import ServingAdapter
-from toolkit.export.image import decode_images, encode_png
+from toolkit.export.image import decode_images, image_specs, png_samples
 
 
 def detection_adapter(model, class_names, detect_fn: Callable, sample_images=None, metadata: dict | None = None
@@ -52,18 +52,16 @@ def detection_adapter(model, class_names, detect_fn: Callable, sample_images=Non
             return outputs
         return {**outputs, "boxes": rescale_boxes(outputs["boxes"], sizes, (height, width))}
 
-    sample = None
-    if sample_images is not None:
-        sample = {"images": [encode_png(image) for image in sample_images]}
+    raw_inputs, dense_inputs = image_specs(height, width, channels)
     return ServingAdapter(
         task="object_detection",
-        raw_inputs={"images": tf.TensorSpec([None], tf.string, name="images")},
-        dense_inputs={"pixels": tf.TensorSpec([None, height, width, channels], tf.float32, name="pixels")},
+        raw_inputs=raw_inputs,
+        dense_inputs=dense_inputs,
         preprocess=preprocess,
         postprocess=postprocess,
         finalize=finalize,
         labels=list(class_names),
-        sample_raw=sample,
+        sample_raw=png_samples(sample_images),
         metadata={
             "input": {"images": "encoded image bytes (PNG/JPEG/BMP/GIF), any size",
                       "pixels": f"float32 [batch, {height}, {width}, {channels}] in [0, 255]"},

@@ -41,6 +41,21 @@ def encode_png(image: np.ndarray) -> bytes:
     return tf.io.encode_png(array).numpy()
 
 
+def image_specs(height: int, width: int, channels: int) -> tuple:
+    """The raw (`images`: encoded bytes) and dense (`pixels`: float32 [0, 255]) input specs of image tasks."""
+    return (
+        {"images": tf.TensorSpec([None], tf.string, name="images")},
+        {"pixels": tf.TensorSpec([None, height, width, channels], tf.float32, name="pixels")},
+    )
+
+
+def png_samples(sample_images) -> dict | None:
+    """A few `[H, W, C]` arrays -> the raw signature's parity-check inputs (PNG bytes)."""
+    if sample_images is None:
+        return None
+    return {"images": [encode_png(image) for image in sample_images]}
+
+
 def image_classification_adapter(model, class_names, sample_images=None) -> ServingAdapter:
     """Serving adapter for a classifier taking `[B, H, W, C]` pixels in [0, 255] and returning probabilities.
 
@@ -64,17 +79,15 @@ def image_classification_adapter(model, class_names, sample_images=None) -> Serv
         probabilities = tf.cast(probabilities, tf.float32)
         return {"scores": probabilities, "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
 
-    sample = None
-    if sample_images is not None:
-        sample = {"images": [encode_png(image) for image in sample_images]}
+    raw_inputs, dense_inputs = image_specs(height, width, channels)
     return ServingAdapter(
         task="image_classification",
-        raw_inputs={"images": tf.TensorSpec([None], tf.string, name="images")},
-        dense_inputs={"pixels": tf.TensorSpec([None, height, width, channels], tf.float32, name="pixels")},
+        raw_inputs=raw_inputs,
+        dense_inputs=dense_inputs,
         preprocess=preprocess,
         postprocess=postprocess,
         labels=list(class_names),
-        sample_raw=sample,
+        sample_raw=png_samples(sample_images),
         metadata={
             "input": {
                 "images": "encoded image bytes (PNG/JPEG/BMP/GIF), any size",

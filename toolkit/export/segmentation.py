@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.export.adapter import ServingAdapter
-from toolkit.export.image import decode_images, encode_png
+from toolkit.export.image import decode_images, image_specs, png_samples
 
 
 def _masks_at_sizes(probabilities, sizes, with_probabilities: bool):
@@ -83,19 +83,17 @@ def segmentation_adapter(model, class_names, sample_images=None, probabilities: 
             result["probabilities"] = resized
         return result
 
-    sample = None
-    if sample_images is not None:
-        sample = {"images": [encode_png(image) for image in sample_images]}
+    raw_inputs, dense_inputs = image_specs(height, width, channels)
     return ServingAdapter(
         task="semantic_segmentation",
-        raw_inputs={"images": tf.TensorSpec([None], tf.string, name="images")},
-        dense_inputs={"pixels": tf.TensorSpec([None, height, width, channels], tf.float32, name="pixels")},
+        raw_inputs=raw_inputs,
+        dense_inputs=dense_inputs,
         preprocess=preprocess,
         postprocess=postprocess,
         finalize=finalize,
         labels=list(class_names),
         label_source="none",  # masks hold class ids; names are in the metadata, not a per-pixel string tensor
-        sample_raw=sample,
+        sample_raw=png_samples(sample_images),
         metadata={
             "class_names": [str(c) for c in class_names],
             "palette": None if palette is None else np.asarray(palette).astype(int).tolist(),

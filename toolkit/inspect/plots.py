@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from toolkit.metrics.plots import save_figure  # noqa: E402
 
 
 def to_display(image) -> np.ndarray:
@@ -38,7 +39,7 @@ def save_grid(images, path: str, titles=None, columns: int | None = None, title:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_heatmap(image, heatmap, path: str, title: str = "", alpha: float = 0.5) -> str:
@@ -61,7 +62,7 @@ def save_heatmap(image, heatmap, path: str, title: str = "", alpha: float = 0.5)
     axes[2].imshow(heat, cmap="jet", alpha=alpha)
     axes[2].set_title("overlay", fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_curve(x, ys: dict, path: str, xlabel: str, ylabel: str, title: str = "") -> str:
@@ -76,11 +77,5 @@ def save_curve(x, ys: dict, path: str, xlabel: str, ylabel: str, title: str = ""
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
-
-def _save(fig, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

@@ -28,7 +28,7 @@ def plot_history(history: dict, path: str, title: str = "training") -> str:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion_matrix(matrix, class_names, path: str, title: str = "confusion matrix") -> str:
@@ -47,10 +47,11 @@ def plot_confusion_matrix(matrix, class_names, path: str, title: str = "confusio
                 color="white" if rates[i, j] > 0.5 else "black")
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path):
+def save_figure(fig, path: str) -> str:
+    """Writes a matplotlib figure as PNG (creating folders) and closes it."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
