@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.export.adapter import ServingAdapter
-from toolkit.export.image import decode_images, image_specs, png_samples
+from toolkit.export.image import image_inputs, png_samples
 
 
 def detection_adapter(model, class_names, detect_fn: Callable, sample_images=None, metadata: dict | None = None
@@ -33,13 +33,8 @@ def detection_adapter(model, class_names, detect_fn: Callable, sample_images=Non
         sample_images: a few `[h, w, C]` arrays (any sizes) for the export parity check.
         metadata: extra facts for `toolkit.json` (model kind, thresholds, anchors, ...).
     """
-    _, height, width, channels = model.input_shape
-    if None in (height, width, channels):
-        raise ValueError(f"the detector needs a fixed input size to serve raw images. Received: {model.input_shape}")
-
-    def preprocess(raw):
-        images, sizes = decode_images(raw["images"], (height, width), channels)
-        return {"pixels": images}, sizes
+    inputs = image_inputs(model, "detector")
+    height, width, channels = inputs.height, inputs.width, inputs.channels
 
     def postprocess(outputs):
         result = detect_fn(outputs)
@@ -52,12 +47,11 @@ def detection_adapter(model, class_names, detect_fn: Callable, sample_images=Non
             return outputs
         return {**outputs, "boxes": rescale_boxes(outputs["boxes"], sizes, (height, width))}
 
-    raw_inputs, dense_inputs = image_specs(height, width, channels)
     return ServingAdapter(
         task="object_detection",
-        raw_inputs=raw_inputs,
-        dense_inputs=dense_inputs,
-        preprocess=preprocess,
+        raw_inputs=inputs.raw_inputs,
+        dense_inputs=inputs.dense_inputs,
+        preprocess=inputs.preprocess,
         postprocess=postprocess,
         finalize=finalize,
         labels=list(class_names),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import tensorflow as tf
 
@@ -41,11 +43,32 @@ def encode_png(image: np.ndarray) -> bytes:
     return tf.io.encode_png(array).numpy()
 
 
-def image_specs(height: int, width: int, channels: int) -> tuple:
-    """The raw (`images`: encoded bytes) and dense (`pixels`: float32 [0, 255]) input specs of image tasks."""
-    return (
+class ImageInputs(typing.NamedTuple):
+    """What every image task's serving adapter shares: sizes, input specs and the in-graph decoding."""
+
+    height: int
+    width: int
+    channels: int
+    raw_inputs: dict  # `images`: encoded bytes, any size
+    dense_inputs: dict  # `pixels`: float32 [B, H, W, C] in [0, 255]
+    preprocess: typing.Callable  # raw -> ({"pixels": ...}, original (height, width) per image)
+
+
+def image_inputs(model, role: str = "model") -> ImageInputs:
+    """The raw / dense image signatures of a model taking `[B, H, W, C]` pixels at a fixed size."""
+    _, height, width, channels = model.input_shape
+    if None in (height, width, channels):
+        raise ValueError(f"the {role} needs a fixed input size to serve raw images. Received: {model.input_shape}")
+
+    def preprocess(raw):
+        images, sizes = decode_images(raw["images"], (height, width), channels)
+        return {"pixels": images}, sizes
+
+    return ImageInputs(
+        height, width, channels,
         {"images": tf.TensorSpec([None], tf.string, name="images")},
         {"pixels": tf.TensorSpec([None, height, width, channels], tf.float32, name="pixels")},
+        preprocess,
     )
 
 
@@ -67,24 +90,18 @@ def image_classification_adapter(model, class_names, sample_images=None) -> Serv
         class_names: label names, index = class id.
         sample_images: a few `[H, W, C]` arrays used for the export parity check.
     """
-    _, height, width, channels = model.input_shape
-    if None in (height, width, channels):
-        raise ValueError(f"the classifier needs a fixed input size to serve raw images. Received: {model.input_shape}")
-
-    def preprocess(raw):
-        images, sizes = decode_images(raw["images"], (height, width), channels)
-        return {"pixels": images}, sizes
+    inputs = image_inputs(model, "classifier")
+    height, width, channels = inputs.height, inputs.width, inputs.channels
 
     def postprocess(probabilities):
         probabilities = tf.cast(probabilities, tf.float32)
         return {"scores": probabilities, "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
 
-    raw_inputs, dense_inputs = image_specs(height, width, channels)
     return ServingAdapter(
         task="image_classification",
-        raw_inputs=raw_inputs,
-        dense_inputs=dense_inputs,
-        preprocess=preprocess,
+        raw_inputs=inputs.raw_inputs,
+        dense_inputs=inputs.dense_inputs,
+        preprocess=inputs.preprocess,
         postprocess=postprocess,
         labels=list(class_names),
         sample_raw=png_samples(sample_images),

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.export.adapter import ServingAdapter
-from toolkit.export.image import decode_images, image_specs, png_samples
+from toolkit.export.image import image_inputs, png_samples
 
 
 def _masks_at_sizes(probabilities, sizes, with_probabilities: bool):
@@ -59,16 +59,11 @@ def segmentation_adapter(model, class_names, sample_images=None, probabilities: 
     >>> sorted(a.raw_inputs), sorted(a.dense_inputs)
     (['images'], ['pixels'])
     """
-    _, height, width, channels = model.input_shape
-    if None in (height, width, channels):
-        raise ValueError(f"the segmenter needs a fixed input size to serve raw images. Received: {model.input_shape}")
+    inputs = image_inputs(model, "segmenter")
+    height, width, channels = inputs.height, inputs.width, inputs.channels
     out_h, out_w, num_classes = model.output_shape[1:]
     if num_classes != len(class_names):
         raise ValueError(f"the model predicts {num_classes} classes but {len(class_names)} class names were given")
-
-    def preprocess(raw):
-        images, sizes = decode_images(raw["images"], (height, width), channels)
-        return {"pixels": images}, sizes
 
     def postprocess(outputs):
         outputs = tf.cast(outputs, tf.float32)
@@ -83,12 +78,11 @@ def segmentation_adapter(model, class_names, sample_images=None, probabilities: 
             result["probabilities"] = resized
         return result
 
-    raw_inputs, dense_inputs = image_specs(height, width, channels)
     return ServingAdapter(
         task="semantic_segmentation",
-        raw_inputs=raw_inputs,
-        dense_inputs=dense_inputs,
-        preprocess=preprocess,
+        raw_inputs=inputs.raw_inputs,
+        dense_inputs=inputs.dense_inputs,
+        preprocess=inputs.preprocess,
         postprocess=postprocess,
         finalize=finalize,
         labels=list(class_names),

@@ -79,6 +79,26 @@ class _ImageModel(keras.Model):
         """Latent codes -> mean images in [0, 1] (Bernoulli probabilities or Gaussian means)."""
         return tf.sigmoid(tf.cast(self.decoder(z, training=training), tf.float32))
 
+    # Both models train on the dict of loss parts their `loss_parts` returns, one Mean tracker per part.
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            parts = self.loss_parts(_images(data), training=True)
+        grads = tape.gradient(parts["loss"], self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        return self._track(parts)
+
+    def test_step(self, data):
+        return self._track(self.loss_parts(_images(data), training=False))
+
+    def _track(self, parts):
+        for name, tracker in self.trackers.items():
+            tracker.update_state(parts[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
     def _base_config(self):
         return {
             "name": self.name,
@@ -129,10 +149,6 @@ class VAE(_ImageModel):
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", "reconstruction", "kl", "neg_elbo", "beta")}
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     def encode(self, pixels, training=False):
         """Pixels in [0, 255] -> `(mu, log_var)`."""
         mu, log_var = self.encoder(self.targets(pixels), training=training)
@@ -162,21 +178,6 @@ class VAE(_ImageModel):
         beta = self.kl_weight(training)
         return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl,
                 "neg_elbo": reconstruction + kl, "beta": beta}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            parts = self.loss_parts(_images(data), training=True)
-        grads = tape.gradient(parts["loss"], self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._track(parts)
-
-    def test_step(self, data):
-        return self._track(self.loss_parts(_images(data), training=False))
-
-    def _track(self, parts):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(parts[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def log_weights(self, pixels, noise):
         """Importance log-weights `log p(x|z_i) + log p(z_i) - log q(z_i|x)`, `z_i = mu + sigma * noise_i`.
@@ -230,10 +231,6 @@ class Autoencoder(_ImageModel):
         super().__init__(encoder, decoder, likelihood=likelihood, binarize=binarize, **kwargs)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "mse")}
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     def encode(self, pixels, training=False):
         return tf.cast(self.encoder(self.targets(pixels), training=training), tf.float32)
 
@@ -246,21 +243,6 @@ class Autoencoder(_ImageModel):
         reconstruction = tf.reduce_mean(self.nll(targets, logits))
         mse = tf.reduce_mean(tf.square(tf.sigmoid(tf.cast(logits, tf.float32)) - targets))
         return {"loss": reconstruction, "reconstruction": reconstruction, "mse": mse}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            parts = self.loss_parts(_images(data), training=True)
-        grads = tape.gradient(parts["loss"], self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._track(parts)
-
-    def test_step(self, data):
-        return self._track(self.loss_parts(_images(data), training=False))
-
-    def _track(self, parts):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(parts[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def get_config(self):
         return self._base_config()

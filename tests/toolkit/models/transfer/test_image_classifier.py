@@ -28,8 +28,7 @@ def test_head_matches_the_lecture_notes():
 def test_phase_parameter_counts():
     model = build_image_classifier((16, 16, 1), 3, width=4)
     backbone = get_backbone(model)
-    head = (64 * 256 + 256) + (256 * 3 + 3)  # backbone ends in 4 * 4 = 16... channels: width*4 = 16
-    head = (16 * 256 + 256) + (256 * 3 + 3)
+    head = (16 * 256 + 256) + (256 * 3 + 3)  # the backbone ends in width * 4 = 16 channels
     freeze_backbone(model)
     counts = count_params(model)
     assert counts["trainable"] == head
