@@ -10,11 +10,8 @@ or 1e-3 (lora / frozen) apply.
 
 from __future__ import annotations
 
-import os
-
 import keras
 import keras_hub
-import tensorflow as tf
 
 from toolkit.models.bert.data import pack
 from toolkit.models.bert.loading import load_bert
@@ -94,6 +91,9 @@ def fit(model, data, config, callbacks) -> dict:
     """Fine-tunes the `classifier` part with the recipe, padding every batch to its longest sentence."""
     mode, epochs, rate = _recipe(config)
     packer = model.get_layer("preprocessor").get_layer("bert_packer").preprocessor
+    if config.verbose and (epochs, rate) != (config.epochs, config.learning_rate):
+        print(f"bert ({mode}): the recipe's {epochs} epochs at peak learning rate {rate:g} "
+              f"(pass --epochs / --learning-rate to override)")
     validation = None
     if getattr(data, "validation_texts", None) is not None and len(data.validation_texts):
         validation = (list(map(str, data.validation_texts)), data.validation_labels)

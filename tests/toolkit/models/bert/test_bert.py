@@ -135,6 +135,25 @@ def test_frozen_mode_and_token_classifier(tiny, vocab_file):
         bert.set_training_mode(model, "partial")
 
 
+def test_fit_head_is_the_logistic_regression_probe_and_leaves_the_backbone(tiny, vocab_file):
+    from sklearn.linear_model import LogisticRegression
+
+    _, _, preprocessor = tiny
+    for labels in (LABELS, [0, 1, 2, 0, 1, 2]):  # binary (one sklearn logit) and multinomial
+        model = bert.build_text_classifier(_fresh(vocab_file), max(labels) + 1)
+        backbone = {k: v for k, v in _weights(model).items() if "logits" not in k}
+        accuracy = bert.fit_head(model, preprocessor, TEXTS, labels, c=10.0)
+        features = bert.predict_texts(keras.Model(model.inputs, model.get_layer("logits").input), preprocessor, TEXTS)
+        reference = LogisticRegression(C=10.0, max_iter=2000).fit(features, labels)
+        np.testing.assert_allclose(bert.predict_texts(model, preprocessor, TEXTS), reference.predict_proba(features),
+                                   atol=1e-4)
+        assert accuracy == pytest.approx(reference.score(features, labels))
+        after = _weights(model)
+        assert all(np.array_equal(after[k], v) for k, v in backbone.items())
+    with pytest.raises(ValueError, match=r"labels must be class ids in \[0, 3\)"):
+        bert.fit_head(model, preprocessor, TEXTS, [0, 1, 2, 3, 0, 1])
+
+
 def test_flop_count_matches_hand_formula(tiny):
     backbone = tiny[0]
     embedding = (len(backbone.token_embedding.embeddings.numpy()) + 32 + 2) * 16
