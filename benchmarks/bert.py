@@ -237,7 +237,7 @@ NAMES = {"full": "MiniLM full fine-tuning (linear probe, then AdamW {rate:g}, wa
          "frozen": "MiniLM frozen, mean-pooled features + softmax head"}
 
 
-def cv_table(name, outcome):
+def cv_table(name, outcome, command, seed):
     rows = []
     for mode, runs in outcome["results"].items():
         if not runs:
@@ -256,7 +256,8 @@ def cv_table(name, outcome):
     verdict = f"**{'met' if means[best] >= target else 'missed'}** (best: {best}, {means[best]:.3f})" if best else "not run"
     return f"""### {title}
 
-{outcome['folds']} of 5 stratified folds, {length} tokens at most, {outcome['minutes']:.1f} min.
+`{command}` — {machine()}; {outcome['folds']} of 5 stratified folds (seed {seed}), {length} tokens at most,
+{outcome['minutes']:.1f} min.
 
 {table(["model", "accuracy (mean ± std over folds)", "trainable / total params", "train examples/s"], rows)}
 
@@ -268,14 +269,13 @@ def report(args, argv, peak, hub, ours, cv, minutes):
     full = [r for outcome in cv.values() for r in outcome["results"].get("full", [])]
     flops_fraction = (np.mean([r["flops"] for r in full]) / peak) if full else float("nan")
     command = "python -m benchmarks.bert " + " ".join(argv if argv is not None else sys.argv[1:])
-    tables = "\n".join(cv_table(name, outcome) for name, outcome in cv.items())
     text = f"""## BERT fine-tuning (all-MiniLM-L6-v2)
 
-`{command.strip()}` — {machine()}; stratified 5-fold CV (seed {args.seed}), batch {args.batch_size},
-{minutes:.1f} min wall clock. Every mode starts from the same checkpoint per fold; "linear probe" = the head is
-first fitted on the frozen backbone's mean-pooled features (`fit_head`), then training goes on as named (LP-FT).
+`{command.strip()}` — {machine()}; batch {args.batch_size}, {minutes:.1f} min wall clock. The per-dataset
+tables follow (each names the run that produced it). Every mode starts from the same checkpoint per fold;
+"linear probe" = the head is first fitted on the frozen backbone's mean-pooled features (`fit_head`), then
+training goes on as named (LP-FT).
 
-{tables}
 Throughput ({args.throughput_examples} polarity sentences, batch {args.batch_size}, steady-state epochs):
 
 {table(["", "padding", "examples/s", "FLOP/s (useful, as padded)", "fraction of matmul peak"], [
@@ -286,12 +286,18 @@ Throughput ({args.throughput_examples} polarity sentences, batch {args.batch_siz
 ])}
 
 Speed-up from dynamic padding: **{ours['examples_s'] / hub['examples_s']:.1f}x** (target >= 3x). Measured f32 matmul peak
-{peak / 1e9:.0f} GFLOP/s (1024^2 tf.matmul); full fine-tuning during CV ran at {flops_fraction:.2f} of it
+{peak / 1e9:.0f} GFLOP/s (1024^2 tf.matmul); full fine-tuning during this run's CV ({", ".join(cv)}) ran at
+{flops_fraction:.2f} of it
 (FLOPs = 6 x non-embedding params x T + 12 x layers x d x T^2 per example, T = each batch's padded length).
 """
     print(text)
     if not args.no_write:
         write_section("bert", text)
+    for name, outcome in cv.items():
+        section = cv_table(name, outcome, command.strip(), args.seed)
+        print(section)
+        if not args.no_write:
+            write_section(f"bert-{name}", section)
 
 
 if __name__ == "__main__":
