@@ -79,10 +79,10 @@ def fit_head(model, preprocessor, texts, labels, c: float = 1.0, max_iter: int =
     from sklearn.linear_model import LogisticRegression
 
     dense = model.get_layer("logits")
-    features = predict_texts(keras.Model(model.inputs, dense.input), preprocessor, texts, batch_size)
     labels = np.asarray(labels)
     if labels.min() < 0 or labels.max() >= dense.units:
         raise ValueError(f"labels must be class ids in [0, {dense.units}). Received: {sorted(set(labels.tolist()))}")
+    features = predict_texts(keras.Model(model.inputs, dense.input), preprocessor, texts, batch_size)
     probe = LogisticRegression(C=c, max_iter=max_iter).fit(features, labels)
     kernel = np.zeros((features.shape[1], dense.units), "float32")
     bias = np.full((dense.units,), -30.0, "float32")  # classes absent from `labels`: never predicted
