@@ -2,7 +2,8 @@
 
 The raw signature runs keras-hub's BERT packer (tensorflow-text WordPiece ops: a loading process needs
 `import tensorflow_text`, recorded as `requires`), cuts the batch to its longest sequence (cpu/gpu), then the
-model: `scores` / `classes` / `labels` for classifiers, `embeddings` (+ `neighbors` / `similarities` /
+model: `scores` / `classes` / `labels` for classifiers, per-token `tokens` / `classes` / `labels` for
+token classifiers, `embeddings` (+ `neighbors` / `similarities` /
 `neighbor_texts` with a retrieval head) for embedders. The tpu variant (`adapter.for_target("tpu")`, applied
 by `export`) pads to the fixed `sequence_length`, so the XLA compute sees static `[batch, L]` token ids.
 """
@@ -29,14 +30,14 @@ class PartAdapter(ServingAdapter):
         return super().call_model(model.get_layer(self.model_part) if self.model_part else model, dense)
 
 
-
 def _adapter(model, preprocessor, task, postprocess, labels, pair, sample_texts, metadata, dynamic=True,
              finalize=None, model_part=None):
     length = int(preprocessor.sequence_length)
 
     def preprocess(raw):
         dense = pack(preprocessor, (raw["text"], raw["text_pair"]) if pair else (raw["text"],))
-        return (trim_to_longest(dense) if dynamic else dense), None
+        dense = trim_to_longest(dense) if dynamic else dense
+        return dense, dense  # the packed ids are also the context (token-level outputs align with them)
 
     samples = list(sample_texts or SAMPLE_TEXTS)
     raw_inputs = {"text": tf.TensorSpec([None], tf.string, name="text")}
@@ -125,3 +126,33 @@ def bert_embedding_adapter(model, preprocessor, sample_texts=None, corpus_texts=
     return _adapter(model, preprocessor, "text_embedding", postprocess, None, False, sample_texts, metadata,
                     dynamic, finalize, model_part=model_part)
 
+
+
+def bert_token_classification_adapter(model, preprocessor, tag_names, sample_texts=None, dynamic: bool = True,
+                                      model_part: str | None = None) -> ServingAdapter:
+    """Adapter for `build_token_classifier` models: `text` -> per-token `tokens`, `scores`, `classes`, `labels`.
+
+    On the raw signature every output is aligned with the WordPiece tokens of the packed sequence ([CLS]
+    first, [SEP] last): `tokens` (tf.string `[B, T]`, the vocabulary entries; "" on padding), `scores`
+    (float32 `[B, T, tags]`), `classes` (int32 `[B, T]`, -1 on padding) and `labels` (tag names, "" on
+    padding). The dense signature returns `scores` and `classes` for every position.
+
+    Examples:
+    >>> adapter = bert_token_classification_adapter(tagger, preprocessor, ["O", "B-PER", "I-PER"])  # doctest: +SKIP
+    """
+    vocabulary = [str(t) for t in preprocessor.tokenizer.get_vocabulary()]
+
+    def postprocess(probabilities):
+        probabilities = tf.cast(probabilities, tf.float32)
+        return {"scores": probabilities, "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    def finalize(outputs, dense):
+        if dense is None:  # dense signature: no packed ids to align with
+            return outputs
+        real = tf.cast(dense["padding_mask"], tf.bool)
+        tokens = tf.gather(tf.constant(vocabulary), dense["token_ids"])
+        return {**outputs, "classes": tf.where(real, outputs["classes"], -1),
+                "tokens": tf.where(real, tokens, tf.constant(""))}
+
+    return _adapter(model, preprocessor, "token_classification", postprocess, tag_names, False, sample_texts,
+                    {"tags": [str(t) for t in tag_names]}, dynamic, finalize, model_part=model_part)

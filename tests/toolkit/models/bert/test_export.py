@@ -5,7 +5,11 @@ import pytest
 
 from toolkit.export import function_has_xla, load
 from toolkit.export.exporter import export
-from toolkit.export.text_bert import bert_classification_adapter, bert_embedding_adapter
+from toolkit.export.text_bert import (
+    bert_classification_adapter,
+    bert_embedding_adapter,
+    bert_token_classification_adapter,
+)
 from toolkit.models import bert
 
 TEXTS = ["the cat sat on the mat", "good film", "the plot was very dull and not fun ."]
@@ -26,6 +30,24 @@ def test_classifier_pair_export_cpu_and_tpu(tmp_path, tiny):
         dense = predictor.metadata["signatures"]["serving_dense"]["token_ids"]["shape"]
         assert dense == ([None, None] if target == "cpu" else [4, 32])  # tpu: fixed batch and length
     assert function_has_xla(path)
+
+
+def test_token_classifier_export_aligns_tokens_and_tags(tmp_path, tiny):
+    backbone, _, preprocessor = tiny
+    tagger = bert.build_token_classifier(backbone, num_tags=3)
+    names = ["O", "B-X", "I-X"]
+    texts = ["good film", "the cat sat on the mat", "zebra"]
+    path = export(tagger, str(tmp_path / "tags"), adapter=bert_token_classification_adapter(tagger, preprocessor,
+                                                                                           names))
+    out = load(path)(texts)
+    live = bert.predict_texts(tagger, preprocessor, texts)  # padded per batch, like the signature
+    np.testing.assert_allclose(out["scores"], live, atol=1e-5)
+    assert [t.decode() for t in out["tokens"][0][:5]] == ["[CLS]", "good", "film", "[SEP]", ""]
+    assert [t.decode() for t in out["tokens"][2][:3]] == ["[CLS]", "[UNK]", "[SEP]"]
+    real = out["tokens"] != b""
+    assert (out["classes"][real] == live.argmax(-1)[real]).all() and (out["classes"][~real] == -1).all()
+    assert [l.decode() for l in out["labels"][0][:4]] == [names[i] for i in live[0].argmax(-1)[:4]]
+    assert out["labels"][0][4] == b"" and load(path).metadata["tags"] == names
 
 
 def test_embedder_export_with_search(tmp_path, tiny):
