@@ -20,7 +20,7 @@ import tensorflow as tf
 from toolkit.export import Predictor, ServingAdapter, export, load
 from toolkit.export.adapter import to_numpy_dict
 from apps import run_dirs
-from toolkit.training.distribution import STRATEGIES, get_strategy
+from toolkit.training.distribution import STRATEGIES, get_strategy, needs_static_batches, static_batches
 from toolkit.training.fault_tolerance import PhaseCheckpoint, TrainingDivergedError, read_json, write_status
 
 logger = logging.getLogger(__name__)
@@ -235,6 +235,11 @@ class App:
 
     def _train_in(self, run_dir, data, config, test_data, strategy) -> Run:
         task_data = self.load_data(data, config, test_data=test_data)
+        if needs_static_batches(strategy):  # tpu: one compiled program, so every step gets the same batch
+            for name in ("train", "validation"):
+                dataset = getattr(task_data, name, None)
+                if isinstance(dataset, tf.data.Dataset):
+                    setattr(task_data, name, static_batches(dataset, config.batch_size))
         with strategy.scope():
             model = self.build_model(task_data, config)
             if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

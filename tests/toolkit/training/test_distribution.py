@@ -3,9 +3,11 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
+from toolkit.training import distribution
 from toolkit.training.distribution import get_strategy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -59,3 +61,15 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
     assert int(devices) == 2
     # same data, same global batch: only per-replica BatchNorm statistics differ
     assert float(mirrored) == pytest.approx(float(one), rel=0.1, abs=0.02)
+
+
+def test_static_batches_for_tpu_strategies():
+    dataset = tf.data.Dataset.from_tensor_slices((np.arange(10.0), np.arange(10))).batch(3)
+    fixed = distribution.static_batches(dataset, 4)
+    assert [s.shape.as_list() for s in tf.nest.flatten(fixed.element_spec)] == [[4], [4]]
+    assert [x.numpy().tolist() for x, _ in fixed] == [[0, 1, 2, 3], [4, 5, 6, 7]]  # remainder dropped
+    same = distribution.static_batches(tf.data.Dataset.range(10).batch(4), 4)  # already at the size: short batch goes
+    assert [x.numpy().tolist() for x in same] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert not distribution.needs_static_batches(tf.distribute.get_strategy())
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        distribution.static_batches(dataset, 0)

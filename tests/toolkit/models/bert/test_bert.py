@@ -1,7 +1,6 @@
 """Tiny random BERT (offline, local vocabulary): loading, heads, recipe, LoRA, dynamic padding, round trips."""
 
 import json
-import os
 
 import keras
 import numpy as np
