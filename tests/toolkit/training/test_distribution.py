@@ -73,3 +73,35 @@ def test_static_batches_for_tpu_strategies():
     assert not distribution.needs_static_batches(tf.distribute.get_strategy())
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         distribution.static_batches(dataset, 0)
+
+
+CUSTOM_STEP_SCRIPT = textwrap.dedent("""
+    import numpy as np, tensorflow as tf
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from toolkit.models.vae import build_autoencoder
+    x = np.random.default_rng(0).uniform(size=(64, 8, 8, 1)).astype("float32")
+    updates = {}
+    for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
+                           ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = build_autoencoder((8, 8, 1), latent_dim=2, architecture="dense", hidden=16,
+                                      likelihood="gaussian", binarize=False)
+            model.compile(optimizer=keras.optimizers.SGD(0.5))
+            model(x[:1])
+        before = [w.numpy() for w in model.trainable_weights]
+        model.fit(x, epochs=1, batch_size=64, verbose=0, shuffle=False)
+        updates[name] = np.concatenate([(w.numpy() - b).ravel() for w, b in zip(model.trainable_weights, before)])
+    print("RATIO", np.linalg.norm(updates["mirrored"]) / np.linalg.norm(updates["one"]),
+          np.abs(updates["mirrored"] - updates["one"]).max())
+""")
+
+
+def test_custom_train_step_takes_the_same_step_on_two_replicas():
+    out = subprocess.run([sys.executable, "-c", CUSTOM_STEP_SCRIPT], capture_output=True, text=True, cwd=ROOT,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ratio, worst = map(float, next(l for l in out.stdout.splitlines() if l.startswith("RATIO")).split()[1:])
+    assert ratio == pytest.approx(1.0, abs=1e-3) and worst < 1e-3  # unscaled, the step would be 2x

@@ -87,7 +87,10 @@ class _ImageModel(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             parts = self.loss_parts(_images(data), training=True)
-        grads = tape.gradient(parts["loss"], self.trainable_weights)
+            # the loss is a per-replica mean and replicas' gradients are summed: scale as Keras' own
+            # compute_loss does, so N replicas take the same step as one device with the same global batch
+            loss = parts["loss"] / tf.distribute.get_replica_context().num_replicas_in_sync
+        grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return self._track(parts)
 
