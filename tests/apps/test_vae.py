@@ -98,3 +98,16 @@ def _empty(tmp_path):
     path = tmp_path / "empty"
     path.mkdir()
     return path
+
+
+def test_tpu_export_gives_every_signature_a_static_batch(trained):
+    run, root, test = trained
+    path = run.export(str(root / "export_tpu"), target="tpu", batch_size=4)
+    meta = json.load(open(os.path.join(path, "assets.extra", "toolkit.json")))
+    assert meta["signatures"]["decode"]["z"]["shape"] == [4, 2]
+    assert meta["signatures"]["log_weights"]["noise"]["shape"] == [4, None, 2]
+    assert set(meta["parity_max_abs_diff"]["saved_model"]) >= {"encode", "decode", "sample", "reconstruct"}
+    decode = tf.saved_model.load(path).signatures["decode"]
+    assert decode.structured_input_signature[1]["z"].shape.as_list() == [4, 2]
+    z = run.model.encode(test[0][:4].astype("float32"))[0]
+    np.testing.assert_allclose(decode(z=z)["images"], 255 * run.model.decode(z).numpy(), atol=1e-3)

@@ -138,9 +138,10 @@ def named_function(fn: Callable, names: list) -> Callable:
 
 
 def with_batch(specs: dict, batch_size: int | None) -> dict:
-    """Copies `specs` with the leading (batch) dimension set to `batch_size`."""
+    """Copies `specs` with the leading (batch) dimension set to `batch_size` (scalar specs stay scalars)."""
     return {
-        name: tf.TensorSpec([batch_size, *spec.shape[1:]], spec.dtype, name=name) for name, spec in specs.items()
+        name: tf.TensorSpec([batch_size, *spec.shape[1:]] if spec.shape.rank else spec.shape, spec.dtype, name=name)
+        for name, spec in specs.items()
     }
 
 

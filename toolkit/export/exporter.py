@@ -18,7 +18,7 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from toolkit.export.adapter import ServingAdapter, dense_adapter, to_numpy_dict
+from toolkit.export.adapter import ServingAdapter, dense_adapter, to_numpy_dict, with_batch
 from toolkit.export.saved_model import TARGETS, build_signatures
 
 logger = logging.getLogger(__name__)
@@ -181,6 +181,8 @@ def _check_saved_model(path, model, adapter, target, batch_size, tolerance) -> d
         if extra.sample is None:
             raise ExportError(f"extra signature {name!r} has no sample inputs for the parity check")
         inputs = {k: tf.constant(v, dtype=extra.inputs[k].dtype) for k, v in extra.sample.items()}
+        if batch:  # tpu: the signature takes exactly `batch_size` rows
+            inputs = {k: _pad_to(v, batch) if v.shape.rank else v for k, v in inputs.items()}
         expected = to_numpy_dict(extra.function(model, inputs))
         result[name] = compare_outputs(expected, to_numpy_dict(loaded.signatures[name](**inputs)), tolerance, name)
     return result
@@ -208,7 +210,8 @@ def _write_metadata(staging, adapter, target, batch_size, extra, parity, files):
         "signatures": {
             "serving_default": {k: _spec_json(v, static) for k, v in adapter.raw_inputs.items()},
             "serving_dense": {k: _spec_json(v, static) for k, v in adapter.dense_inputs.items()},
-            **{name: {k: {"dtype": v.dtype.name, "shape": list(v.shape)} for k, v in extra.inputs.items()}
+            **{name: {k: {"dtype": v.dtype.name, "shape": list(v.shape)}
+                      for k, v in (with_batch(extra.inputs, static) if static else extra.inputs).items()}
                for name, extra in adapter.extra_signatures.items()},
         },
         "signature_descriptions": {name: extra.description for name, extra in adapter.extra_signatures.items()},

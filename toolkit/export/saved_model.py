@@ -5,7 +5,7 @@ Signatures (TF Serving names them by these keys):
 - `serving_dense`: dense tensors (what the model consumes) -> the same outputs.
 
 cpu/gpu: dynamic batch, float32 I/O, no device placement in the graph (device-agnostic).
-tpu: static batch; the compute (model + numeric postprocessing) is a separate `jit_compile=True`
+tpu: static batch (extra signatures too); the compute (model + numeric postprocessing) is a separate `jit_compile=True`
 tf.function on dense tensors with no string ops, saved under the `tpu_func` function alias that
 Cloud TPU's inference converter looks for. Per DESIGN.md, `ExportArchive.add_endpoint(jit_compile=True)`
 silently drops XLA on the TF backend, so the compiled function is built here and passed in prebuilt.
@@ -68,7 +68,8 @@ def build_signatures(model, adapter: ServingAdapter, target: str, batch_size: in
     for name, extra in adapter.extra_signatures.items():
         if name in RESERVED_SIGNATURES:
             raise ValueError(f"extra signature name {name!r} is reserved ({RESERVED_SIGNATURES})")
-        specs = {k: tf.TensorSpec(spec.shape, spec.dtype, name=k) for k, spec in extra.inputs.items()}
+        specs = with_batch(extra.inputs, static) if static else {
+            k: tf.TensorSpec(spec.shape, spec.dtype, name=k) for k, spec in extra.inputs.items()}
         archive.add_endpoint(
             name,
             tf.function(named_function(_bind(extra.function, model), list(specs)), input_signature=list(specs.values())),
