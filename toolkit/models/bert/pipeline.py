@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from toolkit.models.bert.data import FEATURES, text_dataset
 from toolkit.models.bert.training import compile_classifier, set_training_mode
+from toolkit.training.distribution import needs_static_batches, static_batches
 
 
 def fine_tune(model, preprocessor, texts, labels, epochs: int = 3, batch_size: int = 16,
@@ -34,7 +35,8 @@ def fine_tune(model, preprocessor, texts, labels, epochs: int = 3, batch_size: i
         warmup_fraction: share of steps with linear warmup; then linear decay to 0.
         weight_decay: AdamW decoupled weight decay.
         validation: optional `(texts, labels)`.
-        padding: `"batch"`, `"bucket"` or `"max"` (see `text_dataset`).
+        padding: `"batch"`, `"bucket"` or `"max"` (see `text_dataset`); under a TPU strategy always `"max"`
+            with exactly `batch_size` examples a step.
         seed: shuffle seed.
         linear_probe: fit the head on frozen features before the main loop (see above).
 
@@ -49,10 +51,14 @@ def fine_tune(model, preprocessor, texts, labels, epochs: int = 3, batch_size: i
     counts = set_training_mode(model, mode, lora_rank)
     steps = -(-len(labels) // batch_size) * epochs
     compile_classifier(model, steps, learning_rate, warmup_fraction, weight_decay)
+    static = needs_static_batches(tf.distribute.get_strategy())  # tpu: sequence_length and batch fixed
+    padding = "max" if static else padding
     train = text_dataset(texts, labels, preprocessor, batch_size, shuffle=True, seed=seed, padding=padding)
     val = None
     if validation is not None:
         val = text_dataset(validation[0], validation[1], preprocessor, batch_size * 2, padding=padding)
+    if static:
+        train, val = static_batches(train, batch_size), val and static_batches(val, batch_size)
     history = model.fit(train, validation_data=val, epochs=epochs, verbose=verbose, callbacks=callbacks)
     return history, counts
 

@@ -153,6 +153,21 @@ def test_fit_head_is_the_logistic_regression_probe_and_leaves_the_backbone(tiny,
         bert.fit_head(model, preprocessor, TEXTS, [0, 1, 2, 3, 0, 1])
 
 
+def test_tpu_strategy_fine_tunes_on_static_shapes(tiny, vocab_file, monkeypatch):
+    from toolkit.models.bert import pipeline
+
+    _, _, preprocessor = tiny
+    monkeypatch.setattr(pipeline, "needs_static_batches", lambda strategy: True)  # no TPU here: pretend
+    model = bert.build_text_classifier(_fresh(vocab_file), 2)
+    seen = []
+    fit = model.fit
+    monkeypatch.setattr(model, "fit", lambda data, **kw: seen.append(data.element_spec) or fit(data, **kw))
+    bert.fine_tune(model, preprocessor, TEXTS + TEXTS[:1], LABELS + LABELS[:1], epochs=1, batch_size=3,
+                   validation=(TEXTS, LABELS))
+    features, labels = seen[0]
+    assert features["token_ids"].shape.as_list() == [3, 32] and labels.shape.as_list() == [3]
+
+
 def test_flop_count_matches_hand_formula(tiny):
     backbone = tiny[0]
     embedding = (len(backbone.token_embedding.embeddings.numpy()) + 32 + 2) * 16
