@@ -124,7 +124,7 @@ def _image(args, model):
 
 def main(args) -> int:
     from toolkit import inspect
-    from toolkit.models.debug import layer_statistics
+    from toolkit.inspect.statistics import layer_statistics
 
     model = inspect.load_model(args.model)
     out = args.output

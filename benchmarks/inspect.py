@@ -7,7 +7,7 @@ FGSM robustness curve, on a trained Fashion-MNIST classifier.
 Model: `apps.image_classifier` (built-in small_cnn, width 16, 2 epochs on 20,000 training images; reused from
 benchmarks/out/inspect-model/ when present, or `--model PATH`). Statistics: every conv and dense layer
 (8 layers, 362 channels), per-channel min, max, mean, std, fraction of zeros over N test images.
-- streamed: `toolkit.models.debug.layer_statistics` (one multi-output debug model, reductions in the graph,
+- streamed: `toolkit.inspect.statistics.layer_statistics` (one multi-output debug model, reductions in the graph,
   batches of 500, numpy merges [6, C] vectors);
 - naive: the notes' recipe for all layers at once: `Model(model.inputs, [layer.output...]).predict(x)`, then
   numpy min / max / mean / std / zeros per channel.
@@ -45,7 +45,7 @@ def _measure(variant: str, model_path: str, n: int, batch_size: int) -> dict:
 
     from toolkit.data import samples
     from toolkit.inspect import load_model
-    from toolkit.models.debug import build_debug_model, layer_statistics
+    from toolkit.inspect.statistics import build_debug_model, layer_statistics
 
     model = load_model(model_path)
     x = samples.fashion_mnist("test")[0][:n].astype("float32")

@@ -1,5 +1,5 @@
 """Model inspection: filters, occlusion, top-k images, gradient ascent, Grad-CAM, reconstruction, FGSM,
-style transfer. Layer statistics live in `toolkit.models.debug`."""
+style transfer. Layer statistics live in `toolkit.inspect.statistics`."""
 
 from toolkit.inspect.adversarial import fgsm, iterated_fgsm, robustness_curve
 from toolkit.inspect.common import load_model, tap_model

@@ -11,9 +11,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from toolkit.inspect import plots
 from toolkit.inspect.common import outputs_probabilities
-from toolkit.models.debug.statistics import iterate_inputs
+from toolkit.inspect.plots import save_curve
+from toolkit.inspect.statistics.statistics import iterate_inputs
 
 
 def _loss_gradient(model):
@@ -119,8 +119,8 @@ def robustness_curve(model: keras.Model, data, epsilons=(0, 1, 2, 4, 8, 16), met
               for i, eps in enumerate(epsilons)]
     result["table"] = "\n".join(lines)
     if path:
-        plots.save_curve(list(epsilons), {m: result[m] for m in methods}, path, "epsilon (input units)",
-                         "accuracy", title=f"adversarial robustness (n={seen})")
+        save_curve(list(epsilons), {m: result[m] for m in methods}, path, "epsilon (input units)",
+                   "accuracy", title=f"adversarial robustness (n={seen})")
     return result
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from toolkit.models.debug.statistics import _walk, build_debug_model
+from toolkit import saving
+from toolkit.inspect.statistics.statistics import build_debug_model, walk_layers
 
 
 def load_model(path: str) -> keras.Model:
-    """Loads a `.keras` file, or a run directory's `model.keras`.
+    """Loads a `.keras` file, or a run directory's `model.keras` (`toolkit.saving.load_model`).
 
     Examples:
     >>> load_model("missing.keras")
@@ -20,35 +20,7 @@ def load_model(path: str) -> keras.Model:
     ...
     FileNotFoundError: model 'missing.keras' does not exist (give a .keras file or a run directory holding model.keras)
     """
-    candidate = os.path.join(path, "model.keras") if os.path.isdir(path) else path
-    if not os.path.isfile(candidate):
-        raise FileNotFoundError(f"model {path!r} does not exist (give a .keras file or a run directory "
-                                f"holding model.keras)")
-    _import_registering_modules(_LIGHT_MODULES)
-    try:
-        return keras.saving.load_model(candidate, compile=False)
-    except TypeError as error:  # a custom class from a package not imported yet: import them all, retry
-        if "Could not locate class" not in str(error):
-            raise
-        _import_registering_modules(_ALL_MODULES)
-        return keras.saving.load_model(candidate, compile=False)
-
-
-# Packages whose import registers custom Keras objects (layers, losses, schedules) that saved models refer to.
-_LIGHT_MODULES = ("toolkit.layers", "toolkit.training", "toolkit.models.transfer", "toolkit.models.debug")
-_ALL_MODULES = _LIGHT_MODULES + ("toolkit.models.detection", "toolkit.models.unet", "toolkit.models.text",
-                                 "toolkit.models.vae", "toolkit.models.bert")
-
-
-def _import_registering_modules(names):
-    import importlib
-
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name is None or not name.startswith(error.name):
-                raise
+    return saving.load_model(path)
 
 
 def tap_model(model: keras.Model, layer: str) -> keras.Model:
@@ -59,7 +31,7 @@ def tap_model(model: keras.Model, layer: str) -> keras.Model:
 
 def first_conv_layer(model: keras.Model):
     """The first convolution layer (nested models entered)."""
-    for _, layer, _ in _walk(model):
+    for _, layer, _ in walk_layers(model):
         if "Conv" in type(layer).__name__ and hasattr(layer, "kernel"):
             return layer
     raise ValueError(f"model {model.name!r} has no convolution layer")

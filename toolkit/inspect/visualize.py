@@ -12,11 +12,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from toolkit.inspect import plots
 from toolkit.inspect.common import (
     as_batch, class_log_probability, first_conv_layer, input_shape, last_feature_layer, tap_model,
 )
-from toolkit.models.debug.statistics import iterate_inputs
+from toolkit.inspect.plots import save_grid, save_heatmap
+from toolkit.inspect.statistics.statistics import iterate_inputs, select_layers
 
 
 def first_layer_filters(model: keras.Model, path: str | None = None, layer: str | None = None) -> np.ndarray:
@@ -35,13 +35,11 @@ def first_layer_filters(model: keras.Model, path: str | None = None, layer: str 
     hi = filters.max(axis=(1, 2, 3), keepdims=True)
     filters = (filters - lo) / np.maximum(hi - lo, 1e-12)
     if path:
-        plots.save_grid(filters, path, titles=list(range(len(filters))), title=f"{conv.name} filters", scale=1.0)
+        save_grid(filters, path, titles=list(range(len(filters))), title=f"{conv.name} filters", scale=1.0)
     return filters
 
 
 def _find(model, name):
-    from toolkit.models.debug.statistics import select_layers
-
     return select_layers(model, [name])[0][1]
 
 
@@ -88,7 +86,7 @@ def occlusion_map(model: keras.Model, image, class_index: int | None = None, pat
     result = {"map": total / np.maximum(hits, 1), "grid": drop.reshape(len(rows), len(cols)),
               "class_index": class_index, "baseline": float(base[class_index])}
     if path:
-        plots.save_heatmap(image, result["map"], path, title=f"occlusion: drop of class {class_index}")
+        save_heatmap(image, result["map"], path, title=f"occlusion: drop of class {class_index}")
     return result
 
 
@@ -125,9 +123,9 @@ def top_activating(model: keras.Model, data, layer: str, channel: int, k: int = 
     result = {"indices": np.array([-t[1] for t in best]), "scores": np.array([t[0] for t in best]),
               "images": np.stack([t[2] for t in best])}
     if path:
-        plots.save_grid(result["images"], path, titles=[f"#{i} {s:.2f}" for i, s in
-                                                        zip(result["indices"], result["scores"])],
-                        title=f"top-{k} images for {layer}[{channel}]")
+        save_grid(result["images"], path, titles=[f"#{i} {s:.2f}" for i, s in
+                                                  zip(result["indices"], result["scores"])],
+                  title=f"top-{k} images for {layer}[{channel}]")
     return result
 
 
@@ -175,7 +173,7 @@ def gradient_ascent(model: keras.Model, layer: str | None = None, channel: int |
     target = f"class {class_index}" if class_index is not None else f"{layer}[{channel}]"
     result = {"image": x.numpy()[0], "objective": np.array(history)}
     if path:
-        plots.save_grid([result["image"]], path, title=f"gradient ascent: {target}", scale=3.0)
+        save_grid([result["image"]], path, title=f"gradient ascent: {target}", scale=3.0)
     return result
 
 
@@ -213,7 +211,7 @@ def grad_cam(model: keras.Model, image, class_index: int | None = None, layer: s
     cam = cam / cam.max() if cam.max() > 0 else cam
     result = {"map": cam, "class_index": int(class_index), "weights": weights.numpy()}
     if path:
-        plots.save_heatmap(np.asarray(image), cam, path, title=f"Grad-CAM class {class_index} at {layer}")
+        save_heatmap(np.asarray(image), cam, path, title=f"Grad-CAM class {class_index} at {layer}")
     return result
 
 
@@ -254,6 +252,6 @@ def reconstruct(model: keras.Model, image, layer: str, steps: int = 200, learnin
         losses.append(float(loss))
     result = {"image": x.numpy()[0], "loss": np.array(losses), "code_error": float(code)}
     if path:
-        plots.save_grid([np.asarray(image), result["image"]], path, titles=["original", f"from {layer}"],
-                        columns=2, scale=3.0)
+        save_grid([np.asarray(image), result["image"]], path, titles=["original", f"from {layer}"],
+                  columns=2, scale=3.0)
     return result

@@ -14,15 +14,13 @@ Classification (the notes' rules; they give no numeric epsilon, so the threshold
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-from toolkit.models.debug.layers import ChannelStatistics, PreActivation, has_fused_activation
-
-DEAD, BLOCKED, HEALTHY = "dead", "blocked", "healthy"
+from toolkit.inspect.statistics.channels import StatisticsAccumulator
+from toolkit.inspect.statistics.layers import ChannelStatistics, PreActivation, has_fused_activation
+from toolkit.inspect.statistics.report import StatisticsReport
 
 
 def is_conv_or_dense(layer) -> bool:
@@ -30,12 +28,28 @@ def is_conv_or_dense(layer) -> bool:
     return isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense)) or "Conv" in type(layer).__name__
 
 
-def _walk(model, prefix=""):
-    """(path, layer, owner model) for every layer, depth first through nested models."""
+def walk_layers(model: keras.Model, prefix: str = ""):
+    """Yields `(path, layer, owner)` for every layer of `model` (input layers too), depth first.
+
+    A nested functional model (a transfer-learning `backbone`, say) is entered rather than yielded; its
+    layers get paths like `"backbone/conv"`. `owner` is the model that directly holds the layer. This is how
+    `select_layers` and `toolkit.inspect` find layers by name or path.
+
+    Args:
+        model: a Keras model.
+        prefix: prepended to every path (used for the recursion).
+
+    Examples:
+    >>> x = keras.Input((3,), name="x")
+    >>> inner = keras.Model(x, keras.layers.Dense(2, name="d")(x), name="inner")
+    >>> outer = keras.Sequential([keras.Input((3,)), inner, keras.layers.Dense(1, name="out")])
+    >>> [path for path, _, _ in walk_layers(outer)]
+    ['inner/x', 'inner/d', 'out']
+    """
     for layer in model.layers:
         path = f"{prefix}{layer.name}"
         if isinstance(layer, keras.Model) and hasattr(layer, "_operations"):
-            yield from _walk(layer, prefix=f"{path}/")
+            yield from walk_layers(layer, prefix=f"{path}/")
         else:
             yield path, layer, model
 
@@ -45,7 +59,7 @@ def select_layers(model: keras.Model, layers=None) -> list:
 
     Names may be plain (`"stage1_a_conv"`, searched in nested models too) or paths (`"backbone/stage1_a_conv"`).
     """
-    found = list(_walk(model))
+    found = list(walk_layers(model))
     if layers is None or layers == "all" or layers == ["all"]:
         chosen = [item for item in found if is_conv_or_dense(item[1])]
         if not chosen:
@@ -116,69 +130,6 @@ def _tap(model, path, layer, owner, preactivation):
     return inner_model(args[0] if len(args) == 1 else list(args))
 
 
-@dataclasses.dataclass
-class LayerStats:
-    """Per-channel statistics of one layer (`[C]` arrays) and each channel's class."""
-
-    name: str
-    count: np.ndarray
-    min: np.ndarray
-    max: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    zero_fraction: np.ndarray
-    status: list
-
-    def counts(self) -> dict:
-        return {label: int(sum(s == label for s in self.status)) for label in (DEAD, BLOCKED, HEALTHY)}
-
-
-def classify_channels(minimum, maximum, dead_threshold: float = 0.01, blocked_threshold: float = 0.0) -> list:
-    """The notes' rules: dead (both near 0), blocked (max below `blocked_threshold`), else healthy.
-
-    Examples:
-    >>> classify_channels([-0.0030, -2.4972, -1.8190], [0.0030, 1.5494, -1.4244])
-    ['dead', 'healthy', 'blocked']
-    """
-    minimum, maximum = np.asarray(minimum, "float64"), np.asarray(maximum, "float64")
-    if dead_threshold < 0:
-        raise ValueError(f"dead_threshold must be >= 0. Received: {dead_threshold}")
-    status = []
-    for lo, hi in zip(minimum.ravel(), maximum.ravel()):
-        if max(abs(lo), abs(hi)) <= dead_threshold:
-            status.append(DEAD)
-        elif hi < blocked_threshold:
-            status.append(BLOCKED)
-        else:
-            status.append(HEALTHY)
-    return status
-
-
-class StatisticsAccumulator:
-    """Merges per-batch `[6, C]` statistics (count, min, max, mean, m2, zeros) in float64."""
-
-    def __init__(self):
-        self.state = None
-
-    def update(self, batch_stats: np.ndarray) -> None:
-        count, lo, hi, mean, m2, zeros = np.asarray(batch_stats, "float64")
-        if self.state is None:
-            self.state = [count, lo, hi, mean, m2, zeros]
-            return
-        n_a, lo_a, hi_a, mean_a, m2_a, zeros_a = self.state
-        n = n_a + count
-        delta = mean - mean_a
-        self.state = [n, np.minimum(lo_a, lo), np.maximum(hi_a, hi), mean_a + delta * count / n,
-                      m2_a + m2 + delta**2 * n_a * count / n, zeros_a + zeros]
-
-    def result(self, name: str, dead_threshold=0.01, blocked_threshold=0.0) -> LayerStats:
-        if self.state is None:
-            raise ValueError("no data was seen: the dataset is empty")
-        n, lo, hi, mean, m2, zeros = self.state
-        return LayerStats(name, n, lo, hi, mean, np.sqrt(m2 / n), zeros / n,
-                          classify_channels(lo, hi, dead_threshold, blocked_threshold))
-
-
 def iterate_inputs(data, batch_size: int = 256):
     """Batches of model inputs from arrays, `(x, y)` tuples, or a `tf.data.Dataset` of `x` or `(x, y, ...)`."""
     if isinstance(data, tf.data.Dataset):
@@ -196,7 +147,7 @@ def iterate_inputs(data, batch_size: int = 256):
 
 def layer_statistics(model: keras.Model, data, layers=None, batch_size: int = 256, dead_threshold: float = 0.01,
                      blocked_threshold: float = 0.0, preactivation: bool = True, zero_tol: float = 0.0,
-                     max_batches: int | None = None, debug_model=None) -> "StatisticsReport":
+                     max_batches: int | None = None, debug_model=None) -> StatisticsReport:
     """Per-channel min, max, mean, std and fraction of zeros of each chosen layer over `data`, streamed.
 
     Args:
@@ -226,8 +177,6 @@ def layer_statistics(model: keras.Model, data, layers=None, batch_size: int = 25
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for accumulator, stats in zip(accumulators, outputs):
             accumulator.update(stats.numpy())
-    from toolkit.models.debug.report import StatisticsReport
-
     return StatisticsReport([acc.result(name, dead_threshold, blocked_threshold)
                              for acc, name in zip(accumulators, names)],
                             thresholds={"dead": dead_threshold, "blocked": blocked_threshold})

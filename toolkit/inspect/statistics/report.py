@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from toolkit.models.debug.statistics import BLOCKED, DEAD, HEALTHY, LayerStats, classify_channels
+from toolkit.inspect.statistics.channels import BLOCKED, DEAD, HEALTHY, LayerStats, classify_channels
 
 _LINE = re.compile(r"layer\s+(?P<layer>\S+?)\[(?P<channel>\d+)\]\s+min=(?P<min>[-+0-9.eE]+)\s+max=(?P<max>[-+0-9.eE]+)")
 

@@ -8,7 +8,8 @@ import os
 
 import keras
 
-from toolkit.models.debug.statistics import BLOCKED, DEAD, build_debug_model, layer_statistics
+from toolkit.inspect.statistics.channels import BLOCKED, DEAD
+from toolkit.inspect.statistics.statistics import build_debug_model, layer_statistics
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from toolkit.models.debug import (
+from toolkit.inspect.statistics import (
     BLOCKED, DEAD, HEALTHY, ChannelStatistics, LayerStatisticsMonitor, build_debug_model, classify_channels,
     layer_statistics, parse_debug_output,
 )
