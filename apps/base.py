@@ -280,7 +280,7 @@ class App:
         patience = None if config.patience is None or config.patience < 0 else config.patience
         callbacks = default_callbacks(patience=patience, has_validation=data.validation is not None)
         if getattr(config, "monitor_layers", ""):
-            from toolkit.models.debug import LayerStatisticsMonitor
+            from toolkit.inspect.statistics import LayerStatisticsMonitor
 
             layers = None if config.monitor_layers == "all" else config.monitor_layers
             sample = data.validation if data.validation is not None else data.train
