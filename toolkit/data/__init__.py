@@ -1,10 +1,11 @@
 """Raw files -> tf.data: image folders, arrays, TFDS; augmentation; offline samples."""
 
 from toolkit.data.augment import build_augmentation
+from toolkit.data.errors import DataError
 from toolkit.data.images import (
-    DataError,
     ImageDataset,
     arrays_to_dataset,
+    encode_png,
     load_image_dataset,
     read_image_file,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "ImageDataset",
     "arrays_to_dataset",
     "build_augmentation",
+    "encode_png",
     "load_image_dataset",
     "read_image_file",
 ]

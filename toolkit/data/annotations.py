@@ -14,7 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from toolkit.data.images import DataError
+from toolkit.data.errors import DataError
 
 FORMATS = ("coco", "voc", "yolo")
 

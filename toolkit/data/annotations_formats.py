@@ -14,7 +14,8 @@ from xml.parsers import expat
 import numpy as np
 
 from toolkit.data.annotations import DetectionData, DetectionRecord, check_box
-from toolkit.data.images import IMAGE_EXTENSIONS, DataError
+from toolkit.data.errors import DataError
+from toolkit.data.images import IMAGE_EXTENSIONS
 
 
 # ---- COCO ---------------------------------------------------------------------------------------------

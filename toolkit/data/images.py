@@ -15,13 +15,11 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-
-class DataError(ValueError):
-    """Bad user data: the message names the file, field or value."""
 
 
 @dataclasses.dataclass
@@ -295,13 +293,26 @@ def as_image_list(inputs) -> list:
     return list(inputs)
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8-able `[H, W, C]` (or `[H, W]`) array -> PNG bytes, lossless (parity samples, requests, tests).
+
+    Values are clipped to [0, 255] and cast to uint8.
+
+    Examples:
+    >>> encode_png(np.zeros((2, 3), "uint8"))[:4]
+    b'\\x89PNG'
+    """
+    array = np.clip(np.asarray(image), 0, 255).astype("uint8")
+    if array.ndim == 2:
+        array = array[..., None]
+    return tf.io.encode_png(array).numpy()
+
+
 def encode_image_inputs(inputs) -> list:
     """Raw user images (file paths, encoded bytes, arrays) -> encoded bytes, the raw signature's input.
 
     A missing or undecodable file is a `DataError` naming it; arrays are PNG-encoded (lossless).
     """
-    from toolkit.export.image import encode_png
-
     encoded = []
     for item in as_image_list(inputs):
         if isinstance(item, bytes):

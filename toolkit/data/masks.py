@@ -20,7 +20,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from toolkit.data.images import IMAGE_EXTENSIONS, DataError, convert_channels, read_image_file
+from toolkit.data.errors import DataError
+from toolkit.data.images import IMAGE_EXTENSIONS, convert_channels, read_image_file
 
 MASK_KEYS = ("segmentation_mask", "mask", "segmentation", "label_image")
 # TFDS datasets whose mask values need an offset to become 0-based class ids, and their class names.

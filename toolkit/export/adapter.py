@@ -14,6 +14,8 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
+from toolkit.export.samples import random_samples
+
 
 @dataclasses.dataclass
 class ExtraSignature:
@@ -161,10 +163,9 @@ def dense_adapter(model, labels=None) -> ServingAdapter:
             return {f"output_{i}": o for i, o in enumerate(outputs)}
         return {"outputs": outputs}
 
-    rng = np.random.default_rng(0)
-    sample = {
-        n: rng.normal(size=[2, *[d or 1 for d in s.shape[1:]]]).astype(s.dtype.as_numpy_dtype) for n, s in specs.items()
-    }
+    rng = np.random.default_rng(0)  # one stream for all inputs
+    sample = {n: random_samples(s.shape[1:], 2, kind="normal", dtype=s.dtype.as_numpy_dtype, seed=rng)
+              for n, s in specs.items()}
     return ServingAdapter(
         task="generic",
         raw_inputs=specs,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import tensorflow as tf
 
 from toolkit.export.adapter import ServingAdapter
-from toolkit.export.image import image_inputs, png_samples
+from toolkit.export.image import image_inputs
+from toolkit.export.samples import png_samples, random_samples
 
 
 def detection_adapter(model, class_names, detect_fn: Callable, sample_images=None, metadata: dict | None = None
@@ -80,7 +80,6 @@ def rescale_boxes(boxes, sizes, model_size):
 
 def sample_images(shape, count: int = 3, seed: int = 0) -> list:
     """Parity-check images of varied sizes around `shape` (so the raw path's rescaling is exercised)."""
-    rng = np.random.default_rng(seed)
-    height, width, channels = shape
+    height, width, _ = shape
     sizes = [(height, width), (height * 2, width), (max(8, height // 2), width + 7)][:count]
-    return [rng.integers(0, 256, size=(h, w, channels)).astype("uint8") for h, w in sizes]
+    return random_samples(shape, sizes=sizes, seed=seed)

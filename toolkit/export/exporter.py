@@ -19,16 +19,17 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.export.adapter import ServingAdapter, dense_adapter, to_numpy_dict, with_batch
+from toolkit.export.errors import ExportError
+from toolkit.export.onnx import export_onnx
+from toolkit.export.parity import compare_outputs
+from toolkit.export.samples import pad_to_batch, parity_inputs
 from toolkit.export.saved_model import TARGETS, build_signatures
+from toolkit.export.tflite import export_tflite
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("saved_model", "tflite", "onnx")
 METADATA_FILE = os.path.join("assets.extra", "toolkit.json")
-
-
-class ExportError(RuntimeError):
-    """An export failed (parity, conversion, ...); nothing was published."""
 
 
 def list_versions(directory: str) -> list:
@@ -92,12 +93,8 @@ def export(
         extra_files = {}
         for fmt in formats:
             if fmt == "tflite":
-                from toolkit.export.tflite import export_tflite
-
                 extra_files["tflite"], parity["tflite"] = export_tflite(compute_fn, adapter, model, staging, tolerance)
             elif fmt == "onnx":
-                from toolkit.export.onnx import export_onnx
-
                 extra_files["onnx"], parity["onnx"] = export_onnx(compute_fn, adapter, model, staging, tolerance)
         _write_metadata(staging, adapter, target, batch_size, metadata, parity, extra_files)
         final = _publish(staging, directory, version)
@@ -126,49 +123,10 @@ def _publish(staging: str, directory: str, version: int | None) -> str:
                 raise
 
 
-def _sample_dense(adapter: ServingAdapter, batch: int | None):
-    if adapter.sample_raw is None:
-        raise ExportError("the adapter has no sample inputs for the parity check")
-    raw = {k: tf.constant(v) for k, v in adapter.sample_raw.items()}
-    if batch:
-        raw = {k: _pad_to(v, batch) for k, v in raw.items()}
-    dense, _ = adapter.preprocess(raw)
-    return raw, dense
-
-
-def _pad_to(tensor, batch):
-    n = int(tensor.shape[0])
-    if n >= batch:
-        return tensor[:batch]
-    repeats = [batch - n] + [1] * (len(tensor.shape) - 1)
-    return tf.concat([tensor, tf.tile(tensor[-1:], repeats)], axis=0)
-
-
-def compare_outputs(expected: dict, actual: dict, tolerance: float, where: str) -> float:
-    """Max abs difference over the numeric outputs; raises ExportError beyond `tolerance`."""
-    worst = 0.0
-    for name, want in expected.items():
-        if name not in actual:
-            raise ExportError(f"{where}: output {name!r} is missing (has {sorted(actual)})")
-        got = np.asarray(actual[name])
-        want = np.asarray(want)
-        if want.dtype.kind in "SUO":
-            continue  # label strings follow from the class ids compared below
-        if got.shape != want.shape:
-            raise ExportError(f"{where}: output {name!r} has shape {got.shape}, expected {want.shape}")
-        diff = float(np.max(np.abs(got.astype("float64") - want.astype("float64")))) if want.size else 0.0
-        if want.dtype.kind in "iu" and diff > 0:
-            raise ExportError(f"{where}: integer output {name!r} differs from the live model")
-        worst = max(worst, diff)
-    if worst > tolerance:
-        raise ExportError(f"{where}: outputs differ from the live model by {worst:.3g} > tolerance {tolerance}")
-    return worst
-
-
 def _check_saved_model(path, model, adapter, target, batch_size, tolerance) -> dict:
     loaded = tf.saved_model.load(path)
     batch = batch_size if target == "tpu" else None
-    raw, dense = _sample_dense(adapter, batch)
+    raw, dense = parity_inputs(adapter, batch)
     expected_dense = to_numpy_dict(adapter.run_dense(model, dense))
     expected_raw = to_numpy_dict(adapter.run_raw(model, raw))
     got_raw = to_numpy_dict(loaded.signatures["serving_default"](**raw))
@@ -182,7 +140,7 @@ def _check_saved_model(path, model, adapter, target, batch_size, tolerance) -> d
             raise ExportError(f"extra signature {name!r} has no sample inputs for the parity check")
         inputs = {k: tf.constant(v, dtype=extra.inputs[k].dtype) for k, v in extra.sample.items()}
         if batch:  # tpu: the signature takes exactly `batch_size` rows
-            inputs = {k: _pad_to(v, batch) if v.shape.rank else v for k, v in inputs.items()}
+            inputs = {k: pad_to_batch(v, batch) if v.shape.rank else v for k, v in inputs.items()}
         expected = to_numpy_dict(extra.function(model, inputs))
         result[name] = compare_outputs(expected, to_numpy_dict(loaded.signatures[name](**inputs)), tolerance, name)
     return result

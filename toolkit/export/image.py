@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typing
 
-import numpy as np
 import tensorflow as tf
 
+from toolkit.data.images import encode_png  # noqa: F401  (its home is toolkit.data; kept importable here)
 from toolkit.export.adapter import ServingAdapter
+from toolkit.export.samples import png_samples
 
 
 def decode_images(encoded, size, channels: int):
@@ -33,14 +34,6 @@ def decode_images(encoded, size, channels: int):
         ),
     )
     return images, sizes
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """uint8-able `[H, W, C]` array -> PNG bytes (for parity samples and tests)."""
-    array = np.clip(np.asarray(image), 0, 255).astype("uint8")
-    if array.ndim == 2:
-        array = array[..., None]
-    return tf.io.encode_png(array).numpy()
 
 
 class ImageInputs(typing.NamedTuple):
@@ -70,13 +63,6 @@ def image_inputs(model, role: str = "model") -> ImageInputs:
         {"pixels": tf.TensorSpec([None, height, width, channels], tf.float32, name="pixels")},
         preprocess,
     )
-
-
-def png_samples(sample_images) -> dict | None:
-    """A few `[H, W, C]` arrays -> the raw signature's parity-check inputs (PNG bytes)."""
-    if sample_images is None:
-        return None
-    return {"images": [encode_png(image) for image in sample_images]}
 
 
 def image_classification_adapter(model, class_names, sample_images=None) -> ServingAdapter:

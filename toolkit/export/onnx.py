@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 from toolkit.export.adapter import to_numpy_dict
+from toolkit.export.errors import ExportError
+from toolkit.export.parity import compare_outputs
+from toolkit.export.samples import parity_inputs
 
 
 def export_onnx(compute_fn, adapter, model, directory: str, tolerance: float, opset: int = 17):
@@ -12,15 +15,13 @@ def export_onnx(compute_fn, adapter, model, directory: str, tolerance: float, op
     import onnxruntime
     import tf2onnx
 
-    from toolkit.export.exporter import ExportError, _sample_dense, compare_outputs
-
     specs = list(adapter.dense_inputs.values())
     path = os.path.join(directory, "model.onnx")
     try:
         tf2onnx.convert.from_function(compute_fn, input_signature=specs, opset=opset, output_path=path)
     except Exception as error:
         raise ExportError(f"ONNX conversion failed: {str(error).splitlines()[0]}") from error
-    _, dense = _sample_dense(adapter, None)
+    _, dense = parity_inputs(adapter)
     expected = to_numpy_dict(adapter.compute(model, dense))
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     feeds = {i.name: dense[n].numpy() for i, n in zip(session.get_inputs(), adapter.dense_inputs)}

@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.export.adapter import ServingAdapter
-from toolkit.export.image import image_inputs, png_samples
+from toolkit.export.image import image_inputs
+from toolkit.export.samples import png_samples
 
 
 def _masks_at_sizes(probabilities, sizes, with_probabilities: bool):

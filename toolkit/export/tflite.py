@@ -8,6 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.export.adapter import to_numpy_dict
+from toolkit.export.errors import ExportError
+from toolkit.export.parity import compare_outputs
+from toolkit.export.samples import parity_inputs
 
 
 def export_tflite(compute_fn, adapter, model, directory: str, tolerance: float):
@@ -16,8 +19,6 @@ def export_tflite(compute_fn, adapter, model, directory: str, tolerance: float):
     TFLite has no in-graph image or string decoding without Flex ops, so the file covers the dense
     signature: callers decode and resize as `assets.extra/toolkit.json` describes.
     """
-    from toolkit.export.exporter import ExportError, _sample_dense, compare_outputs
-
     # Converting a concrete function that captures Keras 3 variables yields garbage weights here
     # (measured: NaN outputs); converting from a SavedModel of the same function is exact.
     import tempfile
@@ -38,7 +39,7 @@ def export_tflite(compute_fn, adapter, model, directory: str, tolerance: float):
     path = os.path.join(directory, "model.tflite")
     with open(path, "wb") as f:
         f.write(content)
-    _, dense = _sample_dense(adapter, None)
+    _, dense = parity_inputs(adapter)
     expected = to_numpy_dict(adapter.compute(model, dense))
     got = run_tflite(content, {k: v.numpy() for k, v in dense.items()})
     return "model.tflite", compare_outputs(expected, got, tolerance, "tflite")
