@@ -2,67 +2,23 @@
 
 `load_detections(path, format)` reads any of the three annotation formats into `DetectionData` (a list of
 `DetectionRecord`s plus class names); `detection_dataset(data)` turns it into a tf.data pipeline of
-`{"images", "boxes", "classes"}` (ragged per image once batched with `ragged_batch`). Readers and writers
-live in `toolkit.data.annotations_formats`; malformed annotations raise `DataError` naming file and line.
+`{"images", "boxes", "classes"}` (ragged per image once batched with `ragged_batch`). The record types and
+box checks live in `toolkit.data.detections`, readers and writers in `toolkit.data.annotations_formats`;
+malformed annotations raise `DataError` naming file and line.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data.annotations_formats import read_coco, read_voc, read_yolo, write_coco, write_voc, write_yolo
+from toolkit.data.detections import DetectionData, DetectionRecord
 from toolkit.data.errors import DataError
 
 FORMATS = ("coco", "voc", "yolo")
-
-
-@dataclasses.dataclass
-class DetectionRecord:
-    """One image and its objects.
-
-    Attributes:
-        image: path of the image file (or None when `pixels` holds the image).
-        width: image width in pixels.
-        height: image height in pixels.
-        boxes: float32 `[k, 4]` pixel `(x_min, y_min, x_max, y_max)`.
-        classes: int32 `[k]` class ids (index into the dataset's class names).
-        pixels: optional uint8 `[H, W, C]` image already in memory.
-    """
-
-    image: str | None
-    width: int
-    height: int
-    boxes: np.ndarray
-    classes: np.ndarray
-    pixels: np.ndarray | None = None
-
-
-@dataclasses.dataclass
-class DetectionData:
-    """A detection dataset: records + class names (index = class id)."""
-
-    records: list
-    class_names: list
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def split(self, fraction: float, seed: int = 0):
-        """`(rest, held_out)` with `fraction` of the records held out (shuffled with `seed`)."""
-        order = np.random.default_rng(seed).permutation(len(self.records))
-        n = int(round(len(order) * fraction))
-        pick = lambda idx: DetectionData([self.records[i] for i in sorted(idx)], list(self.class_names))  # noqa: E731
-        return pick(order[n:]), pick(order[:n])
-
-    def all_boxes(self) -> np.ndarray:
-        return np.concatenate([r.boxes for r in self.records] or [np.zeros((0, 4), np.float32)], 0)
 
 
 def from_scenes(scenes) -> DetectionData:
@@ -90,8 +46,6 @@ def load_detections(source, format: str | None = None, class_names=None, image_d
         DataError: malformed annotations (the message names file and line), unknown classes, boxes outside
             the image, missing image files.
     """
-    from toolkit.data import annotations_formats as fmt
-
     if isinstance(source, DetectionData):
         return source
     if hasattr(source, "images") and hasattr(source, "boxes"):
@@ -103,10 +57,10 @@ def load_detections(source, format: str | None = None, class_names=None, image_d
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}. Received: format={format!r}")
     if format == "coco":
-        return fmt.read_coco(source, image_dir=image_dir, class_names=class_names)
+        return read_coco(source, image_dir=image_dir, class_names=class_names)
     if format == "voc":
-        return fmt.read_voc(source, class_names=class_names)
-    return fmt.read_yolo(source, class_names=class_names)
+        return read_voc(source, class_names=class_names)
+    return read_yolo(source, class_names=class_names)
 
 
 def guess_format(path: str) -> str:
@@ -126,27 +80,9 @@ def guess_format(path: str) -> str:
 
 def write_detections(data: DetectionData, directory: str, format: str) -> str:
     """Writes `data` (images as PNG when in memory) in `format`; returns the annotation path to read back."""
-    from toolkit.data import annotations_formats as fmt
-
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}. Received: format={format!r}")
-    return {"coco": fmt.write_coco, "voc": fmt.write_voc, "yolo": fmt.write_yolo}[format](data, directory)
-
-
-def check_record(record: DetectionRecord, class_count: int, where: str) -> None:
-    """Raises DataError (naming `where`) for a box outside the image, an empty box or an unknown class."""
-    for box, cls in zip(record.boxes, record.classes):
-        check_box(box, record.width, record.height, where)
-        if not 0 <= int(cls) < class_count:
-            raise DataError(f"{where}: unknown class id {int(cls)} (the dataset has {class_count} classes)")
-
-
-def check_box(box, width, height, where: str, tolerance: float = 0.5) -> None:
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not (x1 > x0 and y1 > y0):
-        raise DataError(f"{where}: empty or inverted box {[x0, y0, x1, y1]} (need x_min < x_max, y_min < y_max)")
-    if x0 < -tolerance or y0 < -tolerance or x1 > width + tolerance or y1 > height + tolerance:
-        raise DataError(f"{where}: box {[x0, y0, x1, y1]} lies outside the {width}x{height} image")
+    return {"coco": write_coco, "voc": write_voc, "yolo": write_yolo}[format](data, directory)
 
 
 def detection_dataset(data: DetectionData, image_size=None, channels: int = 3) -> tf.data.Dataset:

@@ -13,7 +13,7 @@ from xml.parsers import expat
 
 import numpy as np
 
-from toolkit.data.annotations import DetectionData, DetectionRecord, check_box
+from toolkit.data.detections import DetectionData, DetectionRecord, check_box
 from toolkit.data.errors import DataError
 from toolkit.data.images import IMAGE_EXTENSIONS
 

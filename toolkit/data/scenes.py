@@ -11,6 +11,8 @@ import dataclasses
 
 import numpy as np
 
+from toolkit.data.image_samples import digits, fashion_mnist
+
 
 @dataclasses.dataclass
 class Scenes:
@@ -38,12 +40,10 @@ class Scenes:
 
 
 def _source_images(source: str, split: str):
-    from toolkit.data import samples
-
     if source == "digits":
-        x, y, names = samples.digits()
+        x, y, names = digits()
     elif source == "fashion_mnist":
-        x, y, names = samples.fashion_mnist(split)
+        x, y, names = fashion_mnist(split)
     else:
         raise ValueError(f"source must be 'digits' or 'fashion_mnist'. Received: source={source!r}")
     return x[..., 0], y, names
