@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 
 from toolkit.data.image_samples import digits, fashion_mnist
+from toolkit.data.iou import numpy_iou
 
 
 @dataclasses.dataclass
@@ -150,11 +151,4 @@ def _draw_stroke(canvas, rng):
 
 
 def _max_iou(box, others) -> float:
-    x0 = np.maximum(box[0], others[:, 0])
-    y0 = np.maximum(box[1], others[:, 1])
-    x1 = np.minimum(box[2], others[:, 2])
-    y1 = np.minimum(box[3], others[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return float(np.max(inter / (area + areas - inter)))
+    return float(np.max(numpy_iou(box, others, dtype=np.float32)))  # float32, as the boxes

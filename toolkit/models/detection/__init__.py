@@ -1,5 +1,6 @@
 """Object detection: box utilities, anchors, YOLO and SSD detectors with their encoders, losses and NMS."""
 
+from toolkit.data.iou import numpy_iou
 from toolkit.models.detection.anchors import (
     anchor_sizes,
     grid_anchors,
@@ -16,7 +17,6 @@ from toolkit.models.detection.boxes import (
     combined_nms,
     nms,
     padded_nms,
-    numpy_iou,
     xywh_to_xyxy,
     xyxy_to_xywh,
 )

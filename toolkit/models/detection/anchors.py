@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from toolkit.models.detection.boxes import numpy_iou
+from toolkit.data.iou import numpy_iou
 
 
 def anchor_sizes(scales=(32, 64, 128, 256, 512), ratios=(0.5, 1.0, 2.0)) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Box utilities: format conversion, IoU, NMS (on keras.utils.bounding_boxes and tf.image).
+"""Box utilities: format conversion, in-graph IoU, NMS (on keras.utils.bounding_boxes and tf.image).
 
 Boxes are pixel `(x_min, y_min, x_max, y_max)` ("xyxy") unless a function says otherwise; `xywh` here means
 centre x, centre y, width, height (keras calls it "center_xywh").
@@ -7,7 +7,6 @@ centre x, centre y, width, height (keras calls it "center_xywh").
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 SCORE_THRESHOLD = 0.6  # seed NMS: drop boxes with pc < 0.6 ...
@@ -30,7 +29,8 @@ def xywh_to_xyxy(boxes):
 
 
 def box_iou(boxes1, boxes2):
-    """Pairwise IoU `[N, M]` of xyxy boxes: Area(B1 n B2) / Area(B1 u B2) (keras' compute_iou).
+    """Pairwise IoU `[N, M]` of xyxy boxes, in the graph: `toolkit.data.iou.numpy_iou`'s definition on keras'
+    compute_iou (which adds 1e-7 to the union).
 
     Args:
         boxes1: `[N, 4]` xyxy boxes (or `[B, N, 4]`).
@@ -43,21 +43,6 @@ def box_iou(boxes1, boxes2):
     return keras.utils.bounding_boxes.compute_iou(
         tf.cast(boxes1, tf.float32), tf.cast(boxes2, tf.float32), bounding_box_format="xyxy"
     )
-
-
-def numpy_iou(boxes1, boxes2) -> np.ndarray:
-    """The corner algorithm of the lecture notes in numpy (used by data code that must not need TF)."""
-    a = np.asarray(boxes1, np.float64).reshape(-1, 4)
-    b = np.asarray(boxes2, np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def nms(boxes, scores, iou_threshold: float = IOU_THRESHOLD, score_threshold: float = SCORE_THRESHOLD,

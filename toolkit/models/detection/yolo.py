@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from toolkit.models.detection.anchors import shape_iou
 from toolkit.models.detection.backbone import _conv, feature_maps
-from toolkit.models.detection.boxes import IOU_THRESHOLD, NMS_METHODS, SCORE_THRESHOLD
+from toolkit.models.detection.boxes import IOU_THRESHOLD, NMS_METHODS, SCORE_THRESHOLD, box_iou
 
 
 def build_yolo(input_shape, num_classes: int, anchors, backbone: str = "builtin", width: int = 16,
@@ -116,10 +116,9 @@ class YoloEncoder:
 
 
 def _tf_shape_iou(wh, anchors):
+    """`shape_iou` in the graph: `box_iou` of boxes sharing one centre, from `(w, h)` only: `[N, A]`."""
     anchors = tf.constant(anchors, tf.float32)
-    inter = tf.minimum(wh[:, None, 0], anchors[None, :, 0]) * tf.minimum(wh[:, None, 1], anchors[None, :, 1])
-    union = wh[:, None, 0] * wh[:, None, 1] + anchors[None, :, 0] * anchors[None, :, 1] - inter
-    return inter / tf.maximum(union, 1e-9)
+    return box_iou(tf.concat([-wh / 2, wh / 2], 1), tf.concat([-anchors / 2, anchors / 2], 1))
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
