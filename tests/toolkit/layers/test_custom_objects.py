@@ -1,0 +1,221 @@
+"""Every custom Keras class registered in toolkit/ saves, reloads in this process AND in a fresh process.
+
+Classes are found by scanning the source for `register_keras_serializable` (modules move: nothing here names
+a module path); each needs a tiny case in `CASES`, and a newly registered class without one fails
+`test_every_registered_class_has_a_case`. Layers and models go through `tests.harness.run_layer_test` /
+`run_model_saving_test` (a child process that imports only `toolkit.saving` + numpy loads the `.keras`
+file); losses, schedules, metrics and callbacks get a config round trip and one fresh-process
+`keras.saving.deserialize_keras_object` after `toolkit.saving.register_all()`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+from tests import harness  # noqa: E402
+
+TOOLKIT_DIR = os.path.join(_REPO, "toolkit")
+
+
+def _is_register(decorator) -> bool:
+    node = decorator.func if isinstance(decorator, ast.Call) else decorator
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    return name == "register_keras_serializable"
+
+
+def scan_registered() -> dict:
+    """{class or function name: module} for every definition decorated with register_keras_serializable."""
+    found = {}
+    for folder, _, files in os.walk(TOOLKIT_DIR):
+        for file in sorted(files):
+            if not file.endswith(".py"):
+                continue
+            path = os.path.join(folder, file)
+            with open(path, encoding="utf-8") as f:
+                source = f.read()
+            if "register_keras_serializable" not in source:
+                continue
+            module = os.path.relpath(path, _REPO)[:-3].replace(os.sep, ".")
+            module = module[: -len(".__init__")] if module.endswith(".__init__") else module
+            for node in ast.walk(ast.parse(source, path)):
+                if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and any(map(_is_register, node.decorator_list)):
+                    assert node.name not in found, f"{node.name} registered twice: {found[node.name]}, {module}"
+                    found[node.name] = module
+    return found
+
+
+def registering_modules() -> set:
+    """Modules under toolkit/ whose source calls register_keras_serializable (the decorator or a call)."""
+    modules = set()
+    for folder, _, files in os.walk(TOOLKIT_DIR):
+        for file in files:
+            path = os.path.join(folder, file)
+            if file.endswith(".py") and file != "saving.py":
+                with open(path, encoding="utf-8") as f:
+                    if "register_keras_serializable" in f.read():
+                        module = os.path.relpath(path, _REPO)[:-3].replace(os.sep, ".")
+                        modules.add(module[: -len(".__init__")] if module.endswith(".__init__") else module)
+    return modules
+
+
+REGISTERED = scan_registered()
+
+
+def resolve(name: str):
+    return getattr(importlib.import_module(REGISTERED[name]), name)
+
+
+# --- tiny cases ----------------------------------------------------------------------------------------------
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+def _tiny_bert_preprocessor():
+    import keras
+
+    from toolkit.models import bert
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + "the a cat dog sat on mat good bad film".split()
+    keras.utils.set_random_seed(0)
+    backbone, tokenizer = bert.tiny_bert(vocab, num_layers=1, hidden_dim=8, num_heads=2, max_sequence_length=16)
+    return bert.make_preprocessor(tokenizer, 8, backbone)
+
+
+def _layer(init, data, shape=None, dtype=None, random=False):
+    def run(cls, tmp_dir):
+        kwargs = init() if callable(init) else init
+        harness.run_layer_test(cls, kwargs, data() if callable(data) else data, expected_output_shape=shape,
+                               expected_output_dtype=dtype, random_at_inference=random, tmp_dir=tmp_dir)
+    return "layer", run
+
+
+def _model(build, data, random=False):
+    def run(cls, tmp_dir):
+        model = build(cls)
+        assert type(model) is cls
+        harness.run_model_saving_test(model, data(), random_at_inference=random, tmp_dir=tmp_dir)
+    return "model", run
+
+
+def _object(build):
+    return "object", build
+
+
+def _vae(cls):
+    import keras
+
+    from toolkit.models.vae import build_decoder, build_encoder
+
+    keras.utils.set_random_seed(0)
+    variational = cls.__name__ == "VAE"
+    return cls(build_encoder((8, 8, 1), 2, "conv", width=2, hidden=4, variational=variational),
+               build_decoder((8, 8, 1), 2, "conv", width=2, hidden=4))
+
+
+def _word2vec(cls):
+    model = cls(vocabulary_size=6, dim=4, negative=2)
+    model([np.array([1, 2]), np.array([3, 4])])
+    return model
+
+
+CASES = {
+    # layers
+    "ImageNormalization": _layer({"mode": "unit", "to_rgb": True}, lambda: _rng().uniform(0, 255, (2, 4, 4, 1)).astype("float32"),
+                                 (2, 4, 4, 3), "float32"),
+    "BahdanauAttention": _layer({"units": 4}, lambda: {"query": _rng().normal(size=(2, 3)).astype("float32"),
+                                                       "values": _rng().normal(size=(2, 5, 6)).astype("float32")},
+                                ((2, 6), (2, 5)), ("float32", "float32")),
+    "ScalarMix": _layer({"num_layers": 2}, lambda: [_rng().normal(size=(2, 4)).astype("float32"),
+                                                    np.ones((2, 4), "float32")], (2, 4), "float32"),
+    "ChannelStatistics": _layer({"zero_tol": 0.0}, lambda: _rng().normal(size=(2, 3, 4)).astype("float32"),
+                                (6, 4), "float32"),
+    "PreActivation": _layer(lambda: {"layer": __import__("keras").layers.Dense(3, activation="relu")},
+                            lambda: _rng().normal(size=(2, 4)).astype("float32"), (2, 3), "float32"),
+    "TfIdf": _layer({"vocabulary_size": 5}, lambda: _rng().integers(0, 3, (2, 5)).astype("float32"), (2, 5), "float32"),
+    "Sampling": _layer({"seed": 1}, lambda: [np.zeros((2, 3), "float32"), np.zeros((2, 3), "float32")], (2, 3),
+                       "float32", random=True),
+    "CosineTopK": _layer({"num_items": 4, "dim": 3, "k": 2}, lambda: _rng().normal(size=(2, 3)).astype("float32"),
+                         ((2, 2), (2, 2))),
+    "BertPacker": _layer(lambda: {"preprocessor": _tiny_bert_preprocessor()},
+                         lambda: np.array(["the cat sat", "a good film on the mat"]),
+                         {"token_ids": (2, 8), "segment_ids": (2, 8), "padding_mask": (2, 8)},
+                         {"token_ids": "int32", "segment_ids": "int32", "padding_mask": "int32"}),
+    # models
+    "VAE": _model(_vae, lambda: _rng().uniform(0, 1, (2, 8, 8, 1)).astype("float32")),
+    "Autoencoder": _model(_vae, lambda: _rng().uniform(0, 1, (2, 8, 8, 1)).astype("float32")),
+    "Word2Vec": _model(_word2vec, lambda: [np.array([1, 2]), np.array([3, 4])], random=True),  # negatives drawn in-graph
+    # losses, schedules, metrics, callbacks
+    "DiceLoss": _object(lambda cls: cls(smooth=1.0, ignore_background=True)),
+    "FocalLoss": _object(lambda cls: cls(gamma=2.0, alpha=[0.25, 0.75])),
+    "CEDiceLoss": _object(lambda cls: cls(ce_weight=0.5, dice_weight=1.5)),
+    "SmoothedSparseCategoricalCrossentropy": _object(lambda cls: cls(smoothing=0.2)),
+    "YoloLoss": _object(lambda cls: cls([[1.0, 1.0], [2.0, 3.0]], lambda_coord=4.0)),
+    "SSDLoss": _object(lambda cls: cls(3, alpha=0.5)),
+    "CyclicalLearningRate": _object(lambda cls: cls(1e-3, 1e-2, 4)),
+    "LinearWarmupDecay": _object(lambda cls: cls(1e-3, 10, warmup_steps=2)),
+    "MeanDice": _object(lambda cls: cls(3)),
+    "LayerStatisticsMonitor": _object(lambda cls: cls(layers=["dense"], every=2)),
+}
+
+
+def test_the_scan_finds_the_known_classes():
+    assert {"BertPacker", "ScalarMix", "TfIdf", "VAE", "ChannelStatistics"} <= set(REGISTERED), REGISTERED
+
+
+def test_every_registered_class_has_a_case():
+    missing = sorted(set(REGISTERED) - set(CASES))
+    assert not missing, f"registered classes without a serialization case in {__file__}: {missing}"
+
+
+SAVED = sorted(n for n in REGISTERED if CASES.get(n, ("",))[0] in ("layer", "model"))
+OBJECTS = sorted(n for n in REGISTERED if CASES.get(n, ("",))[0] == "object")
+
+
+@pytest.mark.parametrize("name", SAVED)
+def test_saves_and_reloads_in_a_fresh_process(name, tmp_path):
+    _, run = CASES[name]
+    run(resolve(name), str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def deserialized():
+    """One fresh process deserializes every loss / schedule / metric / callback case."""
+    objects = [CASES[n][1](resolve(n)) for n in OBJECTS]
+    rows = harness.run_serialization_test(objects, steps=[0, 1, 3, 7, 12])
+    return {row["class"]: row for row in rows}
+
+
+@pytest.mark.parametrize("name", OBJECTS)
+def test_config_round_trip_and_fresh_process_deserialize(name, deserialized):
+    assert name in deserialized, sorted(deserialized)
+
+
+def test_register_all_imports_every_registering_module():
+    """Each module that registers a custom object is one of `REGISTERING_MODULES` (a package or module) or
+    inside one, and after `register_all()` in a fresh process every such module has been imported."""
+    from toolkit import saving
+
+    modules = sorted(registering_modules())
+    assert modules, "the scan found nothing"
+    uncovered = [m for m in modules if not any(m == p or m.startswith(p + ".") for p in saving.REGISTERING_MODULES)]
+    assert not uncovered, f"not under any of toolkit.saving.REGISTERING_MODULES: {uncovered}"
+    done = harness.run_python(
+        "import json, sys, toolkit.saving; toolkit.saving.register_all(); "
+        "print('MODULES ' + json.dumps(sorted(m for m in sys.modules if m.startswith('toolkit'))))",
+        what="register_all() in a fresh process")
+    imported = set(json.loads(next(line for line in done.stdout.splitlines() if line.startswith("MODULES "))[8:]))
+    not_imported = [m for m in modules if m not in imported]
+    assert not not_imported, (f"register_all() does not import {not_imported} (each package's __init__ must "
+                              "import its registering modules)")
