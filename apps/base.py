@@ -17,9 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from apps import run_dirs
 from toolkit.export import Predictor, ServingAdapter, export, load
 from toolkit.export.adapter import to_numpy_dict
-from apps import run_dirs
+from toolkit.export.formats import check_export_options
+from toolkit.saving import load_model
 from toolkit.training.distribution import STRATEGIES, get_strategy, needs_static_batches, static_batches
 from toolkit.training.fault_tolerance import PhaseCheckpoint, TrainingDivergedError, read_json, write_status
 
@@ -52,6 +54,19 @@ class BaseConfig:
     monitor_every: int = option(1, "with monitor_layers: check every N epochs (on a few validation batches)")
 
 
+def explicit_options(config_cls, config=None, **overrides) -> frozenset:
+    """Names of the options a caller set: keyword overrides, dict keys, or fields of a Config instance that
+    differ from the defaults. Recipes fill in only the others (a user's explicit value always wins)."""
+    names = set(overrides)
+    if isinstance(config, dict):
+        names |= set(config)
+    elif config is not None:
+        defaults = config_cls()
+        names |= {f.name for f in dataclasses.fields(config_cls)
+                  if getattr(config, f.name) != getattr(defaults, f.name)}
+    return frozenset(names)
+
+
 def make_config(config_cls, config=None, **overrides):
     """A config from a dataclass instance, a dict, or keyword overrides; unknown keys are an error."""
     if config is None:
@@ -69,6 +84,28 @@ def make_config(config_cls, config=None, **overrides):
         if choices and getattr(config, field.name) not in choices:
             raise ValueError(f"{field.name} must be one of {tuple(choices)}. Received: {getattr(config, field.name)!r}")
     return config
+
+
+@dataclasses.dataclass
+class RunContext:
+    """One training run as the App hooks see it. Hooks keep per-run values here (`data`, `state`), never
+    on the App (a module-level singleton shared by every run in the process).
+
+    Attributes:
+        config: the run's Config.
+        explicit: names of the options the caller set (the rest are defaults; see `explicit_options`).
+        run_dir: the run directory.
+        strategy: the `tf.distribute` strategy the model is built under.
+        data: what `App.load_data` returned.
+        state: values one hook hands to a later one (a detector's loss, a VAE's held-out images, ...).
+    """
+
+    config: typing.Any
+    explicit: frozenset = frozenset()
+    run_dir: str | None = None
+    strategy: typing.Any = None
+    data: typing.Any = None
+    state: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -90,14 +127,20 @@ class Run:
             self._adapter = self.app.serving_adapter(self)
         return self._adapter
 
-    def export(self, directory: str, target: str = "cpu", formats=("saved_model",), batch_size: int = 8) -> str:
-        """Exports to `directory/<next version>/` (see `toolkit.export.export`) with metrics in the metadata."""
+    def export(self, directory: str, target: str = "cpu", formats=("saved_model",), batch_size: int = 8,
+               adapter: ServingAdapter | None = None) -> str:
+        """Exports to `directory/<next version>/` (see `toolkit.export.export`) with metrics in the metadata.
+
+        The target and formats are checked first (`toolkit.export.formats`): an unknown or unsupported pair
+        fails before any work. `adapter` replaces the app's default serving adapter for this export.
+        """
+        formats = check_export_options(self.app.kind(self.config), target, formats)
         return export(
             self.model,
             directory,
             target=target,
             formats=formats,
-            adapter=self.adapter,
+            adapter=adapter or self.app.export_adapter(self, target, formats),
             batch_size=batch_size,
             metadata={"metrics": _summary(self.metrics), "app": self.app.name, "info": self.info,
                       "config": dataclasses.asdict(self.config)},
@@ -162,19 +205,40 @@ class App:
         """Returns a task data object with `.train`, `.validation`, `.test` (tf.data or None) and info."""
         raise NotImplementedError
 
-    def build_model(self, data, config) -> keras.Model:
+    def build_model(self, ctx: RunContext) -> keras.Model:
+        """The model for `ctx.data` and `ctx.config` (built under the run's strategy scope)."""
         raise NotImplementedError
 
-    def fit(self, model, data, config, callbacks) -> dict:
+    def fit(self, model, ctx: RunContext, callbacks) -> dict:
         """Compiles and fits; returns the merged Keras history dict."""
         raise NotImplementedError
 
-    def info(self, data, config) -> dict:
+    def info(self, ctx: RunContext) -> dict:
         """JSON-able facts a Run needs later (class names, input shape, ...)."""
         raise NotImplementedError
 
     def serving_adapter(self, run: Run) -> ServingAdapter:
         raise NotImplementedError
+
+    # ---- optional hooks -------------------------------------------------------------------------
+    def validate(self, config) -> None:
+        """Checks option values (model names, backbones, ...) before any work; raises ValueError."""
+
+    def kind(self, config) -> str:
+        """The model kind for the export-format table (`toolkit.export.formats`): the app name, or
+        `app/model` for apps with several model families."""
+        return self.name
+
+    def prepare(self, model, ctx: RunContext) -> None:
+        """After `build_model`: build what depends on the built model (e.g. target encoders), into `ctx`."""
+
+    def finish(self, run: Run, ctx: RunContext) -> None:
+        """After held-out scoring, before the run directory is written: extra metrics into `run.metrics`."""
+
+    def export_adapter(self, run: Run, target: str, formats: tuple) -> ServingAdapter:
+        """The serving adapter for one export (default: `run.adapter`); apps whose graph depends on the
+        target or formats (a detector's NMS op) override it."""
+        return run.adapter
 
     def score(self, predictor, dataset, info) -> dict:
         """Held-out metrics from `predictor(dense inputs, signature="serving_dense")` over `dataset`."""
@@ -198,7 +262,7 @@ class App:
         return "\n".join(f"{k:>24}: {v:.4f}" if isinstance(v, float) else f"{k:>24}: {v}"
                          for k, v in _summary(metrics).items())
 
-    def plot(self, run: Run) -> dict:
+    def plot(self, run: Run, ctx: RunContext | None = None) -> dict:
         """Task plots as `{name: png path}` (training curves by default)."""
         from toolkit.metrics import plot_history
 
@@ -208,7 +272,9 @@ class App:
 
     # ---- shared plumbing ------------------------------------------------------------------------
     def make_config(self, config=None, **overrides):
-        return make_config(self.config_cls, config, **overrides)
+        config = make_config(self.config_cls, config, **overrides)
+        self.validate(config)
+        return config
 
     def train(self, data, config=None, test_data=None, **overrides) -> Run:
         """Trains on `data`, evaluates on `test_data` (else the validation split), writes a run directory.
@@ -217,6 +283,7 @@ class App:
         a crash resumes from the last completed epoch. A NaN loss stops training with
         `TrainingDivergedError`, keeping the last good checkpoint.
         """
+        explicit = explicit_options(self.config_cls, config, **overrides)
         config = self.make_config(config, **overrides)
         strategy = get_strategy(config.strategy)  # first: multi-worker needs an untouched TF runtime
         keras.utils.set_random_seed(config.seed)
@@ -226,36 +293,36 @@ class App:
         with open(os.path.join(run_dir, "config.json"), "w") as f:
             json.dump({"app": self.name, **dataclasses.asdict(config)}, f, indent=2)
         try:
-            run = self._train_in(run_dir, data, config, test_data, strategy)
+            ctx = RunContext(config=config, explicit=explicit, run_dir=run_dir, strategy=strategy)
+            run = self._train_in(ctx, data, test_data)
         except BaseException as error:
             write_status(run_dir, "failed", fingerprint=key, app=self.name, reason=f"{type(error).__name__}: {error}")
             raise
         write_status(run_dir, "finished", fingerprint=key, app=self.name, resumed=resumed)
         return run
 
-    def _train_in(self, run_dir, data, config, test_data, strategy) -> Run:
-        task_data = self.load_data(data, config, test_data=test_data)
+    def _train_in(self, ctx: RunContext, data, test_data) -> Run:
+        config, strategy, run_dir = ctx.config, ctx.strategy, ctx.run_dir
+        task_data = ctx.data = self.load_data(data, config, test_data=test_data)
         if needs_static_batches(strategy):  # tpu: one compiled program, so every step gets the same batch
             for name in ("train", "validation"):
                 dataset = getattr(task_data, name, None)
                 if isinstance(dataset, tf.data.Dataset):
                     setattr(task_data, name, static_batches(dataset, config.batch_size))
         with strategy.scope():
-            model = self.build_model(task_data, config)
+            model = self.build_model(ctx)
+            self.prepare(model, ctx)
             if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 # Keras 3.15 bug: fit's eager "symbolic build" all-reduces a data batch across workers and
                 # fails on PerReplica values. With no model-level strategy Keras defers building to tracing
                 # and takes the strategy from this scope, which distributes the same way.
                 model._distribute_strategy = None
-            run = Run(app=self, model=model, config=config, info=self.info(task_data, config), run_dir=run_dir)
+            run = Run(app=self, model=model, config=config, info=self.info(ctx), run_dir=run_dir)
             checkpoint = PhaseCheckpoint(os.path.join(run_dir, "checkpoints"))
-            callbacks = [checkpoint, *self.callbacks(config, task_data)]
+            callbacks = [checkpoint, *self.callbacks(ctx)]
             if config.tensorboard:
                 callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0))
-            for callback in callbacks:  # layer-statistics monitors log into the run directory
-                if type(callback).__name__ == "LayerStatisticsMonitor" and callback.log_dir is None:
-                    callback.log_dir = os.path.join(run_dir, "layer_statistics")
-            history = self.fit(model, task_data, config, callbacks)
+            history = self.fit(model, ctx, callbacks)
         if checkpoint.diverged:
             good_epoch = checkpoint.restore_last_good()
             if good_epoch:  # the last good weights, for `export --allow-unfinished` or inspection
@@ -270,13 +337,15 @@ class App:
         if held_out is not None:
             run.metrics = self.score(_LivePredictor(run), held_out, run.info)
             run.metrics["evaluated_on"] = "test" if getattr(task_data, "test", None) is not None else "validation"
-        run.plots = self.plot(run)
+        self.finish(run, ctx)
+        run.plots = self.plot(run, ctx)
         self._write_run_dir(run)
         return run
 
-    def callbacks(self, config, data) -> list:
+    def callbacks(self, ctx: RunContext) -> list:
         from toolkit.training import default_callbacks
 
+        config, data = ctx.config, ctx.data
         patience = None if config.patience is None or config.patience < 0 else config.patience
         callbacks = default_callbacks(patience=patience, has_validation=data.validation is not None)
         if getattr(config, "monitor_layers", ""):
@@ -284,7 +353,9 @@ class App:
 
             layers = None if config.monitor_layers == "all" else config.monitor_layers
             sample = data.validation if data.validation is not None else data.train
-            callbacks.append(LayerStatisticsMonitor(sample, layers=layers, every=config.monitor_every))
+            log_dir = os.path.join(ctx.run_dir, "layer_statistics") if ctx.run_dir else None
+            callbacks.append(LayerStatisticsMonitor(sample, layers=layers, every=config.monitor_every,
+                                                    log_dir=log_dir))
         return callbacks
 
     def predictor(self, path_or_run):
@@ -330,7 +401,7 @@ class App:
         if os.path.isfile(os.path.join(run_dir, "metrics.json")):
             with open(os.path.join(run_dir, "metrics.json")) as f:
                 metrics = json.load(f)
-        model = keras.saving.load_model(files["model.keras"], compile=False)
+        model = load_model(files["model.keras"])
         known = {f.name for f in dataclasses.fields(self.config_cls)}
         config = self.make_config(**{k: v for k, v in config.items() if k in known})
         return Run(app=self, model=model, config=config, info=info, metrics=metrics, run_dir=run_dir)
@@ -351,12 +422,12 @@ class App:
 
 
 def merge_histories(*histories) -> dict:
-    """Concatenates Keras History objects (two-phase training) into one dict."""
+    """Concatenates Keras History objects or history dicts (two-phase training) into one dict of floats."""
     merged: dict = {}
     for history in histories:
         if history is None:
             continue
-        for key, values in history.history.items():
+        for key, values in getattr(history, "history", history).items():
             merged.setdefault(key, []).extend(float(v) for v in values)
     return merged
 

@@ -20,8 +20,8 @@ class ClassificationOutputs:
     def summary(self, metrics) -> str:
         return format_report(metrics) if "per_class" in metrics else super().summary(metrics)
 
-    def plot(self, run) -> dict:
-        plots = super().plot(run)
+    def plot(self, run, ctx=None) -> dict:
+        plots = super().plot(run, ctx)
         if run.metrics.get("confusion_matrix") and run.run_dir:
             plots["confusion_matrix"] = plot_confusion_matrix(
                 run.metrics["confusion_matrix"], run.info["class_names"],

@@ -51,13 +51,33 @@ def _add_config_flags(parser, config_cls):
             group.add_argument(flag, type=type(field.default), **kwargs)
 
 
+def _export_table(app) -> str:
+    from toolkit.export.formats import support_table
+
+    kinds = [app.kind(dataclasses.replace(app.config_cls(), model=m)) for m in _model_names(app)] or [app.name]
+    return "export targets and formats (yes: supported; a 'no' pair is refused before any work):\n" + \
+        support_table(kinds)
+
+
+def _model_names(app) -> list:
+    field = {f.name: f for f in dataclasses.fields(app.config_cls)}.get("model")
+    if field is None:
+        return []
+    if field.metadata.get("choices"):
+        return list(field.metadata["choices"])
+    from apps.text_models import MODELS  # the text classifier's registry
+
+    return list(MODELS)
+
+
 def _task_parser(sub, name, module_name):
     app = importlib.import_module(module_name).APP
     task = sub.add_parser(name, help=app.description, description=app.description)
     verbs = task.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,export,predict}")
+    table = _export_table(app)
 
-    train = verbs.add_parser("train", help="train, evaluate on held-out data, optionally export",
-                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train = verbs.add_parser("train", help="train, evaluate on held-out data, optionally export", epilog=table,
+                             formatter_class=_HelpFormatter)
     train.add_argument("--data", required=True, help="training data: a folder, 'tfds:NAME', ...")
     train.add_argument("--test-data", help="held-out test data (default: the validation split)")
     train.add_argument("--export", metavar="DIR", help="export the trained model to DIR/<version>/")
@@ -70,7 +90,8 @@ def _task_parser(sub, name, module_name):
     evaluate.add_argument("--data", required=True, help="labelled evaluation data")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON")
 
-    export = verbs.add_parser("export", help="export a run directory's model as a SavedModel")
+    export = verbs.add_parser("export", help="export a run directory's model as a SavedModel", epilog=table,
+                              formatter_class=_HelpFormatter)
     export.add_argument("run_dir", help="a run directory written by train (holds model.keras)")
     export.add_argument("--output", required=True, metavar="DIR", help="model folder; writes DIR/<version>/")
     export.add_argument("--target", default="cpu", choices=("cpu", "gpu", "tpu"))
@@ -86,6 +107,10 @@ def _task_parser(sub, name, module_name):
     return app
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the option help, and the export table (epilog) kept as laid out."""
+
+
 def _resolve(app, path):
     import os
 
@@ -98,6 +123,10 @@ def _run_task(app, args) -> int:
     if args.verb == "train":
         known = {f.name for f in dataclasses.fields(app.config_cls)}
         overrides = {k: v for k, v in vars(args).items() if k in known}
+        if args.export:  # an unknown or unsupported (target, format) pair fails before training, not after
+            from toolkit.export.formats import check_export_options
+
+            check_export_options(app.kind(app.make_config(**overrides)), args.target, args.formats)
         run = app.train(args.data, test_data=args.test_data, **overrides)
         print(f"\n== {app.name}: held-out metrics ({run.metrics.get('evaluated_on', 'n/a')}) ==")
         print(app.summary(run.metrics))
@@ -115,6 +144,9 @@ def _run_task(app, args) -> int:
         print(json.dumps(metrics, indent=2) if args.json else app.summary(metrics))
         return 0
     if args.verb == "export":
+        from toolkit.export.formats import parse_formats
+
+        parse_formats(args.formats)  # unknown names fail before the model is loaded
         run = app.load_run(args.run_dir, allow_unfinished=args.allow_unfinished)
         path = run.export(args.output, target=args.target, formats=tuple(args.formats.split(",")),
                           batch_size=args.batch_size)
@@ -164,6 +196,11 @@ def main(argv=None) -> int:
         return importlib.import_module(COMMANDS[args.command]).main(args)
     except (ValueError, FileNotFoundError, KeyError, TypeError) as error:
         print(f"toolkit: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # an export that failed its parity check or conversion: no traceback
+        if type(error).__name__ != "ExportError":
+            raise
+        print(f"toolkit: error: export failed: {error}", file=sys.stderr)
         return 2
 
 

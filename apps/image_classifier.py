@@ -25,6 +25,7 @@ from toolkit.models.transfer import (
     build_image_classifier,
     freeze_backbone,
     unfreeze_top_layers,
+    validate_backbone,
 )
 from toolkit.training import CyclicalLearningRate, SmoothedSparseCategoricalCrossentropy, apply_weight_regularization
 
@@ -72,11 +73,16 @@ class ImageClassifierApp(ClassificationOutputs, App):
                                                           "class_names": dataset.class_names}, config)
         return dataset
 
-    def info(self, data, config) -> dict:
+    def validate(self, config) -> None:
+        validate_backbone(config.backbone)
+
+    def info(self, ctx) -> dict:
+        data = ctx.data
         return {"class_names": data.class_names, "image_shape": list(data.image_shape),
                 "num_train": data.num_train, "skipped_files": data.skipped}
 
-    def build_model(self, data, config) -> keras.Model:
+    def build_model(self, ctx) -> keras.Model:
+        data, config = ctx.data, ctx.config
         augmentation = _augmentation(config)
         model = build_image_classifier(
             data.image_shape, data.num_classes, backbone=config.backbone, weights=config.weights or None,
@@ -86,7 +92,8 @@ class ImageClassifierApp(ClassificationOutputs, App):
             apply_weight_regularization(model, l2=config.l2)
         return model
 
-    def fit(self, model, data, config, callbacks) -> dict:
+    def fit(self, model, ctx, callbacks) -> dict:
+        data, config = ctx.data, ctx.config
         mode = config.training
         if mode == "auto":
             mode = "scratch" if config.backbone in BUILTIN_BACKBONES else "fine-tune"

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.base import App, BaseConfig, Run, option
+from apps.base import App, BaseConfig, Run, merge_histories, option
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.data.mask_writer import overlay
 from toolkit.data.masks import build_joint_augmentation, default_palette, load_segmentation_dataset, to_arrays
@@ -25,6 +25,7 @@ from toolkit.export import encode_png
 from toolkit.export.segmentation import segmentation_adapter
 from toolkit.metrics.segmentation import confusion_matrix, format_segmentation_report, segmentation_metrics
 from toolkit.metrics.segmentation import segmentation_report
+from toolkit.models.transfer import validate_backbone
 from toolkit.models.unet import build_unet
 from toolkit.training.segmentation_losses import LOSSES, get_segmentation_loss
 
@@ -75,11 +76,18 @@ class ImageSegmenterApp(App):
                                                           "palette": dataset.palette}, config)
         return dataset
 
-    def info(self, data, config) -> dict:
+    def validate(self, config) -> None:
+        _ints(config.filters)
+        if config.encoder:
+            validate_backbone(config.encoder, option="encoder")
+
+    def info(self, ctx) -> dict:
+        data = ctx.data
         return {"class_names": data.class_names, "image_shape": list(data.image_shape), "palette": data.palette,
                 "num_train": data.num_train}
 
-    def build_model(self, data, config) -> keras.Model:
+    def build_model(self, ctx) -> keras.Model:
+        data, config = ctx.data, ctx.config
         return build_unet(
             data.image_shape, data.num_classes, filters=_ints(config.filters), bottleneck=config.bottleneck,
             convs_per_block=config.convs_per_block, batch_norm=config.batch_norm, dropout=config.dropout,
@@ -88,12 +96,13 @@ class ImageSegmenterApp(App):
             freeze_encoder=config.freeze_encoder,
         )
 
-    def fit(self, model, data, config, callbacks) -> dict:
+    def fit(self, model, ctx, callbacks) -> dict:
+        data, config = ctx.data, ctx.config
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_segmentation_loss(config.loss),
                       metrics=segmentation_metrics(data.num_classes))
         history = model.fit(data.train, validation_data=data.validation, epochs=config.epochs, callbacks=callbacks,
                             verbose=config.verbose, shuffle=False)  # the pipeline shuffles itself
-        return {k: [float(v) for v in values] for k, values in history.history.items()}
+        return merge_histories(history)
 
     def serving_adapter(self, run, probabilities: bool | None = None):
         if probabilities is None:
@@ -162,8 +171,8 @@ class ImageSegmenterApp(App):
 
     def export_run(self, run: Run, directory: str, target: str = "cpu", probabilities: bool = False, **kwargs) -> str:
         """`run.export` with the raw signature also returning per-class `probabilities` when asked."""
-        run._adapter = self.serving_adapter(run, probabilities=probabilities)
-        return run.export(directory, target=target, **kwargs)
+        return run.export(directory, target=target, adapter=self.serving_adapter(run, probabilities=probabilities),
+                          **kwargs)
 
 
 def _write_png(array, folder, name):

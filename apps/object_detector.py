@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.base import App, BaseConfig, Run, option, text_of
+from apps.base import App, BaseConfig, Run, merge_histories, option, text_of
 from toolkit.data.annotations import DetectionData, detection_dataset, load_detections
 from toolkit.data.box_augment import augment_example
 from toolkit.data.images import DataError, encode_image_inputs, parse_image_size
@@ -28,6 +28,7 @@ from toolkit.models.detection import (
     ssd_default_boxes, ssd_detect, yolo_detect,
 )
 from toolkit.models.detection.ssd import feature_sizes_of
+from toolkit.models.transfer import validate_backbone
 
 MODELS = ("yolo", "ssd")
 SSD_RATIOS = (1.0, 2.0, 0.5, 3.0, 1 / 3)
@@ -105,31 +106,44 @@ class ObjectDetectorApp(App):
             task.anchors = kmeans_anchors(boxes[:, 2:] - boxes[:, :2], config.anchors, seed=config.seed).tolist()
         return task
 
-    def info(self, data, config) -> dict:
+    def validate(self, config) -> None:
+        if config.backbone != "builtin":
+            validate_backbone(config.backbone)
+
+    def kind(self, config) -> str:
+        return f"{self.name}/{config.model}"
+
+    def info(self, ctx) -> dict:
+        data, config = ctx.data, ctx.config
         return {"class_names": list(data.data.class_names), "image_shape": [*data.image_size, config.channels],
                 "model": config.model, "anchors": data.anchors, "ssd": data.ssd, "num_train": len(data.data),
                 "nms": {"score_threshold": config.score_threshold, "iou_threshold": config.iou_threshold,
                         "max_detections": config.max_detections}}
 
-    def build_model(self, data, config) -> keras.Model:
+    def build_model(self, ctx) -> keras.Model:
+        data, config = ctx.data, ctx.config
         shape = (*data.image_size, config.channels)
-        k = data.data.num_classes
-        weights = config.weights or None
+        k, weights = data.data.num_classes, config.weights or None
         if config.model == "yolo":
-            model = build_yolo(shape, k, data.anchors, config.backbone, config.width, weights)
+            return build_yolo(shape, k, data.anchors, config.backbone, config.width, weights)
+        return build_ssd(shape, k, len(SSD_RATIOS) + 1, config.ssd_levels, config.backbone, config.width, weights)
+
+    def prepare(self, model, ctx) -> None:
+        """The target encoder and loss depend on the built model's grid / feature-map sizes."""
+        data, config = ctx.data, ctx.config
+        k = data.data.num_classes
+        if config.model == "yolo":
             grid = tuple(model.output.shape[1:3])
             encoder = YoloEncoder(data.image_size, grid, data.anchors, k, match_iou=config.anchor_match)
-            self._loss = YoloLoss(cell_anchors(data.anchors, data.image_size, grid), config.lambda_coord,
-                                  config.lambda_noobj)
+            ctx.state["loss"] = YoloLoss(cell_anchors(data.anchors, data.image_size, grid), config.lambda_coord,
+                                         config.lambda_noobj)
         else:
-            model = build_ssd(shape, k, len(SSD_RATIOS) + 1, config.ssd_levels, config.backbone, config.width, weights)
             sizes = feature_sizes_of(model)
             defaults, _ = ssd_default_boxes(data.image_size, sizes, aspect_ratios=SSD_RATIOS)
             data.ssd = {"feature_sizes": [list(s) for s in sizes], "aspect_ratios": list(SSD_RATIOS)}
             encoder = SSDMatcher(defaults)
-            self._loss = SSDLoss(k, neg_pos_ratio=config.neg_pos_ratio)
+            ctx.state["loss"] = SSDLoss(k, neg_pos_ratio=config.neg_pos_ratio)
         self._pipelines(data, encoder, config)
-        return model
 
     def _pipelines(self, data, encoder, config):
         ops = [o.strip() for o in config.augment.split(",") if o.strip() and o.strip() != "none"]
@@ -156,7 +170,8 @@ class ObjectDetectorApp(App):
             data.test = detection_dataset(data.test_data, data.image_size, config.channels).ragged_batch(
                 config.batch_size)
 
-    def fit(self, model, data, config, callbacks) -> dict:
+    def fit(self, model, ctx, callbacks) -> dict:
+        data, config = ctx.data, ctx.config
         steps = max(1, -(-len(data.data) * max(1, config.repeat) // config.batch_size))
         rate = config.learning_rate
         if config.max_minutes:  # the schedule follows the time budget (the epoch count is only an upper bound)
@@ -164,20 +179,18 @@ class ObjectDetectorApp(App):
         elif config.lr_schedule == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps * config.epochs, alpha=0.05)
         # no XLA: it slows CPU training (DESIGN.md) and its compile time dominates short runs
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss=self._loss, jit_compile=False)
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss=ctx.state["loss"], jit_compile=False)
         history = model.fit(data.train, validation_data=data.fit_validation, epochs=config.epochs,
                             callbacks=callbacks, verbose=config.verbose)
-        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        return merge_histories(history)
 
-    def train(self, data, config=None, test_data=None, **overrides) -> Run:
-        run = super().train(data, config, test_data=test_data, **overrides)
-        run.__class__ = DetectionRun
-        return run
-
-    def load_run(self, run_dir: str, **kwargs) -> Run:
-        run = super().load_run(run_dir, **kwargs)
-        run.__class__ = DetectionRun
-        return run
+    def export_adapter(self, run: Run, target: str, formats: tuple):
+        """With `nms="auto"`, the NMS op the requested formats can carry: `padded` for tflite (the TFLite
+        converter has no combined NMS) and tpu (XLA), `combined` otherwise."""
+        method = run.config.nms
+        if method == "auto":
+            method = "padded" if ("tflite" in formats or target == "tpu") else "combined"
+        return self.serving_adapter(run, method)
 
     def serving_adapter(self, run, method: str | None = None):
         info = run.info
@@ -242,17 +255,6 @@ class ObjectDetectorApp(App):
 
     def summary(self, metrics) -> str:
         return format_map(metrics) if "per_class" in metrics else super().summary(metrics)
-
-
-class DetectionRun(Run):
-    """A detector's Run: `export` picks the NMS op the requested formats can carry (see `Config.nms`)."""
-
-    def export(self, directory: str, target: str = "cpu", formats=("saved_model",), batch_size: int = 8) -> str:
-        method = self.config.nms
-        if method == "auto":
-            method = "padded" if ("tflite" in formats or target == "tpu") else "combined"
-        self._adapter = self.app.serving_adapter(self, method)
-        return super().export(directory, target=target, formats=formats, batch_size=batch_size)
 
 
 class TimeLimit(keras.callbacks.Callback):

@@ -24,8 +24,8 @@ import numpy as np
 from apps.base import App, BaseConfig, option, text_of
 from toolkit.data.images import DataError
 from toolkit.export.text_bert import bert_embedding_adapter
-from toolkit.models.bert import build_embedder, build_retrieval_model, embed_texts, load_bert
-from toolkit.models.bert.text_app import BertPacker, default_checkpoint
+from apps.text_models import default_checkpoint
+from toolkit.models.bert import BertPacker, build_embedder, build_retrieval_model, embed_texts, load_bert
 
 
 @dataclasses.dataclass
@@ -78,11 +78,13 @@ class TextEmbedderApp(App):
         test = self.eval_dataset(test_data, {}, config) if test_data is not None else None
         return types.SimpleNamespace(texts=texts, labels=labels, train=None, validation=None, test=test)
 
-    def info(self, data, config) -> dict:
+    def info(self, ctx) -> dict:
+        data, config = ctx.data, ctx.config
         return {"corpus": data.texts, "corpus_labels": data.labels, "num_items": len(data.texts),
                 "checkpoint": config.checkpoint or default_checkpoint(), "top_k": config.top_k}
 
-    def build_model(self, data, config) -> keras.Model:
+    def build_model(self, ctx) -> keras.Model:
+        data, config = ctx.data, ctx.config
         backbone, tokenizer = load_bert(config.checkpoint or default_checkpoint())
         length = min(int(config.sequence_length), int(backbone.max_sequence_length))
         preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=length)
@@ -93,10 +95,10 @@ class TextEmbedderApp(App):
         packer = BertPacker(preprocessor, name="bert_packer")
         return keras.Model(text, retrieval(packer(text)), name="text_embedder")
 
-    def fit(self, model, data, config, callbacks) -> dict:
+    def fit(self, model, ctx, callbacks) -> dict:
         return {}  # the corpus was embedded into the model by build_model; no weights train
 
-    def callbacks(self, config, data) -> list:
+    def callbacks(self, ctx) -> list:
         return []
 
     def serving_adapter(self, run):

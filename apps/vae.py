@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import keras
@@ -18,11 +17,11 @@ import numpy as np
 import tensorflow as tf
 
 from apps.base import App, BaseConfig, merge_histories, option
-from apps.image_classifier import ImageClassifierApp
 from toolkit.data.images import parse_image_size
 from toolkit.data import load_image_dataset, read_image_file, samples
 from toolkit.data.images import IMAGE_EXTENSIONS, DataError
-from toolkit.export import ExtraSignature, ServingAdapter, decode_images, encode_png
+from toolkit.data.images import encode_image_inputs
+from toolkit.export.vae import vae_adapter
 from toolkit.models.vae import ARCHITECTURES, LIKELIHOODS, build_vae, kl_divergence
 from toolkit.models.vae.plots import vae_plots
 from toolkit.models.vae.semi_supervised import few_label_accuracy
@@ -72,93 +71,7 @@ class VaeData:
     train_images: Images
     image_shape: tuple
     num_train: int
-
-
-class VaeAdapter(ServingAdapter):
-    """`serving_default` / `serving_dense` encode: outputs `mu`, `log_var`, `reconstruction` (pixels in
-    [0, 255], decoded from mu) and `reconstruction_error` (per-image mean squared error on [0, 1])."""
-
-    def call_model(self, model, dense):
-        pixels = dense["pixels"]
-        mu, log_var = model.encode(pixels)
-        mean = model.decode(mu)
-        error = tf.reduce_mean(tf.reshape(tf.square(mean - model.targets(pixels)), [tf.shape(mean)[0], -1]), -1)
-        return {"mu": mu, "log_var": log_var, "reconstruction": 255.0 * mean, "reconstruction_error": error}
-
-
-def _png(images):
-    return tf.map_fn(lambda im: tf.io.encode_png(tf.cast(tf.round(im), tf.uint8)), images,
-                     fn_output_signature=tf.TensorSpec([], tf.string))
-
-
-def vae_adapter(model, sample_images) -> VaeAdapter:
-    """The VAE's serving adapter: encode from bytes or pixels, plus `encode`, `encode_pixels`, `decode`,
-    `sample`, `reconstruct` and `log_weights` signatures (see the README's VAE section)."""
-    height, width, channels = model.image_shape
-    d = model.latent_dim
-    bytes_spec = {"images": tf.TensorSpec([None], tf.string, name="images")}
-    pixels_spec = {"pixels": tf.TensorSpec([None, height, width, channels], tf.float32, name="pixels")}
-    sample_bytes = {"images": [encode_png(im) for im in sample_images]}
-    sample_pixels = {"pixels": np.asarray(sample_images, "float32")}
-
-    def preprocess(raw):
-        return {"pixels": decode_images(raw["images"], (height, width), channels)[0]}, None
-
-    def encode(m, inputs):
-        mu, log_var = m.encode(preprocess(inputs)[0]["pixels"])
-        return {"mu": mu, "log_var": log_var}
-
-    def encode_pixels(m, inputs):
-        mu, log_var = m.encode(inputs["pixels"])
-        return {"mu": mu, "log_var": log_var}
-
-    def images_out(mean):
-        pixels = 255.0 * mean
-        return {"images": pixels, "png": _png(pixels)}
-
-    def decode(m, inputs):
-        return images_out(m.decode(inputs["z"]))
-
-    def sample(m, inputs):
-        z = m.prior_latents(inputs["seed"])
-        return {"z": z, **images_out(m.decode(z))}
-
-    def reconstruct(m, inputs):
-        mu, _ = m.encode(preprocess(inputs)[0]["pixels"])
-        return {"mu": mu, **images_out(m.decode(mu))}
-
-    log_weights_fn = tf.function(lambda pixels, noise: model.log_weights(pixels, noise), reduce_retracing=True)
-
-    def log_weights(m, inputs):
-        return {"log_weights": log_weights_fn(inputs["pixels"], inputs["noise"])}
-
-    rng = np.random.default_rng(0)
-    extra = {
-        "encode": ExtraSignature(bytes_spec, encode, sample_bytes, "image bytes -> mu, log_var"),
-        "encode_pixels": ExtraSignature(pixels_spec, encode_pixels, sample_pixels,
-                                        "float32 pixels in [0, 255] -> mu, log_var"),
-        "decode": ExtraSignature({"z": tf.TensorSpec([None, d], tf.float32, name="z")}, decode,
-                                 {"z": rng.normal(size=(3, d)).astype("float32")},
-                                 "z -> images (float32 [0, 255]) and png bytes"),
-        "sample": ExtraSignature({"seed": tf.TensorSpec([None], tf.int32, name="seed")}, sample,
-                                 {"seed": np.array([0, 1, 2], "int32")},
-                                 "one prior sample per int seed (count = number of seeds; same seed, same "
-                                 "image) -> z, images, png"),
-        "reconstruct": ExtraSignature(bytes_spec, reconstruct, sample_bytes,
-                                      "image bytes -> mu, images decoded from mu, png"),
-        "log_weights": ExtraSignature(
-            {**pixels_spec, "noise": tf.TensorSpec([None, None, d], tf.float32, name="noise")}, log_weights,
-            {**sample_pixels, "noise": rng.normal(size=(len(sample_images), 4, d)).astype("float32")},
-            "pixels, standard normal noise [B, K, latent] -> importance log-weights [B, K] "
-            "(-mean: negative ELBO; -(logsumexp - log K): IWAE bound)"),
-    }
-    return VaeAdapter(
-        task="vae", raw_inputs=bytes_spec, dense_inputs=pixels_spec, preprocess=preprocess,
-        postprocess=lambda outputs: outputs, sample_raw=sample_bytes, extra_signatures=extra,
-        metadata={"input": {"images": "encoded image bytes, any size", "pixels": f"float32 [batch, {height}, "
-                            f"{width}, {channels}] in [0, 255]"},
-                  "latent_dim": d, "likelihood": model.likelihood, "binarize": model.binarize},
-    )
+    held_images: Images | None = None  # test images, else the validation split (plots, few-label metrics)
 
 
 class VaeApp(App):
@@ -183,22 +96,24 @@ class VaeApp(App):
         validation = tf.data.Dataset.from_tensor_slices(val_x).batch(config.batch_size) if n_val else None
         train_part = Images(train_x, None if images.y is None else images.y[order[n_val:]], images.class_names)
         held = test or Images(val_x, None if images.y is None else images.y[order[:n_val]], images.class_names)
-        # kept for plot() and the few-label classifier in train(): App.train hands hooks the model, not the data
-        self._pending = (train_part, held if len(held.x) else None)
-        return VaeData(train, validation, test, train_part, tuple(images.x.shape[1:]), len(train_x))
+        return VaeData(train, validation, test, train_part, tuple(images.x.shape[1:]), len(train_x),
+                       held_images=held if len(held.x) else None)
 
-    def info(self, data, config) -> dict:
+    def info(self, ctx) -> dict:
+        data, config = ctx.data, ctx.config
         return {"image_shape": list(data.image_shape), "num_train": data.num_train,
                 "class_names": data.train_images.class_names, "latent_dim": config.latent_dim,
                 "iw_samples": config.iw_samples, "iw_images": config.iw_images, "seed": config.seed}
 
-    def build_model(self, data, config) -> keras.Model:
+    def build_model(self, ctx) -> keras.Model:
+        data, config = ctx.data, ctx.config
         steps = max(1, -(-data.num_train // config.batch_size))
         return build_vae(data.image_shape, config.latent_dim, config.architecture, config.width, config.hidden,
                          config.likelihood, config.binarize, config.beta,
                          int(round(config.kl_warmup_epochs * steps)), seed=config.seed)
 
-    def fit(self, model, data, config, callbacks) -> dict:
+    def fit(self, model, ctx, callbacks) -> dict:
+        data, config = ctx.data, ctx.config
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
         history = model.fit(data.train, validation_data=data.validation, epochs=config.epochs,
                             callbacks=callbacks, verbose=config.verbose, shuffle=False)
@@ -239,31 +154,24 @@ class VaeApp(App):
             "num_images": int(len(x)),
         }
 
-    def train(self, data, config=None, test_data=None, **overrides):
-        """Trains (see `App.train`), then adds the few-label classifier results to the metrics."""
-        try:
-            run = super().train(data, config=config, test_data=test_data, **overrides)
-            images, held = self._pending
-        finally:
-            self._pending = None
+    def finish(self, run, ctx) -> None:
+        """Adds the few-label classifier results (mu vs raw pixels) to the held-out metrics."""
+        images, held = ctx.data.train_images, ctx.data.held_images
         counts = [int(n) for n in str(run.config.semi_supervised).split(",") if n.strip()]
         if counts and images.y is not None and held is not None and held.y is not None:
             run.metrics["semi_supervised"] = semi_supervised_report(
                 run.model, images, held, counts, run.config.semi_supervised_repeats, run.config.seed)
-            with open(os.path.join(run.run_dir, "metrics.json"), "w") as f:
-                json.dump(run.metrics, f, indent=2)
-        return run
 
-    def plot(self, run) -> dict:
-        plots = super().plot(run)
-        held = (getattr(self, "_pending", None) or (None, None))[1]
+    def plot(self, run, ctx=None) -> dict:
+        plots = super().plot(run, ctx)
+        held = ctx.data.held_images if ctx is not None else None
         if run.run_dir and held is not None:
             plots.update(vae_plots(run.model, held.x, held.y, run.run_dir, run.info.get("class_names"),
                                    seed=run.config.seed))
         return plots
 
     def raw_inputs(self, inputs, info) -> dict:
-        return ImageClassifierApp.raw_inputs(self, inputs, info)
+        return {"images": encode_image_inputs(inputs)}
 
     def format_predictions(self, outputs, inputs) -> list:
         return [{"mu": [round(float(v), 4) for v in mu], "sigma": [round(float(np.exp(0.5 * v)), 4) for v in lv],

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         cap = TimeCap(args.cap_minutes * 60)
         app = image_segmenter.APP
         original = app.callbacks
-        app.callbacks = lambda config, data, _cap=cap: [*original(config, data), _cap]
+        app.callbacks = lambda ctx, _cap=cap: [*original(ctx), _cap]
         start = time.time()
         try:
             run = image_segmenter.train(

@@ -35,7 +35,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
         def on_epoch_end(self, epoch, logs=None):
             time.sleep(float(sys.argv[2]))
     original = image_classifier.APP.callbacks
-    image_classifier.APP.callbacks = lambda config, data: original(config, data) + [SlowEpochs()]
+    image_classifier.APP.callbacks = lambda ctx: original(ctx) + [SlowEpochs()]
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.uniform(0, 80, (64, 8, 8, 1)), rng.uniform(170, 255, (64, 8, 8, 1))])
     y = np.array([0] * 64 + [1] * 64)
@@ -109,7 +109,7 @@ class PoisonAtEpoch(keras.callbacks.Callback):
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     original = image_classifier.APP.callbacks
-    monkeypatch.setattr(image_classifier.APP, "callbacks", lambda c, d: original(c, d) + [PoisonAtEpoch(2)])
+    monkeypatch.setattr(image_classifier.APP, "callbacks", lambda ctx: original(ctx) + [PoisonAtEpoch(2)])
     with pytest.raises(TrainingDivergedError, match="loss became nan"):
         image_classifier.train(data(), epochs=5, run_dir=str(tmp_path), **TINY)
     run_dir = os.path.join(str(tmp_path), "image-classifier", os.listdir(tmp_path / "image-classifier")[0])
@@ -194,9 +194,9 @@ def test_tpu_strategy_trains_on_static_batches(tmp_path, monkeypatch):
     seen = []
     original = image_classifier.APP.fit
 
-    def fit(model, task_data, config, callbacks):
-        seen.append([s.shape.as_list() for s in tf.nest.flatten(task_data.train.element_spec)])
-        return original(model, task_data, config, callbacks)
+    def fit(model, ctx, callbacks):
+        seen.append([s.shape.as_list() for s in tf.nest.flatten(ctx.data.train.element_spec)])
+        return original(model, ctx, callbacks)
 
     monkeypatch.setattr(image_classifier.APP, "fit", fit)
     x, y = data()

@@ -86,17 +86,12 @@ def test_registry_and_named_errors(tmp_path):
 
     text_classifier.register_model("my-cnn", build, description="test")
     try:
-        text_classifier.PLUGINS["plugged"] = "apps.text_classifier:_build_tfidf_mlp"  # lazily imported builder
-        assert "plugged" not in text_classifier.MODELS
-        assert text_classifier.get_model("plugged").build is text_classifier._build_tfidf_mlp
         run = text_classifier.train((POSITIVE + NEGATIVE, ["pos"] * 8 + ["neg"] * 8), model="my-cnn", epochs=1,
                                     validation_split=0.25, sequence_length=8, embedding_dim=4, units=4, verbose=0,
                                     run_dir=str(tmp_path))
         assert calls == [["neg", "pos"]] and run.info["model"] == "my-cnn"
     finally:
         text_classifier.MODELS.pop("my-cnn", None)
-        text_classifier.MODELS.pop("plugged", None)
-        text_classifier.PLUGINS.pop("plugged", None)
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nfine,pos\nok,maybe\n")
     with pytest.raises(DataError, match=r"bad.csv row 3 .*label 'maybe' is not in the class list \['neg', 'pos'\]"):

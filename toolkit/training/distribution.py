@@ -7,6 +7,8 @@ import os
 
 import tensorflow as tf
 
+from toolkit.data.batching import needs_static_batches, static_batches  # noqa: F401  (re-exported for apps)
+
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 _PROCESS_WIDE: dict = {}  # multi-worker and TPU strategies can be created once per process
 
@@ -60,26 +62,6 @@ def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.St
             "name/address; on CPU or GPU use strategy 'auto'"
         ) from None
     return tf.distribute.TPUStrategy(resolver)
-
-
-def needs_static_batches(strategy) -> bool:
-    """True for TPU strategies: XLA compiles one program per input shape, so every step needs the same batch."""
-    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
-
-
-def static_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
-    """A batched `dataset` re-batched to exactly `batch_size` examples a step, the short remainder dropped.
-
-    Examples:
-    >>> ds = static_batches(tf.data.Dataset.range(10).batch(3), 4)
-    >>> ds.element_spec.shape, [len(b) for b in ds]
-    (TensorShape([4]), [4, 4])
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
-    # not `rebatch(..., drop_remainder=True)`: in TF 2.21 it passes a short last batch through when the input
-    # is already batched at `batch_size`
-    return dataset.unbatch().batch(batch_size, drop_remainder=True)
 
 
 def _patch_keras_multi_worker_reduce() -> None:

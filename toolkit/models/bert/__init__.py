@@ -17,6 +17,7 @@ from toolkit.models.bert.models import (
     build_token_classifier,
     find_backbone,
 )
+from toolkit.models.bert.packer import BertPacker
 from toolkit.models.bert.pipeline import embed_texts, fine_tune, fit_head, predict_texts
 from toolkit.models.bert.retrieval import CosineTopK, EmbeddingIndex, build_retrieval_model, normalize
 from toolkit.models.bert.training import (
@@ -30,7 +31,7 @@ from toolkit.models.bert.training import (
 )
 
 __all__ = [
-    "MODES", "PADDINGS", "POOLINGS", "CosineTopK", "EmbeddingIndex", "LinearWarmupDecay", "bert_inputs",
+    "BertPacker", "MODES", "PADDINGS", "POOLINGS", "CosineTopK", "EmbeddingIndex", "LinearWarmupDecay", "bert_inputs",
     "build_embedder", "build_retrieval_model", "build_text_classifier", "build_token_classifier", "compile_classifier", "embed_texts",
     "find_backbone", "fine_tune", "finetune_optimizer", "fit_head", "load_bert", "make_preprocessor", "normalize", "pack",
     "parameter_counts", "predict_texts", "read_vocabulary", "sequence_lengths", "set_training_mode",

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from toolkit.models.bert.data import FEATURES, text_dataset
 from toolkit.models.bert.training import compile_classifier, set_training_mode
-from toolkit.training.distribution import needs_static_batches, static_batches
+from toolkit.data.batching import needs_static_batches, static_batches
 
 
 def fine_tune(model, preprocessor, texts, labels, epochs: int = 3, batch_size: int = 16,

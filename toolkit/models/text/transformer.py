@@ -63,30 +63,3 @@ def build_transformer_classifier(vocabulary_size: int, num_classes: int, sequenc
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(token_ids, outputs, name=name)
-
-
-def _build_for_text_app(data, config) -> keras.Model:
-    """`(TextDataset, Config) -> end-to-end model` for the text-classifier registry (`model="transformer"`)."""
-    from toolkit.models.text.classifiers import text_classifier
-    from toolkit.models.text.vectorize import build_vectorizer
-
-    preprocessor = build_vectorizer(data.train_texts, mode="int", split=config.split, max_tokens=config.max_tokens,
-                                    sequence_length=config.sequence_length)
-    vocabulary_size = preprocessor.get_layer("text_vectorization").vocabulary_size()
-    heads = 4 if config.embedding_dim % 4 == 0 else 1
-    classifier = build_transformer_classifier(
-        vocabulary_size, data.num_classes, sequence_length=config.sequence_length,
-        num_layers=max(1, config.num_layers), hidden_dim=config.embedding_dim, num_heads=heads,
-        dropout=config.dropout, name="classifier",
-    )
-    return text_classifier(preprocessor, classifier)
-
-
-class _Plugin:
-    build = staticmethod(_build_for_text_app)
-    adapter = None  # the app's default text adapter: vectoriser in the raw signature, encoder as the compute
-    fit = None  # the app's default fit (Adam on the classifier part)
-    description = "from-scratch Transformer encoder (keras-hub layers) over word ids, mean-pooled"
-
-
-TEXT_CLASSIFIER_PLUGIN = _Plugin()

@@ -10,6 +10,8 @@ import os
 
 import keras
 
+from toolkit.saving import load_model
+
 BUILTIN_BACKBONES = ("small_cnn", "small_resnet")
 # Running-average momentum of the built-in backbones' BatchNorm: the seed's 0.9 (SEED_CATALOGUE.md section 2)
 # rather than Keras' 0.99, so inference statistics settle within a short training run.
@@ -73,6 +75,28 @@ def small_resnet(input_shape, width: int = 32, blocks_per_stage: int = 2, name: 
     return keras.Model(inputs, x, name=name)
 
 
+def validate_backbone(spec: str, option: str = "backbone") -> None:
+    """Fails at once (before any data is read) on a backbone spec `build_backbone` would reject.
+
+    Examples:
+    >>> validate_backbone("small_cnn")
+    >>> validate_backbone("ResNet999")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown backbone 'ResNet999': use one of ('small_cnn', 'small_resnet'), a keras.applications name (e.g. MobileNet, MobileNetV2, MobileNetV3Small, MobileNetV3Large), or a path to a .keras file
+    """
+    if spec in BUILTIN_BACKBONES or hasattr(keras.applications, spec):
+        return
+    if spec.endswith(".keras") or os.path.sep in spec:
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"{option} model file {spec!r} does not exist")
+        return
+    raise ValueError(
+        f"unknown {option} {spec!r}: use one of {BUILTIN_BACKBONES}, a keras.applications name "
+        f"(e.g. {', '.join(list(_APPLICATION_PREPROCESSING)[:4])}), or a path to a .keras file"
+    )
+
+
 def build_backbone(spec: str, input_shape, weights: str | None = None, width: int = 32):
     """Resolves a backbone spec to `(backbone model, normalisation mode, minimum input side)`.
 
@@ -90,11 +114,7 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
         return small_resnet(input_shape, width), "unit", 8
     if spec.endswith(".keras") or os.path.isfile(spec):
         return _backbone_from_file(spec), "unit", 8
-    if not hasattr(keras.applications, spec):
-        raise ValueError(
-            f"unknown backbone {spec!r}: use one of {BUILTIN_BACKBONES}, a keras.applications name "
-            f"(e.g. {', '.join(list(_APPLICATION_PREPROCESSING)[:4])}), or a path to a .keras file"
-        )
+    validate_backbone(spec)
     mode, min_side = _APPLICATION_PREPROCESSING.get(spec, ("none", 32))
     local_file = weights not in (None, "imagenet")
     if local_file and not os.path.isfile(weights):
@@ -111,7 +131,7 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
 def _backbone_from_file(path: str) -> keras.Model:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"backbone model file {path!r} does not exist")
-    model = keras.saving.load_model(path, compile=False)
+    model = load_model(path)
     try:
         return model.get_layer("backbone")
     except ValueError:

@@ -1,0 +1,78 @@
+"""Which (target, format) pairs each kind of model exports to, checked before any work starts.
+
+Like Ultralytics' export-format table: one table, shown by `--help`, and a pair that is known not to work is
+refused up front with the reason, instead of failing with a converter traceback after training. A model kind
+is the app name, or `app/model` for apps with several model families (`text-classifier/gru`).
+
+Examples:
+>>> check_export_options("image-classifier", "cpu", "saved_model,onnx")
+('saved_model', 'onnx')
+>>> check_export_options("image-classifier", "cpu", "saved_model,pdf")
+Traceback (most recent call last):
+...
+ValueError: unknown export format(s) ['pdf']; choose from saved_model, tflite, onnx
+"""
+
+from __future__ import annotations
+
+from toolkit.export.exporter import FORMATS
+from toolkit.export.saved_model import TARGETS
+
+# (kind, target, format) -> why that pair is refused. A kind without a row supports every pair.
+UNSUPPORTED = {
+    ("image-classifier", "tpu", "onnx"): "tf2onnx cannot convert the static-batch tpu signature; export onnx "
+                                         "with --target cpu",
+    ("image-segmenter", "tpu", "onnx"): "tf2onnx cannot convert the static-batch tpu signature; export onnx "
+                                        "with --target cpu",
+    ("object-detector/yolo", "tpu", "tflite"): "the TFLite converter cannot reshape YOLO's static-batch grid "
+                                               "(XNNPack); export tflite with --target cpu",
+    ("vae", "tpu", "tflite"): "the TFLite converter fails on the static-batch VAE signatures; export tflite "
+                              "with --target cpu",
+    ("text-classifier/gru", "cpu", "tflite"): "TFLite needs a static TensorList element shape, which Keras' GRU "
+                                              "loop does not give; use --model lstm or cnn for tflite",
+    ("text-classifier/gru", "gpu", "tflite"): "TFLite needs a static TensorList element shape, which Keras' GRU "
+                                              "loop does not give; use --model lstm or cnn for tflite",
+    ("text-classifier/gru", "tpu", "tflite"): "TFLite needs a static TensorList element shape, which Keras' GRU "
+                                              "loop does not give; use --model lstm or cnn for tflite",
+}
+
+
+def parse_formats(formats) -> tuple:
+    """`"saved_model,tflite"` or a sequence -> a tuple of known format names (unknown ones are an error)."""
+    names = [f.strip() for f in formats.split(",")] if isinstance(formats, str) else [str(f) for f in formats]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown export format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    return tuple(names) or ("saved_model",)
+
+
+def unsupported_reason(kind: str, target: str, fmt: str) -> str | None:
+    """Why `kind` cannot export `fmt` for `target`, or None when the pair works."""
+    return UNSUPPORTED.get((kind, target, fmt)) or UNSUPPORTED.get((kind.split("/")[0], target, fmt))
+
+
+def check_export_options(kind: str, target: str, formats) -> tuple:
+    """Validates a target and formats for a model kind; returns the formats as a tuple.
+
+    Raises:
+        ValueError: an unknown target or format (listing the valid ones), or a pair in `UNSUPPORTED` (with why).
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown export target {target!r}; choose from {', '.join(TARGETS)}")
+    names = parse_formats(formats)
+    for fmt in names:
+        reason = unsupported_reason(kind, target, fmt)
+        if reason:
+            raise ValueError(f"{kind} cannot export {fmt} for target {target}: {reason}")
+    return names
+
+
+def support_table(kinds) -> str:
+    """A plain-text table of kinds x (target, extra format) pairs (`yes` / `no`), for `--help` (a SavedModel
+    is written for every target)."""
+    pairs = [(t, f) for t in TARGETS for f in FORMATS if f != "saved_model"]
+    header = ["model"] + [f"{t}:{f}" for t, f in pairs]
+    rows = [[kind] + ["no" if unsupported_reason(kind, t, f) else "yes" for t, f in pairs] for kind in kinds]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows])
