@@ -36,7 +36,6 @@ REGISTERING_MODULES = (
     "toolkit.models.text",
     "toolkit.models.vae",
     "toolkit.models.bert",
-    "toolkit.models.debug",  # layer statistics (moving to toolkit.inspect.statistics)
     "toolkit.inspect.statistics",
 )
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from toolkit.export.exporter import METADATA_FILE, list_versions
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_version_dir(path: str) -> str:
@@ -30,6 +34,31 @@ def read_metadata(version_dir: str) -> dict:
         return json.load(f)
 
 
+# Op libraries a SavedModel may need, named by the toolkit, never by a model folder. A model folder is data:
+# a name it lists is imported only when it is in this table (the module that registers those ops).
+OP_LIBRARIES = {"tensorflow_text": "tensorflow_text"}
+
+
+def load_op_libraries(names, source: str = "") -> list:
+    """Imports the allow-listed op libraries among `names` (a model's `requires`); others are refused with
+    a warning and never imported. Returns the modules imported.
+
+    Examples:
+    >>> load_op_libraries(["payload"], source="models/evil/1")
+    []
+    """
+    loaded = []
+    for name in names or []:
+        module = OP_LIBRARIES.get(str(name))
+        if module is None:
+            logger.warning("%s: ignoring requires entry %r (not an allowed op library: %s)", source, name,
+                           sorted(OP_LIBRARIES))
+            continue
+        importlib.import_module(module)
+        loaded.append(module)
+    return loaded
+
+
 class Predictor:
     """An exported SavedModel as a function: `predictor(inputs) -> {output name: numpy array}`.
 
@@ -45,8 +74,7 @@ class Predictor:
     def __init__(self, path: str):
         self.path = resolve_version_dir(path)
         self.metadata = read_metadata(self.path)
-        for module in self.metadata.get("requires", []):
-            __import__(module)  # e.g. tensorflow_text registers the ops that in-graph tokenisers need
+        load_op_libraries(self.metadata.get("requires", []), source=self.path)
         self.module = tf.saved_model.load(self.path)
         self.signatures = dict(self.module.signatures)
         self.labels = self.metadata.get("labels")
