@@ -10,7 +10,7 @@ Examples:
 >>> import keras, tempfile, os
 >>> from toolkit.layers import ScalarMix
 >>> inputs = [keras.Input((4,)), keras.Input((4,))]
->>> model = keras.Model(inputs, ScalarMix()(inputs))
+>>> model = keras.Model(inputs, ScalarMix(num_layers=2)(inputs))
 >>> path = os.path.join(tempfile.mkdtemp(), "mix.keras")
 >>> model.save(path)
 >>> type(load_model(path).layers[-1]).__name__
