@@ -18,22 +18,18 @@ from __future__ import annotations
 from toolkit.export.exporter import FORMATS
 from toolkit.export.saved_model import TARGETS
 
+_ONNX_STATIC = "tf2onnx cannot convert the static-batch tpu signature; export onnx with --target cpu"
+_GRU_TFLITE = ("TFLite needs a static TensorList element shape, which Keras' GRU loop does not give; use --model "
+               "lstm or cnn for tflite")
 # (kind, target, format) -> why that pair is refused. A kind without a row supports every pair.
 UNSUPPORTED = {
-    ("image-classifier", "tpu", "onnx"): "tf2onnx cannot convert the static-batch tpu signature; export onnx "
-                                         "with --target cpu",
-    ("image-segmenter", "tpu", "onnx"): "tf2onnx cannot convert the static-batch tpu signature; export onnx "
-                                        "with --target cpu",
+    ("image-classifier", "tpu", "onnx"): _ONNX_STATIC,
+    ("image-segmenter", "tpu", "onnx"): _ONNX_STATIC,
     ("object-detector/yolo", "tpu", "tflite"): "the TFLite converter cannot reshape YOLO's static-batch grid "
                                                "(XNNPack); export tflite with --target cpu",
     ("vae", "tpu", "tflite"): "the TFLite converter fails on the static-batch VAE signatures; export tflite "
                               "with --target cpu",
-    ("text-classifier/gru", "cpu", "tflite"): "TFLite needs a static TensorList element shape, which Keras' GRU "
-                                              "loop does not give; use --model lstm or cnn for tflite",
-    ("text-classifier/gru", "gpu", "tflite"): "TFLite needs a static TensorList element shape, which Keras' GRU "
-                                              "loop does not give; use --model lstm or cnn for tflite",
-    ("text-classifier/gru", "tpu", "tflite"): "TFLite needs a static TensorList element shape, which Keras' GRU "
-                                              "loop does not give; use --model lstm or cnn for tflite",
+    **{("text-classifier/gru", target, "tflite"): _GRU_TFLITE for target in TARGETS},
 }
 
 
