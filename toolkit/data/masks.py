@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -315,9 +316,9 @@ def load_segmentation_dataset(
         source / image_size / channels / class_names / palette / data_dir: see `to_arrays`.
         validation_split: fraction held out for validation.
         batch_size: batch size.
-        seed: split, shuffle and augmentation seed.
+        seed: split and shuffle seed (an augmentation has its own: `JointAugmentation(seed=...)`).
         shuffle: shuffle the training pipeline each epoch.
-        augment: None or a `JointAugmentation` applied to training pairs only.
+        augment: None or a `JointAugmentation` applied to training batches only.
 
     Examples:
     >>> import numpy as np
@@ -339,80 +340,88 @@ def load_segmentation_dataset(
 
 
 def pairs_to_dataset(x, y, batch_size=16, shuffle=False, seed=None, augment=None) -> tf.data.Dataset:
-    """`(images, masks)` arrays -> batched, prefetched tf.data of float32 images and int32 masks."""
+    """`(images, masks)` arrays -> batched, prefetched tf.data of float32 images and int32 masks.
+
+    `augment` (a `JointAugmentation`, or any `(images, masks) -> (images, masks)` callable) runs on whole
+    batches; each example in a batch draws its own transform. The map is sequential on purpose: Keras'
+    random layers advance a stateful seed generator, so a parallel map would race on it and lose
+    reproducibility.
+    """
     ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int32)))
     if shuffle:
         ds = ds.shuffle(min(len(x), 10_000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
     if augment is not None:
-        seeds = tf.data.Dataset.random(seed=seed or 0).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(lambda pair, s: augment(pair[0], pair[1], s),
-                                                  num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(augment)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 class JointAugmentation:
-    """Moves an image and its mask together: flips, zoom-in crops and translations, same box for both.
+    """Moves an image and its mask together with Keras' preprocessing layers (dict inputs).
 
-    The image is resampled bilinearly and the mask with nearest neighbour (class ids stay ids); pixels
-    shifted in from outside become 0 (black image, background mask). Brightness changes the image only.
-    Hand-written because keras' random preprocessing layers draw a separate transform per call and so
-    cannot be relied on to move a mask with its image.
+    A `keras.layers.Pipeline` of `RandomFlip`, `RandomZoom`, `RandomTranslation` and `RandomBrightness`
+    is called on `{"images": ..., "segmentation_masks": ...}`: each layer draws one transform per example
+    and applies it to both, the image with bilinear and the mask with nearest-neighbour interpolation
+    (class ids stay ids); colour layers leave the mask alone. Pixels shifted in from outside become 0
+    (black image, background mask).
 
     Args:
-        flip: `"horizontal"`, `"vertical"`, `"horizontal_and_vertical"` or None.
-        zoom: max zoom-in as a fraction (0.2 -> crops of 80-100% of each side).
+        flip: `"horizontal"`, `"vertical"`, `"horizontal_and_vertical"` (the two flips drawn
+            independently) or None.
+        zoom: max zoom-in as a fraction (0.2 -> centred crops of 80-100% of each side, aspect kept).
         translate: max shift as a fraction of height / width.
-        brightness: max brightness shift as a fraction of 255.
+        brightness: max brightness shift as a fraction of 255 (pixels stay in [0, 255]).
+        seed: seed of the layers' random draws (None: a fresh random seed).
+
+    Attributes:
+        pipeline: the `keras.layers.Pipeline` (call it on a dict of batched or single examples yourself).
 
     Examples:
     >>> import numpy as np
     >>> aug = JointAugmentation(flip="horizontal", zoom=0.0, translate=0.0)
-    >>> img, mask = aug(np.zeros((8, 8, 3), "float32"), np.zeros((8, 8), "int32"), [1, 2])
-    >>> tuple(img.shape), tuple(mask.shape)
-    ((8, 8, 3), (8, 8))
+    >>> img, mask = aug(np.zeros((8, 8, 3), "float32"), np.zeros((8, 8), "int32"))
+    >>> tuple(img.shape), tuple(mask.shape), mask.dtype.name
+    ((8, 8, 3), (8, 8), 'int32')
     """
 
-    def __init__(self, flip="horizontal", zoom: float = 0.1, translate: float = 0.1, brightness: float = 0.0):
+    def __init__(self, flip="horizontal", zoom: float = 0.1, translate: float = 0.1, brightness: float = 0.0,
+                 seed: int | None = None):
         if flip not in (None, "horizontal", "vertical", "horizontal_and_vertical"):
             raise ValueError(f"flip must be horizontal, vertical, horizontal_and_vertical or None. Received {flip!r}")
         self.flip, self.zoom, self.translate, self.brightness = flip, float(zoom), float(translate), float(brightness)
+        self.seed = seed
+        layers = []
 
-    def __call__(self, image, mask, seed):
-        image = tf.convert_to_tensor(image, tf.float32)
-        mask = tf.convert_to_tensor(mask, tf.int32)
-        seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-        draws = tf.random.stateless_uniform([8], seed=seed)
-        if self.flip in ("horizontal", "horizontal_and_vertical"):
-            image, mask = _flip_if(draws[0] < 0.5, image, mask, axis=1)
-        if self.flip in ("vertical", "horizontal_and_vertical"):
-            image, mask = _flip_if(draws[1] < 0.5, image, mask, axis=0)
-        if self.zoom or self.translate:
-            scale = 1.0 - self.zoom * draws[2]
-            dy = (1.0 - scale) * draws[3] + self.translate * (2.0 * draws[4] - 1.0)
-            dx = (1.0 - scale) * draws[5] + self.translate * (2.0 * draws[6] - 1.0)
-            image, mask = crop_pair(image, mask, [dy, dx, dy + scale, dx + scale])
+        def layer_seed():  # one seed per layer: equal seeds would make the layers' draws identical
+            return None if seed is None else int(seed) + 1000 * len(layers)
+
+        # keras' RandomFlip("horizontal_and_vertical") flips both axes or neither with one draw; two layers
+        # give the independent horizontal and vertical flips this class promises
+        if flip in ("horizontal", "horizontal_and_vertical"):
+            layers.append(keras.layers.RandomFlip("horizontal", seed=layer_seed()))
+        if flip in ("vertical", "horizontal_and_vertical"):
+            layers.append(keras.layers.RandomFlip("vertical", seed=layer_seed()))
+        if self.zoom:
+            layers.append(keras.layers.RandomZoom((-self.zoom, 0.0), fill_mode="constant", fill_value=0.0,
+                                                  seed=layer_seed()))
+        if self.translate:
+            layers.append(keras.layers.RandomTranslation(self.translate, self.translate, fill_mode="constant",
+                                                         fill_value=0.0, seed=layer_seed()))
         if self.brightness:
-            image = tf.clip_by_value(image + 255.0 * self.brightness * (2.0 * draws[7] - 1.0), 0.0, 255.0)
-        return image, mask
+            layers.append(keras.layers.RandomBrightness(self.brightness, value_range=(0, 255), seed=layer_seed()))
+        self.pipeline = keras.layers.Pipeline(layers, name="joint_augmentation")
 
-
-def _flip_if(condition, image, mask, axis):
-    return (tf.where(condition, tf.reverse(image, [axis]), image),
-            tf.where(condition, tf.reverse(mask, [axis]), mask))
-
-
-def crop_pair(image, mask, box):
-    """Resamples image `[H, W, C]` and mask `[H, W]` from the same normalised box `[y1, x1, y2, x2]`.
-
-    The box uses `tf.image.crop_and_resize` coordinates: `[0, 0, 1, 1]` is the identity, a shift of
-    `k / (side - 1)` moves the content by exactly k pixels.
-    """
-    size = tf.shape(image)[:2]
-    boxes = tf.reshape(tf.cast(tf.stack(box), tf.float32), [1, 4])
-    image = tf.image.crop_and_resize(image[None], boxes, [0], size, method="bilinear")[0]
-    mask = tf.image.crop_and_resize(tf.cast(mask, tf.float32)[None, ..., None], boxes, [0], size,
-                                    method="nearest")[0, ..., 0]
-    return image, tf.cast(tf.round(mask), tf.int32)
+    def __call__(self, images, masks):
+        """`images [(B,) H, W, C]` float, `masks [(B,) H, W]` int -> the same shapes, float32 / int32."""
+        images = tf.convert_to_tensor(images, tf.float32)
+        # keras takes masks with a channel axis; float32 so every layer can resample them (nearest
+        # neighbour copies values, so the round trip back to int32 is exact)
+        masks = tf.cast(tf.convert_to_tensor(masks), tf.float32)[..., None]
+        if not self.pipeline.layers:
+            return images, tf.cast(masks[..., 0], tf.int32)
+        out = self.pipeline({"images": images, "segmentation_masks": masks}, training=True)
+        return (tf.cast(out["images"], tf.float32),
+                tf.cast(tf.round(out["segmentation_masks"][..., 0]), tf.int32))
 
 
 def build_joint_augmentation(spec: str, seed: int | None = None) -> JointAugmentation | None:
@@ -427,4 +436,4 @@ def build_joint_augmentation(spec: str, seed: int | None = None) -> JointAugment
         ("flip" in ops, "vflip" in ops))
     return JointAugmentation(flip=flip, zoom=0.15 if "zoom" in ops else 0.0,
                              translate=0.1 if "translate" in ops else 0.0,
-                             brightness=0.1 if "brightness" in ops else 0.0)
+                             brightness=0.1 if "brightness" in ops else 0.0, seed=seed)

@@ -8,7 +8,7 @@ from toolkit.data.images import DataError
 from toolkit.data.mask_writer import colorize, overlay, write_segmentation_folder
 from toolkit.data.masks import (
     JointAugmentation,
-    crop_pair,
+    build_joint_augmentation,
     default_palette,
     load_segmentation_dataset,
     read_mask_file,
@@ -114,30 +114,89 @@ def _coded_pair(rng):
     return image, mask
 
 
+def _assert_pure_pixels_match(images, masks):
+    """Wherever an augmented `_coded_pair` image pixel is a pure class colour, the mask holds that class.
+
+    The image is resampled bilinearly and the mask with nearest neighbour, so only region borders differ;
+    a blend can land exactly on a class value between two other regions (100 between 0 and 230), so only
+    pixels whose 4 neighbours read the same class count. Returns the mask of the pixels checked.
+    """
+    distance = np.abs(images[..., 0][..., None] - np.array([0.0, 100.0, 230.0]))
+    nearest = distance.argmin(-1)
+    pure = distance.min(-1) < 0.5
+    padded = np.pad(nearest, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        pure &= padded[:, dy:dy + nearest.shape[1], dx:dx + nearest.shape[2]] == nearest
+    np.testing.assert_array_equal(nearest[pure], masks[pure])
+    return pure
+
+
+def _square_pair(size=32):
+    """A bright square (class 1) off-centre on a dark image: any flip or shift moves it."""
+    image = np.zeros((size, size, 3), np.float32)
+    mask = np.zeros((size, size), np.int32)
+    image[3:13, 5:12] = 200.0
+    mask[3:13, 5:12] = 1
+    return image, mask
+
+
+def test_flips_and_shifts_move_the_mask_with_the_image():
+    image, mask = _square_pair()
+    augment = JointAugmentation(flip="horizontal_and_vertical", zoom=0.0, translate=0.2, seed=5)
+    images, masks = (t.numpy() for t in augment(np.repeat(image[None], 24, 0), np.repeat(mask[None], 24, 0)))
+    assert images.shape == (24, 32, 32, 3) and masks.shape == (24, 32, 32) and masks.dtype == np.int32
+    assert set(np.unique(masks)) <= {0, 1}
+    moved = 0
+    for aug_image, aug_mask in zip(images, masks):
+        bright = aug_image[..., 0] > 100.0
+        # the mask marks the same square the image shows (bilinear edges may differ by at most one pixel row
+        # or column of the square's outline: a fractional shift blends the edge pixels)
+        ys, xs = np.nonzero(aug_mask == 1)
+        bys, bxs = np.nonzero(bright)
+        assert len(ys) and len(bys)
+        np.testing.assert_allclose([ys.mean(), xs.mean()], [bys.mean(), bxs.mean()], atol=0.5)
+        assert np.mean(bright == (aug_mask == 1)) > 0.95
+        moved += not np.array_equal(aug_mask, mask)
+    assert moved >= 20
+    # which corner the square went to tells the flips apart: all four combinations occur
+    corners = {(int(np.nonzero(m)[0].mean() > 16), int(np.nonzero(m)[1].mean() > 16)) for m in masks}
+    assert corners == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
 def test_joint_augmentation_keeps_masks_aligned(rng):
     image, mask = _coded_pair(rng)
-    shift = 3 / 31  # crop_and_resize coordinates: an exact 3-pixel shift
-    moved_image, moved_mask = crop_pair(image, mask, [shift, 0.0, 1.0 + shift, 1.0])
-    np.testing.assert_array_equal(moved_mask.numpy()[:-3], mask[3:])
-    np.testing.assert_allclose(moved_image.numpy()[:-3], image[3:], atol=1e-4)
-    assert np.all(moved_mask.numpy()[-3:] == 0)  # shifted-in pixels are background
-
-    augment = JointAugmentation(flip="horizontal_and_vertical", zoom=0.3, translate=0.15)
+    augment = JointAugmentation(flip="horizontal_and_vertical", zoom=0.3, translate=0.15, seed=1)
     changed = 0
-    for seed in range(12):
-        aug_image, aug_mask = (t.numpy() for t in augment(image, mask, [seed, 7]))
+    for _ in range(12):
+        aug_image, aug_mask = (t.numpy() for t in augment(image, mask))
+        assert aug_image.shape == image.shape and aug_mask.shape == mask.shape
         assert set(np.unique(aug_mask)) <= {0, 1, 2}  # nearest neighbour: no invented class ids
-        # wherever the (bilinear) image pixel is a pure class colour, the (nearest) mask holds that class;
-        # only edge pixels blend two colours
-        distance = np.abs(aug_image[..., 0][..., None] - np.array([0.0, 100.0, 230.0]))
-        pure = distance.min(-1) < 0.5
-        assert pure.mean() > 0.8, (seed, pure.mean())
-        np.testing.assert_array_equal(distance.argmin(-1)[pure], aug_mask[pure])
+        pure = _assert_pure_pixels_match(aug_image[None], aug_mask[None])
+        assert pure.mean() > 0.7, pure.mean()
         changed += not np.array_equal(aug_mask, mask)
     assert changed >= 10
-    # the same seed gives the same transform; a mask moved on its own would not line up
-    np.testing.assert_array_equal(augment(image, mask, [3, 7])[1], augment(image, mask, [3, 7])[1])
+    # a seed makes the draws reproducible
+    first = JointAugmentation(flip="horizontal", zoom=0.3, translate=0.15, seed=3)(image, mask)[1]
+    again = JointAugmentation(flip="horizontal", zoom=0.3, translate=0.15, seed=3)(image, mask)[1]
+    np.testing.assert_array_equal(first, again)
     assert np.mean((image[..., 0] > 0) == (mask[::-1] > 0)) < 0.8
+
+
+def test_brightness_changes_the_image_only_and_specs_parse():
+    image, mask = _square_pair()
+    images, masks = (t.numpy() for t in build_joint_augmentation("brightness", seed=2)(
+        np.repeat(image[None], 8, 0), np.repeat(mask[None], 8, 0)))
+    np.testing.assert_array_equal(masks, np.repeat(mask[None], 8, 0))
+    assert images.min() >= 0.0 and images.max() <= 255.0
+    shifts = images[:, 20, 20, 0]  # a background pixel: 0 + delta, clipped at 0
+    assert shifts.max() > 0.0 and shifts.max() <= 0.1 * 255 + 1e-3
+    assert build_joint_augmentation("none") is None
+    aug = build_joint_augmentation("flip,vflip,zoom,translate")
+    assert (aug.flip, aug.zoom, aug.translate, aug.brightness) == ("horizontal_and_vertical", 0.15, 0.1, 0.0)
+    assert [type(layer).__name__ for layer in aug.pipeline.layers] == [
+        "RandomFlip", "RandomFlip", "RandomZoom", "RandomTranslation"]
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        build_joint_augmentation("flip,rotate")
 
 
 def test_overlay_colours_only_the_foreground():
@@ -154,15 +213,7 @@ def test_training_pipeline_augments_pairs_together(rng):
     image, mask = _coded_pair(rng)
     x, y = np.repeat(image[None], 8, 0), np.repeat(mask[None], 8, 0)
     data = load_segmentation_dataset((x, y, ["bg", "a", "b"]), validation_split=0.0, batch_size=8,
-                                     augment=JointAugmentation(flip="horizontal", zoom=0.3, translate=0.1))
+                                     augment=JointAugmentation(flip="horizontal", zoom=0.3, translate=0.1, seed=0))
     images, masks = (t.numpy() for t in next(iter(data.train)))
     assert len({m.tobytes() for m in masks}) > 1  # each example drew its own transform
-    distance = np.abs(images[..., 0][..., None] - np.array([0.0, 100.0, 230.0]))
-    nearest = distance.argmin(-1)
-    pure = distance.min(-1) < 0.5
-    # bilinear resampling can land exactly on a class value between two other regions (e.g. 100 between
-    # 0 and 230): only count pixels whose 4 neighbours agree, i.e. away from region borders
-    padded = np.pad(nearest, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        pure &= padded[:, dy:dy + nearest.shape[1], dx:dx + nearest.shape[2]] == nearest
-    np.testing.assert_array_equal(nearest[pure], masks[pure])
+    _assert_pure_pixels_match(images, masks)
