@@ -165,14 +165,23 @@ def _one_line(prediction: dict) -> str:
     return "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in prediction.items())
 
 
+def _command_of(argv: list) -> str | None:
+    """The COMMAND word of `toolkit [--log-level L] COMMAND ...`."""
+    skip = {argv.index("--log-level") + 1} if "--log-level" in argv else set()
+    return next((a for i, a in enumerate(argv) if not a.startswith("-") and i not in skip), None)
+
+
 def build_parser(argv=None):
     parser = argparse.ArgumentParser(
         prog="toolkit",
         description="Train, evaluate, export and serve Keras models: toolkit <task> <verb> [options].",
     )
+    parser.add_argument("--log-level", default="warning", choices=("error", "warning", "info", "debug"),
+                        help="Python and TensorFlow log level; below info, TensorFlow's start-up lines (oneDNN, "
+                             "CUDA probes) are hidden")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Import only the task named on the command line (importing TensorFlow for every task is slow).
-    wanted = next((a for a in (argv or []) if not a.startswith("-")), None)
+    wanted = _command_of(argv or [])
     apps = {}
     for name, module in TASKS.items():
         if wanted == name:
@@ -188,6 +197,16 @@ def build_parser(argv=None):
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from apps import logs
+
+    wanted = _command_of(argv)
+    asks_help = bool({"-h", "--help"} & set(argv))
+    try:  # before anything imports TensorFlow (a task module does at import; commands when they run)
+        if wanted in TASKS or (wanted in COMMANDS and wanted != "runs" and not asks_help):
+            logs.configure(logs.log_level_of(argv))
+    except ValueError as error:
+        print(f"toolkit: error: {error}", file=sys.stderr)
+        return 2
     parser, apps = build_parser(argv)
     args = parser.parse_args(argv)
     try:
