@@ -2,8 +2,22 @@
 
 Pixels and boxes move together (seed section 4): a horizontal flip maps x to W - x; scale/crop scales the
 image, pastes or crops it at a random offset, clips boxes to the new frame and drops a box unless more than
-`keep_fraction` (50%) of its area remains; colour jitter changes pixels only. Hand-written because
-keras' random layers transform images but not ragged per-image boxes in our pixel xyxy form.
+`keep_fraction` (50%) of its area remains; colour jitter changes pixels only.
+
+Why not Keras' image preprocessing layers with a `bounding_boxes` input (checked against Keras 3.15):
+`RandomFlip(bounding_box_format="xyxy")` flips pixel-xyxy boxes correctly, and `RandomZoom` /
+`RandomTranslation` move and clip them, but Keras lacks what the scale/crop step needs:
+  * a random window position for a scale: `RandomZoom` always scales about the image centre, and a
+    `RandomTranslation` after a zoom-out pushes part of the scaled image off the frame (here the whole
+    zoomed-out image is pasted inside it);
+  * dropping boxes: Keras keeps a clipped box however little of it remains (only a zero-area box gets
+    label -1), has no keep-fraction rule, and never removes a box: its outputs are dense `[N, 4]` boxes
+    (ragged batches are padded with label -1), while our detection examples and encoders take exactly the
+    surviving boxes `[k', 4]` with their classes `[k']`;
+  * class dtype: inside `tf.data` the layers return the labels as float32.
+The flip alone Keras would do; it stays a plain tf op because it is one step of this per-example function
+(`augment_example` runs inside `dataset.map`, and a Keras random layer cannot be created there: its
+`SeedGenerator` makes a variable, which a tf.data trace refuses), and the colour step uses `tf.image`'s random ops, which need no box handling.
 """
 
 from __future__ import annotations

@@ -67,3 +67,21 @@ def test_random_augmentation_keeps_boxes_on_objects():
         assert len(out["boxes"]) == len(out["classes"])
         for box in out["boxes"].numpy():
             np.testing.assert_allclose(_pixel_box(out["images"].numpy(), box), box, atol=1.0)
+
+
+def test_keras_zoom_keeps_slivers_that_scale_crop_drops():
+    """The module docstring's reason for not using keras.layers.RandomZoom: it keeps a box clipped to a sliver."""
+    import keras
+
+    image, boxes, classes = _scene()
+    zoom = keras.layers.RandomZoom((-0.5, -0.5), fill_mode="constant", bounding_box_format="xyxy")  # 2x, centred
+    out = zoom({"images": image, "bounding_boxes": {"boxes": boxes, "labels": classes}}, training=True)
+    kept = out["bounding_boxes"]["boxes"].numpy()
+    # the 2x window is x 12..36, y 10..30: box 1 keeps 2x10 of its 10x14 pixels, box 2 6x8 of 14x14
+    assert out["bounding_boxes"]["labels"].numpy().tolist() == [3, 7]
+    scaled_area = 4 * (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    area = (kept[:, 2] - kept[:, 0]) * (kept[:, 3] - kept[:, 1])
+    assert np.all(area > 0) and np.all(area < 0.5 * scaled_area)  # slivers keep their classes
+    # the same centred 2x zoom here drops both (each keeps under half its area)
+    _, new, left = scale_crop(image, boxes, classes, 2.0, (0.5, 0.5))
+    assert new.shape[0] == 0 and left.shape[0] == 0
