@@ -6,7 +6,6 @@ import typing
 
 import tensorflow as tf
 
-from toolkit.data.images import encode_png  # noqa: F401  (its home is toolkit.data; kept importable here)
 from toolkit.export.adapter import ServingAdapter
 from toolkit.export.samples import png_samples
 

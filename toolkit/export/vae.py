@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data.images import encode_png
 from toolkit.export.adapter import ExtraSignature, ServingAdapter
-from toolkit.export.image import decode_images, encode_png
+from toolkit.export.image import decode_images
+from toolkit.export.samples import random_samples
 
 
 class VaeAdapter(ServingAdapter):
@@ -79,7 +81,7 @@ def vae_adapter(model, sample_images) -> VaeAdapter:
         "encode_pixels": ExtraSignature(pixels_spec, encode_pixels, sample_pixels,
                                         "float32 pixels in [0, 255] -> mu, log_var"),
         "decode": ExtraSignature({"z": tf.TensorSpec([None, d], tf.float32, name="z")}, decode,
-                                 {"z": rng.normal(size=(3, d)).astype("float32")},
+                                 {"z": random_samples((d,), 3, kind="normal", seed=rng)},
                                  "z -> images (float32 [0, 255]) and png bytes"),
         "sample": ExtraSignature({"seed": tf.TensorSpec([None], tf.int32, name="seed")}, sample,
                                  {"seed": np.array([0, 1, 2], "int32")},
@@ -89,7 +91,7 @@ def vae_adapter(model, sample_images) -> VaeAdapter:
                                       "image bytes -> mu, images decoded from mu, png"),
         "log_weights": ExtraSignature(
             {**pixels_spec, "noise": tf.TensorSpec([None, None, d], tf.float32, name="noise")}, log_weights,
-            {**sample_pixels, "noise": rng.normal(size=(len(sample_images), 4, d)).astype("float32")},
+            {**sample_pixels, "noise": random_samples((4, d), len(sample_images), kind="normal", seed=rng)},
             "pixels, standard normal noise [B, K, latent] -> importance log-weights [B, K] "
             "(-mean: negative ELBO; -(logsumexp - log K): IWAE bound)"),
     }
