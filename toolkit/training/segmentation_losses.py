@@ -1,9 +1,17 @@
 """Segmentation losses: soft multi-class Dice, focal, and cross-entropy + Dice (SEED_CATALOGUE.md section 5).
 
-Keras ships pixel-wise cross-entropy (`SparseCategoricalCrossentropy` works per pixel) and a binary
-focal loss, but no multi-class Dice loss and no sparse multi-class focal loss, so those are written here.
 All losses take `y_true` as integer class maps `[B, H, W]` / `[B, H, W, 1]` or one-hot `[B, H, W, K]`
-and `y_pred` as softmax probabilities `[B, H, W, K]`; each returns one value per example.
+and `y_pred` as softmax probabilities `[B, H, W, K]`; each returns one value per example. They one-hot
+sparse targets themselves, since the Keras losses used here take one-hot targets:
+
+* cross-entropy: `keras.losses.categorical_crossentropy` (or `SparseCategoricalCrossentropy`, per pixel).
+* focal: `keras.losses.categorical_focal_crossentropy` (per-class `alpha` list, `gamma`), averaged over pixels.
+* Dice: our own `soft_dice`, not `keras.losses.Dice`. Keras' Dice is `1 - 2 sum(p g) / (sum(p) + sum(g) + 1e-7)`
+  over `axis`; with `axis=(1, 2)` on one-hot targets it is the per-example, per-class Dice, but it has no
+  smoothing term: a class absent from an example's mask (sum(g) = 0) scores Dice 0, i.e. a loss of 1 for that
+  class however well the model predicts it absent. Our `smooth` (default 1) is added to numerator and
+  denominator, so an absent, unpredicted class scores ~1 and per-image class means are not dominated by the
+  classes an image does not contain. With `smooth=0` the two agree (same 1e-7 denominator epsilon).
 """
 
 from __future__ import annotations
@@ -25,21 +33,27 @@ def _one_hot(y_true, y_pred):
 
 
 def soft_dice(y_true, y_pred, smooth: float = 1.0):
-    """Per-example, per-class soft Dice `(2 sum(p g) + eps) / (sum(p) + sum(g) + eps)`, shape `[B, K]`."""
+    """Per-example, per-class soft Dice `(2 sum(p g) + s) / (sum(p) + sum(g) + s + 1e-7)`, shape `[B, K]`.
+
+    Kept instead of `keras.losses.Dice`, which has no smoothing term `s` (see the module docstring); the
+    1e-7 (`keras.config.epsilon()`, as in Keras' Dice) keeps `smooth=0` finite for an absent class.
+    """
     y_pred = ops.cast(y_pred, "float32")
     target = _one_hot(y_true, y_pred)
     axes = list(range(1, len(y_pred.shape) - 1))
     intersection = ops.sum(target * y_pred, axis=axes)
     total = ops.sum(target, axis=axes) + ops.sum(y_pred, axis=axes)
-    return (2.0 * intersection + smooth) / (total + smooth)
+    return (2.0 * intersection + smooth) / (total + smooth + keras.config.epsilon())
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
 class DiceLoss(keras.losses.Loss):
     """Soft multi-class Dice loss: `1 - mean_k Dice_k` per example (seed: L = 1 - (2 sum pg + eps)/(sum p + sum g + eps)).
 
+    Unlike `keras.losses.Dice` (no smoothing: an absent class costs a full 1), see `soft_dice`.
+
     Args:
-        smooth: eps added to numerator and denominator (keeps absent classes at Dice ~1, not 0/0).
+        smooth: eps added to numerator and denominator (keeps absent classes at Dice ~1, not 0).
         ignore_background: leave class 0 out of the class mean.
 
     Examples:
@@ -67,12 +81,15 @@ class DiceLoss(keras.losses.Loss):
 class FocalLoss(keras.losses.Loss):
     """Multi-class focal loss `-sum_c alpha_c y_c (1 - p_c)^gamma log p_c`, averaged over pixels.
 
-    The seed's form has no alpha (gamma = 2); `alpha` (one weight per class) is optional.
+    The per-pixel value is `keras.losses.categorical_focal_crossentropy` on one-hot targets; this class adds
+    sparse targets, the pixel mean, and the seed's default of no alpha (gamma = 2) where Keras' default
+    alpha is 0.25.
 
     Args:
         gamma: focusing parameter (0 gives cross-entropy).
-        alpha: None or a list of per-class weights.
-        epsilon: probability clip that keeps `log` finite.
+        alpha: None (weight 1) or a list of per-class weights.
+        epsilon: probability clip `[epsilon, 1 - epsilon]` that keeps `log` finite (Keras then renormalises
+            the probabilities to sum to 1 and clips at `keras.config.epsilon()`, 1e-7, itself).
 
     Examples:
     >>> import numpy as np
@@ -89,10 +106,8 @@ class FocalLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_pred = ops.clip(ops.cast(y_pred, "float32"), self.epsilon, 1.0 - self.epsilon)
         target = _one_hot(y_true, y_pred)
-        per_class = -target * ops.power(1.0 - y_pred, self.gamma) * ops.log(y_pred)
-        if self.alpha is not None:
-            per_class = per_class * ops.convert_to_tensor(self.alpha, dtype=per_class.dtype)
-        per_pixel = ops.sum(per_class, axis=-1)
+        alpha = 1.0 if self.alpha is None else ops.convert_to_tensor(self.alpha, dtype=y_pred.dtype)
+        per_pixel = keras.losses.categorical_focal_crossentropy(target, y_pred, alpha=alpha, gamma=self.gamma)
         return ops.mean(per_pixel, axis=list(range(1, len(per_pixel.shape))))
 
     def get_config(self):

@@ -50,3 +50,17 @@ def test_losses_serialize_and_the_factory_rejects_unknown_names():
     assert isinstance(get_segmentation_loss("ce"), keras.losses.SparseCategoricalCrossentropy)
     with pytest.raises(ValueError, match="ce\\+dice"):
         get_segmentation_loss("lovasz")
+
+
+def test_dice_matches_keras_dice_without_smoothing_and_differs_on_absent_classes():
+    one_hot = np.eye(2, dtype="float32")[Y]
+    per_class = keras.losses.Dice(axis=(1, 2), reduction=None)(one_hot, P)  # [B, K]: 1 - Dice_k
+    assert float(DiceLoss(smooth=0.0)(Y, P)) == pytest.approx(float(np.mean(per_class)), abs=1e-6)
+    # an image holding only background, predicted perfectly: keras' Dice charges the absent class 1 in full;
+    # our smoothing scores it as matched (and smooth=0 stays finite: 0 / epsilon, like keras)
+    y = np.zeros((1, 2, 2), int)
+    p = np.eye(2, dtype="float32")[y]
+    keras_loss = float(np.mean(keras.losses.Dice(axis=(1, 2), reduction=None)(p, p)))
+    assert keras_loss == pytest.approx(0.5, abs=1e-6)
+    assert float(DiceLoss(smooth=1.0)(y, p)) == pytest.approx(0.0, abs=1e-6)
+    assert float(DiceLoss(smooth=0.0)(y, p)) == pytest.approx(keras_loss, abs=1e-6)
