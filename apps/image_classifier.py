@@ -18,7 +18,7 @@ from apps.base import App, BaseConfig, merge_histories, option
 from apps.classification import ClassificationOutputs
 from toolkit.data import build_augmentation, load_image_dataset
 from toolkit.data.images import encode_image_inputs, parse_image_size
-from toolkit.export import image_classification_adapter
+from toolkit.export import image_classification_adapter, random_samples
 from toolkit.metrics import classification_report
 from toolkit.models.transfer import (
     BUILTIN_BACKBONES,
@@ -124,7 +124,7 @@ class ImageClassifierApp(ClassificationOutputs, App):
 
     def serving_adapter(self, run):
         return image_classification_adapter(
-            run.model, run.info["class_names"], sample_images=_sample_images(run.info["image_shape"])
+            run.model, run.info["class_names"], sample_images=random_samples(run.info["image_shape"])
         )
 
     def eval_dataset(self, data, info, config=None):
@@ -160,9 +160,6 @@ def _augmentation(config):
     )
 
 
-def _sample_images(shape):
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, size=(3, *shape)).astype("uint8")
 
 
 APP = ImageClassifierApp()

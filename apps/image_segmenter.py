@@ -21,7 +21,7 @@ from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_
 from toolkit.data.mask_writer import overlay
 from toolkit.data.masks import build_joint_augmentation, default_palette, load_segmentation_dataset, to_arrays
 from toolkit.data.masks import pairs_to_dataset
-from toolkit.export import encode_png
+from toolkit.export import encode_png, random_samples
 from toolkit.export.segmentation import segmentation_adapter
 from toolkit.metrics.segmentation import confusion_matrix, format_segmentation_report, segmentation_metrics
 from toolkit.metrics.segmentation import segmentation_report
@@ -68,7 +68,7 @@ class ImageSegmenterApp(App):
         dataset = load_segmentation_dataset(
             data, image_size=parse_image_size(config.image_size), channels=config.channels or None,
             class_names=_names(config.class_names), validation_split=config.validation_split,
-            batch_size=config.batch_size, seed=config.seed, augment=build_joint_augmentation(config.augment),
+            batch_size=config.batch_size, seed=config.seed, augment=build_joint_augmentation(config.augment, seed=config.seed),
         )
         if test_data is not None:
             dataset.test = self.eval_dataset(test_data, {"image_shape": dataset.image_shape,
@@ -108,9 +108,7 @@ class ImageSegmenterApp(App):
         if probabilities is None:
             probabilities = bool(getattr(run.config, "export_probabilities", False))
         shape = run.info["image_shape"]
-        rng = np.random.default_rng(0)
-        samples = [rng.integers(0, 256, size=shape).astype("uint8"),
-                   rng.integers(0, 256, size=(shape[0] + 7, shape[1] // 2 + 3, shape[2])).astype("uint8")]
+        samples = random_samples(shape, sizes=[shape[:2], (shape[0] + 7, shape[1] // 2 + 3)])
         return segmentation_adapter(run.model, run.info["class_names"], sample_images=samples,
                                     probabilities=probabilities, palette=run.info.get("palette"))
 

@@ -20,7 +20,8 @@ import tensorflow as tf
 from apps.base import App, BaseConfig, Run, merge_histories, option, text_of
 from toolkit.data.annotations import DetectionData, detection_dataset, load_detections
 from toolkit.data.box_augment import augment_example
-from toolkit.data.images import DataError, encode_image_inputs, parse_image_size
+from toolkit.data import DataError
+from toolkit.data.images import encode_image_inputs, parse_image_size
 from toolkit.export.detection import detection_adapter, sample_images
 from toolkit.metrics.detection import coco_map, format_map
 from toolkit.models.detection import (

@@ -22,7 +22,7 @@ import tensorflow as tf
 from apps.base import App, BaseConfig, option
 from apps.classification import ClassificationOutputs
 from apps.text_models import MODELS, TextModel, fit_classifier, get_model, register_model  # noqa: F401
-from toolkit.data.images import DataError
+from toolkit.data import DataError
 from toolkit.data.text import load_text_dataset
 from toolkit.metrics import classification_report
 

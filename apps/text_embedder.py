@@ -22,7 +22,7 @@ import keras_hub
 import numpy as np
 
 from apps.base import App, BaseConfig, option, text_of
-from toolkit.data.images import DataError
+from toolkit.data import DataError
 from toolkit.export.text_bert import bert_embedding_adapter
 from apps.text_models import default_checkpoint
 from toolkit.models.bert import BertPacker, build_embedder, build_retrieval_model, embed_texts, load_bert

@@ -19,8 +19,10 @@ import tensorflow as tf
 from apps.base import App, BaseConfig, merge_histories, option
 from toolkit.data.images import parse_image_size
 from toolkit.data import load_image_dataset, read_image_file, samples
-from toolkit.data.images import IMAGE_EXTENSIONS, DataError
+from toolkit.data import DataError
+from toolkit.data.images import IMAGE_EXTENSIONS
 from toolkit.data.images import encode_image_inputs
+from toolkit.export import random_samples
 from toolkit.export.vae import vae_adapter
 from toolkit.models.vae import ARCHITECTURES, LIKELIHOODS, build_vae, kl_divergence
 from toolkit.models.vae.plots import vae_plots
@@ -120,8 +122,7 @@ class VaeApp(App):
         return merge_histories(history)
 
     def serving_adapter(self, run):
-        rng = np.random.default_rng(0)
-        return vae_adapter(run.model, rng.integers(0, 256, size=(3, *run.info["image_shape"])).astype("uint8"))
+        return vae_adapter(run.model, random_samples(run.info["image_shape"]))
 
     def eval_dataset(self, data, info, config=None):
         return load_images(data, config, split="test", image_shape=tuple(info["image_shape"]))
