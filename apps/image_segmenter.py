@@ -68,7 +68,8 @@ class ImageSegmenterApp(App):
         dataset = load_segmentation_dataset(
             data, image_size=parse_image_size(config.image_size), channels=config.channels or None,
             class_names=_names(config.class_names), validation_split=config.validation_split,
-            batch_size=config.batch_size, seed=config.seed, augment=build_joint_augmentation(config.augment, seed=config.seed),
+            batch_size=config.batch_size, seed=config.seed,
+            augment=build_joint_augmentation(config.augment, seed=config.seed),
         )
         if test_data is not None:
             dataset.test = self.eval_dataset(test_data, {"image_shape": dataset.image_shape,
