@@ -85,7 +85,15 @@ def text_dataset(texts, labels=None, preprocessor=None, batch_size: int = 16, sh
         pad_to_multiple_of: round dynamic lengths up to this multiple (fewer traced shapes).
 
     Examples:
-    >>> ds = text_dataset(["good", "bad film"], [1, 0], preprocessor, batch_size=2)  # doctest: +SKIP
+    >>> from toolkit.models.bert import tiny_bert
+    >>> _, tokenizer = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"], hidden_dim=8)
+    >>> preprocessor = make_preprocessor(tokenizer, sequence_length=32)
+    >>> ds = text_dataset(["good", "bad film"], [1, 0], preprocessor, batch_size=2)
+    >>> features, labels = next(iter(ds))
+    >>> features["token_ids"].shape, labels.numpy().tolist()   # padded to 8 (longest: 4 tokens), not 32
+    (TensorShape([2, 8]), [1, 0])
+    >>> features["padding_mask"].numpy().sum(axis=1).tolist()
+    [3, 4]
     """
     if padding not in PADDINGS:
         raise ValueError(f"padding must be one of {PADDINGS}. Received: padding={padding!r}")

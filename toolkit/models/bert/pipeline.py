@@ -44,7 +44,14 @@ def fine_tune(model, preprocessor, texts, labels, epochs: int = 3, batch_size: i
         `(keras History, parameter counts dict)`.
 
     Examples:
-    >>> history, counts = fine_tune(model, preprocessor, texts, labels, epochs=3)  # doctest: +SKIP
+    >>> from toolkit.models.bert import build_text_classifier, make_preprocessor, tiny_bert
+    >>> backbone, tokenizer = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"], hidden_dim=8)
+    >>> model = build_text_classifier(backbone, num_classes=2)
+    >>> texts, labels = ["good", "bad", "good good", "bad bad"], [1, 0, 1, 0]
+    >>> history, counts = fine_tune(model, make_preprocessor(tokenizer, 8), texts, labels, epochs=1, batch_size=4,
+    ...                             mode="frozen", linear_probe=False)   # one step; frozen: fast to trace
+    >>> len(history.history["loss"]), counts["trainable"]   # only the 8 x 2 + 2 output layer trained
+    (1, 18)
     """
     if linear_probe:
         fit_head(model, preprocessor, texts, labels)
@@ -79,8 +86,11 @@ def fit_head(model, preprocessor, texts, labels, c: float = 1.0, max_iter: int =
         accuracy of the fitted head on the training texts.
 
     Examples:
-    >>> fit_head(model, preprocessor, texts, labels)  # doctest: +SKIP
-    0.95
+    >>> from toolkit.models.bert import build_text_classifier, make_preprocessor, tiny_bert
+    >>> backbone, tokenizer = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"], hidden_dim=8)
+    >>> model = build_text_classifier(backbone, num_classes=2)
+    >>> fit_head(model, make_preprocessor(tokenizer, 8), ["good", "bad", "good good", "bad bad"], [1, 0, 1, 0], c=100.0)
+    1.0
     """
     from sklearn.linear_model import LogisticRegression
 

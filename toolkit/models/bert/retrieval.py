@@ -71,10 +71,13 @@ class EmbeddingIndex:
         embed: `fn(list of str) -> [n, d] array` (e.g. `TextEmbedder.embed`).
 
     Examples:
-    >>> index = EmbeddingIndex(embedder.embed)  # doctest: +SKIP
-    >>> index.add(["Mars is the red planet.", "Venus is Earth's twin."])  # doctest: +SKIP
-    >>> index.search("Which planet is red?", k=1)[0][0]["text"]  # doctest: +SKIP
+    >>> def embed(texts):   # a toy embedder: counts of "red" and "twin"; a real one is `embed_texts`
+    ...     return np.array([[t.count("red"), t.count("twin")] for t in texts], "float32") + 0.1
+    >>> index = EmbeddingIndex(embed).add(["Mars is the red planet.", "Venus is Earth's twin."])
+    >>> index.search("Which planet is red?", k=1)[0][0]["text"]
     'Mars is the red planet.'
+    >>> EmbeddingIndex.load(index.save("index"), embed).search("twin?", k=2)[0][0]["index"]   # round trip
+    1
     """
 
     def __init__(self, embed=None):
@@ -154,7 +157,14 @@ def build_retrieval_model(embedder, corpus_vectors, k: int = 5, name: str = "ret
         k: neighbours returned per query.
 
     Examples:
-    >>> model = build_retrieval_model(embedder, index.vectors, k=3)  # doctest: +SKIP
+    >>> from toolkit.models.bert import build_embedder, make_preprocessor, pack, tiny_bert
+    >>> backbone, tokenizer = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "red", "twin"], hidden_dim=8)
+    >>> features = pack(make_preprocessor(tokenizer, 8), tf.constant(["red", "twin", "red twin"]))
+    >>> embedder = build_embedder(backbone)
+    >>> model = build_retrieval_model(embedder, embedder(features), k=2)
+    >>> outputs = model(features)
+    >>> outputs["neighbors"].shape, outputs["neighbors"].numpy()[:, 0].tolist()   # each text finds itself first
+    (TensorShape([3, 2]), [0, 1, 2])
     """
     from toolkit.models.bert.models import bert_inputs
 

@@ -70,8 +70,13 @@ def set_training_mode(model, mode: str = "full", lora_rank: int = 8) -> dict:
     Call before `compile`. LoRA uses keras-hub's `backbone.enable_lora(rank)` (query + value projections).
 
     Examples:
-    >>> counts = set_training_mode(model, "lora", lora_rank=8)  # doctest: +SKIP
-    >>> counts["trainable"] < counts["total"]  # doctest: +SKIP
+    >>> from toolkit.models.bert import build_text_classifier, tiny_bert
+    >>> backbone, _ = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"], hidden_dim=8)
+    >>> model = build_text_classifier(backbone, num_classes=2)
+    >>> set_training_mode(model, "frozen")["trainable"]  # only the 8 x 2 + 2 output layer trains
+    18
+    >>> counts = set_training_mode(model, "lora", lora_rank=2)
+    >>> 18 < counts["trainable"] < counts["total"]
     True
     """
     if mode not in MODES:
