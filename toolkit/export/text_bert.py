@@ -88,8 +88,17 @@ def bert_classification_adapter(model, preprocessor, class_names, pair: bool = F
         model_part: name of the layer holding the classifier when `model` is end-to-end (strings in).
 
     Examples:
-    >>> adapter = bert_classification_adapter(model, preprocessor, ["neg", "pos"])  # doctest: +SKIP
-    >>> export(model, "savedmodels/polarity", adapter=adapter, target="tpu")  # doctest: +SKIP
+    >>> from toolkit.models.bert import build_text_classifier, make_preprocessor, tiny_bert
+    >>> backbone, tokenizer = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"], hidden_dim=8)
+    >>> model = build_text_classifier(backbone, num_classes=2)
+    >>> adapter = bert_classification_adapter(model, make_preprocessor(tokenizer, 16), ["neg", "pos"])
+    >>> outputs = adapter.run_raw(model, {"text": tf.constant(["good", "bad bad"])})   # what the export serves
+    >>> outputs["scores"].shape, set(outputs["labels"].numpy().tolist()) <= {b"neg", b"pos"}
+    (TensorShape([2, 2]), True)
+    >>> adapter.for_target("tpu").dense_inputs["token_ids"].shape   # tpu: fixed sequence_length
+    TensorShape([None, 16])
+
+    `export(model, "savedmodels/polarity", adapter=adapter)` writes the raw-string SavedModel.
     """
 
     def postprocess(probabilities):
@@ -138,7 +147,15 @@ def bert_token_classification_adapter(model, preprocessor, tag_names, sample_tex
     padding). The dense signature returns `scores` and `classes` for every position.
 
     Examples:
-    >>> adapter = bert_token_classification_adapter(tagger, preprocessor, ["O", "B-PER", "I-PER"])  # doctest: +SKIP
+    >>> from toolkit.models.bert import build_token_classifier, make_preprocessor, tiny_bert
+    >>> backbone, tokenizer = tiny_bert(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ann", "smith"], hidden_dim=8)
+    >>> tagger = build_token_classifier(backbone, num_tags=3)
+    >>> adapter = bert_token_classification_adapter(tagger, make_preprocessor(tokenizer, 16), ["O", "B-PER", "I-PER"])
+    >>> outputs = adapter.run_raw(tagger, {"text": tf.constant(["ann smith", "ann"])})
+    >>> outputs["tokens"].numpy().tolist()   # per batch: padded to 8, not 16
+    [[b'[CLS]', b'ann', b'smith', b'[SEP]', b'', b'', b'', b''], [b'[CLS]', b'ann', b'[SEP]', b'', b'', b'', b'', b'']]
+    >>> outputs["classes"].numpy()[1, 3:].tolist()   # -1 on padding
+    [-1, -1, -1, -1, -1]
     """
     vocabulary = [str(t) for t in preprocessor.tokenizer.get_vocabulary()]
 
