@@ -36,11 +36,22 @@ class Client:
         timeout: seconds per request.
 
     Examples:
-    >>> client = Client("http://127.0.0.1:8501")                          # doctest: +SKIP
-    >>> client.predict("fashion", instances=[b64("shoe.png")])           # doctest: +SKIP
-    [{'classes': 7, 'labels': 'Sneaker', 'scores': [...]}]
-    >>> client.classify("fashion", ["shoe.png"])[0]["labels"]            # doctest: +SKIP
-    'Sneaker'
+    A throwaway server on a free loopback port, serving a one-layer model (image models take
+    `instances=[b64("shoe.png")]`, or `client.classify("fashion", ["shoe.png"])`):
+
+    >>> from toolkit.export import export
+    >>> from toolkit.serving.repository import ModelRepository
+    >>> from toolkit.serving.server import Server
+    >>> model = keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(2)])
+    >>> _ = export(model, "savedmodels/tiny")
+    >>> server = Server(ModelRepository("savedmodels"), rest_port=0, grpc_port=None).start()
+    >>> client = Client(server.url)
+    >>> client.status("tiny")[0]["state"]
+    'AVAILABLE'
+    >>> predictions = client.predict("tiny", instances=[[1.0, 2.0, 3.0]])
+    >>> np.allclose(predictions, model.predict(np.array([[1.0, 2.0, 3.0]]), verbose=0), atol=1e-5)
+    True
+    >>> client.close(); server.stop()
     """
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 30.0):

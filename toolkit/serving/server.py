@@ -26,10 +26,17 @@ class Server:
         grace_s: seconds in-flight requests get to finish on shutdown.
 
     Examples:
-    >>> server = Server(ModelRepository("savedmodels"), rest_port=0).start()   # doctest: +SKIP
-    >>> server.url                                                           # doctest: +SKIP
-    'http://127.0.0.1:41234'
-    >>> server.stop()                                                        # doctest: +SKIP
+    >>> import httpx
+    >>> from toolkit.export import export
+    >>> _ = export(keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(2)]), "savedmodels/tiny")
+    >>> server = Server(ModelRepository("savedmodels"), rest_port=0, grpc_port=0).start()   # free ports
+    >>> server.url
+    'http://127.0.0.1:...'
+    >>> httpx.get(server.url + "/v1/models/tiny").json()["model_version_status"][0]["state"]
+    'AVAILABLE'
+    >>> server.grpc_port > 0
+    True
+    >>> server.stop()
     """
 
     def __init__(self, repository: ModelRepository, host: str = "127.0.0.1", rest_port: int = 8501,
