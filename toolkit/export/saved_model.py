@@ -22,7 +22,22 @@ TARGETS = ("cpu", "gpu", "tpu")
 
 
 def build_signatures(model, adapter: ServingAdapter, target: str, batch_size: int | None):
-    """Returns `(archive, save_options, compute_fn)` ready for `archive.write_out(path, options=...)`."""
+    """Returns `(archive, save_options, compute_fn)` ready for `archive.write_out(path, options=...)`.
+
+    `export` calls this, then reloads and parity-checks what was written; use `export` unless you need
+    the bare archive.
+
+    Examples:
+    >>> from toolkit.export.adapter import dense_adapter
+    >>> model = keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(2)])
+    >>> archive, options, compute = build_signatures(model, dense_adapter(model), "tpu", batch_size=4)
+    >>> archive.write_out("tiny_tpu", options=options, verbose=False)
+    >>> reloaded = tf.saved_model.load("tiny_tpu")
+    >>> sorted(reloaded.signatures), function_has_xla("tiny_tpu")
+    (['serving_default', 'serving_dense', 'tpu_func'], True)
+    >>> reloaded.signatures["serving_dense"](x=tf.ones((4, 3)))["outputs"].shape   # tpu: static batch
+    TensorShape([4, 2])
+    """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}. Received: target={target!r}")
     static = batch_size if target == "tpu" else None
