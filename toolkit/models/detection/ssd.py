@@ -143,6 +143,18 @@ class SSDLoss(keras.losses.Loss):
         num_classes: K (background excluded).
         alpha: weight of the localisation loss (1).
         neg_pos_ratio: negatives kept per positive (3).
+
+    Examples:
+    Two default boxes, one matched to class 1 (label 2; 0 = background), one background:
+
+    >>> y_true = np.array([[[0, 0, 0, 0, 2], [0, 0, 0, 0, 0]]], "float32")   # [B, N, 4 offsets + label]
+    >>> y_pred = np.zeros((1, 2, 4 + 2 + 1), "float32")
+    >>> y_pred[0, 0, 0] = 0.5   # Smooth-L1: 0.5 * 0.5 ** 2 = 0.125
+    >>> loss = SSDLoss(num_classes=2)   # conf: 2 boxes (1 positive + 1 hard negative) x ln 3, N = 1
+    >>> round(float(loss(y_true, y_pred)), 4), round(float(2 * np.log(3) + 0.125), 4)
+    (2.3222, 2.3222)
+    >>> SSDLoss.from_config(loss.get_config()).neg_pos_ratio
+    3.0
     """
 
     def __init__(self, num_classes: int, alpha: float = 1.0, neg_pos_ratio: float = 3.0, name: str = "ssd_loss",
