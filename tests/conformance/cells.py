@@ -510,6 +510,9 @@ def check_tf_only(row: dict, expected_outputs, batch: int, target: str) -> None:
 
 # Cells an extra (slow-marked) family still runs in the default, fast set.
 EXTRA_FAST = {"train", "export-cpu", "predict-export", "tf-only-cpu"}
+# Targets whose cells are slow for every family (CI budget): on a CPU-only machine the gpu export is the cpu
+# graph without a batch-size change, so the fast set keeps cpu and the very different tpu (static batch, XLA).
+SLOW_TARGETS = ("gpu",)
 
 
 class Registry:
@@ -578,7 +581,8 @@ def define_matrix(ns: dict, specs: dict, expected_outputs, metric: str, compare=
         for name in specs:
             for target in targets:
                 cell = cell_of(target)
-                marks = [pytest.mark.slow] if name in extra and cell not in EXTRA_FAST else []
+                slow = (name in extra and cell not in EXTRA_FAST) or target in SLOW_TARGETS
+                marks = [pytest.mark.slow] if slow else []
                 out.append(pytest.param(name, target, id=f"{name}-{target}" if target else name, marks=marks))
         return out
 
@@ -590,7 +594,7 @@ def define_matrix(ns: dict, specs: dict, expected_outputs, metric: str, compare=
             kind = f"{ns['TASK']}/{model}" if model else ns["TASK"]
             for target in TARGETS:
                 if any(unsupported_reason(kind, target, f) for f in FORMATS):
-                    marks = [pytest.mark.slow] if name in extra else []
+                    marks = [pytest.mark.slow] if name in extra or target in SLOW_TARGETS else []
                     out.append(pytest.param(name, target, id=f"{name}-{target}", marks=marks))
         return out
 
@@ -681,3 +685,12 @@ def define_matrix(ns: dict, specs: dict, expected_outputs, metric: str, compare=
                test_predict_run_dir, test_predict_export, test_tf_only_load, test_saved_model_cli, test_serve_rest,
                test_serve_grpc):
         ns[fn.__name__] = fn
+
+
+def images_under(path: str, count: int = 2) -> list:
+    """The first `count` PNG/JPEG files under a data folder (or a COCO JSON file's folder)."""
+    root = path if os.path.isdir(path) else os.path.dirname(path)
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs
+                   if f.lower().endswith((".png", ".jpg", ".jpeg")) and "mask" not in d)
+    assert files, f"no images under {root}"
+    return files[:count]
