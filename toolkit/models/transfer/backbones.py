@@ -107,6 +107,21 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
         input_shape: `(H, W, C)` as the backbone will receive it (after any resize).
         weights: for keras.applications: `"imagenet"` (downloads), a local weights file, or None.
         width: base width of the built-in backbones.
+
+    Examples:
+    >>> backbone, mode, min_side = build_backbone("small_cnn", (8, 8, 1), width=4)
+    >>> tuple(backbone.output.shape), mode, min_side   # two 2x2 poolings; filters 4, 8, 16
+    ((None, 2, 2, 16), 'unit', 8)
+    >>> backbone.save("cnn.keras")
+    >>> tuple(build_backbone("cnn.keras", (8, 8, 1))[0].output.shape)   # a .keras file: its backbone
+    (None, 2, 2, 16)
+    >>> backbone, mode, _ = build_backbone("MobileNetV2", (32, 32, 3))   # keras.applications, random weights
+    >>> tuple(backbone.output.shape), mode
+    ((None, 1, 1, 1280), 'tf')
+
+    With `weights="imagenet"` keras.applications downloads the weights (skipped: needs the network):
+
+    >>> net, mode, _ = build_backbone("MobileNetV2", (96, 96, 3), weights="imagenet")  # downloads  # doctest: +SKIP
     """
     if spec == "small_cnn":
         return small_cnn(input_shape, width), "unit", 8
