@@ -287,23 +287,27 @@ class App:
         config = self.make_config(config, **overrides)
         strategy = get_strategy(config.strategy)  # first: multi-worker needs an untouched TF runtime
         keras.utils.set_random_seed(config.seed)
+        parts = run_dirs.fingerprint_parts(self.name, config, data, test_data)
         key = run_dirs.fingerprint(self.name, config, data, test_data)
-        run_dir, resumed = run_dirs.resolve_run_dir(self.name, config, key=key)
-        write_status(run_dir, "running", fingerprint=key, app=self.name)
+        run_dir, resumed = run_dirs.resolve_run_dir(self.name, config, key=key, parts=parts)
+        ctx = RunContext(config=config, explicit=explicit, run_dir=run_dir, strategy=strategy)
+        status = {"fingerprint": key, "parts": parts, "app": self.name}
+        write_status(run_dir, "running", stage="data", **status)
         with open(os.path.join(run_dir, "config.json"), "w") as f:
             json.dump({"app": self.name, **dataclasses.asdict(config)}, f, indent=2)
         try:
-            ctx = RunContext(config=config, explicit=explicit, run_dir=run_dir, strategy=strategy)
-            run = self._train_in(ctx, data, test_data)
+            run = self._train_in(ctx, data, test_data, status)
         except BaseException as error:
-            write_status(run_dir, "failed", fingerprint=key, app=self.name, reason=f"{type(error).__name__}: {error}")
+            stage = (read_json(os.path.join(run_dir, "status.json")) or {}).get("stage", "data")
+            write_status(run_dir, "failed", stage=stage, reason=f"{type(error).__name__}: {error}", **status)
             raise
-        write_status(run_dir, "finished", fingerprint=key, app=self.name, resumed=resumed)
+        write_status(run_dir, "finished", resumed=resumed, **status)
         return run
 
-    def _train_in(self, ctx: RunContext, data, test_data) -> Run:
+    def _train_in(self, ctx: RunContext, data, test_data, status: dict) -> Run:
         config, strategy, run_dir = ctx.config, ctx.strategy, ctx.run_dir
         task_data = ctx.data = self.load_data(data, config, test_data=test_data)
+        write_status(run_dir, "running", stage="training", **status)  # from here on a re-run resumes
         if needs_static_batches(strategy):  # tpu: one compiled program, so every step gets the same batch
             for name in ("train", "validation"):
                 dataset = getattr(task_data, name, None)
@@ -324,15 +328,15 @@ class App:
                 callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0))
             history = self.fit(model, ctx, callbacks)
         if checkpoint.diverged:
-            good_epoch = checkpoint.restore_last_good()
-            if good_epoch:  # the last good weights, for `export --allow-unfinished` or inspection
-                model.save(os.path.join(run_dir, "model.keras"))
-                with open(os.path.join(run_dir, "info.json"), "w") as f:
-                    json.dump(run.info, f, indent=2, default=_jsonable)
+            if checkpoint.restore_last_good():  # the last good weights, for `export --allow-unfinished`
+                self._save_model(run)
             raise TrainingDivergedError(
                 f"training stopped: {checkpoint.diverged}. The last good checkpoint is kept in "
                 f"{checkpoint.directory}; lower the learning rate or check the data, then re-run to resume")
         run.history = checkpoint.history() or history
+        # saved before evaluation: a failing metric never loses the trained model (`export --allow-unfinished`)
+        self._save_model(run)
+        write_status(run_dir, "running", stage="evaluation", **status)
         held_out = task_data.test if getattr(task_data, "test", None) is not None else task_data.validation
         if held_out is not None:
             run.metrics = self.score(_LivePredictor(run), held_out, run.info)
@@ -406,9 +410,12 @@ class App:
         config = self.make_config(**{k: v for k, v in config.items() if k in known})
         return Run(app=self, model=model, config=config, info=info, metrics=metrics, run_dir=run_dir)
 
-    def _write_run_dir(self, run: Run) -> None:
+    def _save_model(self, run: Run) -> None:
         with open(os.path.join(run.run_dir, "info.json"), "w") as f:
             json.dump(run.info, f, indent=2, default=_jsonable)
+        run.model.save(os.path.join(run.run_dir, "model.keras"))
+
+    def _write_run_dir(self, run: Run) -> None:
         with open(os.path.join(run.run_dir, "metrics.json"), "w") as f:
             json.dump(run.metrics, f, indent=2, default=_jsonable)
         if run.history:
@@ -418,7 +425,6 @@ class App:
                 writer.writerow(["epoch", *keys])
                 for epoch in range(max(len(v) for v in run.history.values())):
                     writer.writerow([epoch + 1, *[_at(run.history[k], epoch) for k in keys]])
-        run.model.save(os.path.join(run.run_dir, "model.keras"))
 
 
 def merge_histories(*histories) -> dict:

@@ -21,10 +21,14 @@ _NEUTRAL = {"run_dir", "verbose", "resume", "strategy", "monitor_every"}
 
 
 def describe_data(data) -> str | None:
-    """A stable description of a data source (None when it cannot be fingerprinted, e.g. tf.data)."""
+    """A stable description of a data source and its content (None when it cannot be fingerprinted, e.g.
+    tf.data). Files and folders are described cheaply by their file list, sizes and modification times, so
+    adding a class folder or editing a file changes the description; arrays by a hash of their bytes."""
     if isinstance(data, (str, os.PathLike)):
         text = str(data)
-        return text if text.startswith("tfds:") else os.path.abspath(text)
+        if text.startswith("tfds:") or not os.path.exists(text):
+            return text
+        return f"{os.path.abspath(text)}#{_content_signature(text)}"
     if isinstance(data, (tuple, list)) and len(data) in (2, 3):
         digest = hashlib.sha1()
         for part in data[:2]:
@@ -39,14 +43,42 @@ def describe_data(data) -> str | None:
     return None
 
 
-def fingerprint(app_name: str, config, data, test_data=None) -> str | None:
+def _content_signature(path: str) -> str:
+    digest = hashlib.sha1()
+    if os.path.isfile(path):
+        stat = os.stat(path)
+        digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        return digest.hexdigest()
+    for folder, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(folder, name)
+            try:
+                stat = os.stat(full)
+            except OSError:
+                continue
+            digest.update(f"{os.path.relpath(full, path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _sha(value) -> str:
+    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fingerprint_parts(app_name: str, config, data, test_data=None) -> dict | None:
+    """`{"options", "data", "test_data"}` hashes of a training call (None when the data can't be described)."""
     source = describe_data(data)
     if source is None:
         return None
     options = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NEUTRAL}
-    document = json.dumps([app_name, options, source, describe_data(test_data) if test_data is not None else None],
-                          sort_keys=True, default=str)
-    return hashlib.sha1(document.encode()).hexdigest()
+    return {"options": _sha([app_name, options]), "data": _sha(source),
+            "test_data": _sha(describe_data(test_data) if test_data is not None else None)}
+
+
+def fingerprint(app_name: str, config, data, test_data=None) -> str | None:
+    """One hash of the app, the options that change training, and the data's content."""
+    parts = fingerprint_parts(app_name, config, data, test_data)
+    return None if parts is None else _sha(parts)
 
 
 def worker_suffix() -> str:
@@ -63,8 +95,11 @@ def is_chief() -> bool:
     return worker_suffix() == ""
 
 
-def resolve_run_dir(app_name: str, config, print_fn=print, key: str | None = None) -> tuple:
-    """Returns `(run_dir, resumed)`: an explicit resume dir, an unfinished run with the same fingerprint, or new."""
+def resolve_run_dir(app_name: str, config, print_fn=print, key: str | None = None, parts: dict | None = None) -> tuple:
+    """Returns `(run_dir, resumed)`: an explicit resume dir, an unfinished run with the same fingerprint, or new.
+
+    A run that failed while reading its data is never resumed (nothing was trained). When the newest unfinished
+    run differs only in its options or its data's content, the reason for starting fresh is printed."""
     root = os.path.join(config.run_dir, app_name)
     if config.resume not in ("auto", "never", ""):
         if not os.path.isfile(os.path.join(config.resume, "status.json")):
@@ -73,13 +108,23 @@ def resolve_run_dir(app_name: str, config, print_fn=print, key: str | None = Non
             raise ValueError(f"resume: run {config.resume!r} already finished; nothing to resume")
         return _with_worker(config.resume), True
     if config.resume == "auto" and key is not None and os.path.isdir(root):
+        mismatch = None
         for name in sorted(os.listdir(root), reverse=True):
             candidate = os.path.join(root, name)
             status = read_json(os.path.join(candidate, "status.json"))
-            if status and status.get("fingerprint") == key and is_resumable(candidate):
+            if not status or status.get("stage") == "data" or not is_resumable(candidate):
+                continue
+            if status.get("fingerprint") == key:
                 print_fn(f"resume: found unfinished run {candidate} with the same options and data; continuing it "
                          "(pass resume='never' / --resume never to start fresh)")
                 return _with_worker(candidate), True
+            if mismatch is None and parts and status.get("parts"):
+                changed = [part.replace("_", " ") for part in ("options", "data", "test_data")
+                           if status["parts"].get(part) != parts.get(part)]
+                mismatch = (candidate, changed)
+        if mismatch:
+            print_fn(f"resume: not continuing unfinished run {mismatch[0]}: its {' and '.join(mismatch[1])} "
+                     "changed since; starting a fresh run")
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     return _with_worker(os.path.join(root, stamp)), False
 

@@ -160,8 +160,13 @@ class VaeApp(App):
         images, held = ctx.data.train_images, ctx.data.held_images
         counts = [int(n) for n in str(run.config.semi_supervised).split(",") if n.strip()]
         if counts and images.y is not None and held is not None and held.y is not None:
-            run.metrics["semi_supervised"] = semi_supervised_report(
-                run.model, images, held, counts, run.config.semi_supervised_repeats, run.config.seed)
+            counts, note = fit_label_counts(counts, images.y)
+            if note:
+                print(f"vae: {note}")
+                run.metrics["semi_supervised_note"] = note
+            if counts:
+                run.metrics["semi_supervised"] = semi_supervised_report(
+                    run.model, images, held, counts, run.config.semi_supervised_repeats, run.config.seed)
 
     def plot(self, run, ctx=None) -> dict:
         plots = super().plot(run, ctx)
@@ -186,6 +191,29 @@ class VaeApp(App):
                      f"+- {result['latent']['std']:.4f} | raw pixels {result['pixels']['mean']:.4f} "
                      f"+- {result['pixels']['std']:.4f}")
         return text
+
+
+def fit_label_counts(counts, labels) -> tuple:
+    """Labels-per-class counts the data can give: each capped at the smallest class's size (with a note), so
+    the default `10,100` works on a folder with 30 images per class. Returns `(counts, note or "")`.
+
+    Examples:
+    >>> fit_label_counts([10, 100], np.repeat([0, 1, 2], 30))
+    ([10, 30], 'semi_supervised: the smallest class has 30 labelled training images; 100 labels/class shrunk to 30')
+    >>> fit_label_counts([5], np.array([0, 1]))
+    ([1], 'semi_supervised: the smallest class has 1 labelled training images; 5 labels/class shrunk to 1')
+    """
+    present = np.unique(np.asarray(labels))
+    smallest = min(int(np.sum(np.asarray(labels) == c)) for c in present) if len(present) else 0
+    if smallest < 1:
+        return [], "semi_supervised: skipped (no labelled training images)"
+    fitted = sorted({min(int(n), smallest) for n in counts if int(n) > 0})
+    shrunk = [int(n) for n in counts if int(n) > smallest]
+    note = ""
+    if shrunk:
+        note = (f"semi_supervised: the smallest class has {smallest} labelled training images; "
+                f"{', '.join(map(str, shrunk))} labels/class shrunk to {smallest}")
+    return fitted, note
 
 
 def semi_supervised_report(model, train: Images, test: Images, counts, repeats=3, seed=0) -> dict:
@@ -219,62 +247,18 @@ def _as_images(dataset) -> Images:
 
 
 def load_images(source, config=None, split="train", image_shape=None) -> Images:
-    """Any image source -> `Images`: "fashion-mnist[:train|test]", a class-per-folder tree or a flat folder
-    of images (unlabelled), `(x,)` / `(x, y[, class_names])` / an `x` array, a tf.data.Dataset, "tfds:NAME"."""
+    """Any image source -> `Images`: "fashion-mnist[:train|test]", "digits", a class-per-folder tree or a flat
+    folder of images (unlabelled), `(x,)` / `(x, y[, class_names])` / an `x` array, a `.npz` (`x`, optional
+    `y`) or `.npy` file, a tf.data.Dataset, "tfds:NAME". Parsed and decoded by `load_image_dataset` (folders
+    stream from disk); the batches are concatenated here because the few-label classifier needs arrays."""
     size = tuple(image_shape[:2]) if image_shape else parse_image_size(getattr(config, "image_size", ""))
     channels = int(image_shape[2]) if image_shape else (getattr(config, "channels", 0) or None)
-    strict = bool(getattr(config, "strict", False))
-    if isinstance(source, str) and source.lower().split(":")[0] in FASHION_MNIST:
-        source = samples.fashion_mnist(source.split(":")[1] if ":" in source else split)
-    if isinstance(source, np.ndarray) or (isinstance(source, (tuple, list)) and len(source) == 1):
-        return Images(_conform(np.asarray(source[0] if isinstance(source, (tuple, list)) else source), size, channels))
-    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source) and not _has_class_folders(str(source)):
-        return Images(_flat_folder(str(source), size, channels, strict))
-    dataset = load_image_dataset(source, image_size=size, channels=channels, validation_split=0.0,
-                                 batch_size=2048, shuffle=False, strict=strict)
+    dataset = load_image_dataset(source, image_size=size, channels=channels, validation_split=0.0, batch_size=2048,
+                                 shuffle=False, strict=bool(getattr(config, "strict", False)), require_labels=False,
+                                 split=split)
     images = _as_images(dataset.train)
-    images.class_names = dataset.class_names
+    images.class_names = dataset.class_names or None
     return images
-
-
-def _has_class_folders(root) -> bool:
-    return sum(1 for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and any(
-        f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(os.path.join(root, d)))) >= 2
-
-
-def _flat_folder(root, size, channels, strict):
-    files = sorted(os.path.join(dirpath, f) for dirpath, _, names in os.walk(root) for f in names
-                   if f.lower().endswith(IMAGE_EXTENSIONS))
-    if not files:
-        raise DataError(f"data folder {root!r} has no images ({'|'.join(IMAGE_EXTENSIONS)})")
-    images = []
-    for path in files:
-        try:
-            images.append(read_image_file(path, channels))
-        except DataError:
-            if strict:
-                raise
-    if not images:
-        raise DataError(f"no readable images in {root!r}")
-    if size is not None:
-        images = [tf.image.resize(im, size).numpy() for im in images]
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
-        raise DataError(f"images in {root!r} have different shapes {sorted(shapes)[:4]}; set image_size=HxW")
-    return np.stack(images).astype("float32")
-
-
-def _conform(x, size, channels):
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or len(x) == 0:
-        raise DataError(f"images must be a non-empty (N, H, W) or (N, H, W, C) array. Received shape {x.shape}")
-    x = x.astype("float32")
-    if channels and x.shape[-1] != channels:
-        x = np.repeat(x, 3, -1) if channels == 3 and x.shape[-1] == 1 else tf.image.rgb_to_grayscale(x[..., :3]).numpy()
-    if size and tuple(x.shape[1:3]) != tuple(size):
-        x = tf.image.resize(x, size).numpy()
-    return x
 
 
 APP = VaeApp()
