@@ -127,6 +127,17 @@ class Word2Vec(keras.Model):
     Inputs `(centre_or_context_ids, target_ids)`: `[B]` centre ids (skip-gram) or `[B, 2w]` context ids (CBOW,
     0 = padding); `[B]` positive target ids. Returns logits `[B, 1 + K]`: the positive, then K negatives
     drawn from `noise_table` in the graph.
+
+    Examples:
+    >>> model = Word2Vec(vocabulary_size=5, dim=4, negative=2)
+    >>> logits = model((np.array([1, 2, 3]), np.array([2, 3, 4])))
+    >>> tuple(logits.shape), bool(np.all(logits.numpy() == 0))   # C starts at zero (as in word2vec)
+    ((3, 3), True)
+    >>> cbow = Word2Vec(vocabulary_size=5, dim=4, negative=2, cbow=True)   # [B, 2w] contexts, 0 = padding
+    >>> tuple(cbow((np.array([[1, 2, 0, 0]]), np.array([3]))).shape)
+    (1, 3)
+    >>> Word2Vec.from_config(model.get_config()).dim
+    4
     """
 
     def __init__(self, vocabulary_size: int, dim: int = 100, negative: int = 5, cbow: bool = False,
@@ -175,7 +186,13 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
         batch_size: pairs per SGD step.
 
     Examples:
-    >>> # vectors = train_word2vec([["the", "cat", "sat"], ...], dim=50, epochs=5); vectors.most_similar("cat")
+    >>> sentences = [["the", "cat", "sat"], ["the", "dog", "sat"], ["a", "cat", "ran"]] * 20
+    >>> vectors = train_word2vec(sentences, dim=8, window=2, min_count=1, epochs=1, sample=0, table_size=1000,
+    ...                          batch_size=64)   # sample=0: subsampling would drop most of a tiny corpus
+    >>> vectors.stats["vocabulary"], vectors.stats["tokens"], int(vectors.model.optimizer.iterations)
+    (6, 180, 5)
+    >>> len(vectors.most_similar("cat", k=3))
+    3
     """
     rng = np.random.default_rng(seed)
     keras.utils.set_random_seed(seed)
