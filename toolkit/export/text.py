@@ -43,7 +43,18 @@ def text_classification_adapter(model, class_names, sample_texts=None, requires=
             uses keras-hub layers (their tokenisers are tensorflow-text ops).
 
     Examples:
-    >>> # adapter = text_classification_adapter(run.model, ["neg", "pos"]); export(run.model, dir, adapter=adapter)
+    >>> from toolkit.models.text.classifiers import build_bow_classifier, text_classifier
+    >>> from toolkit.models.text.vectorize import build_vectorizer
+    >>> preprocessor = build_vectorizer(["good film", "bad film"], mode="count", max_tokens=None)
+    >>> model = text_classifier(preprocessor, build_bow_classifier(4, 2, units=4))   # 4 = [UNK] + 3 words
+    >>> adapter = text_classification_adapter(model, ["neg", "pos"])
+    >>> sorted(adapter.dense_inputs), adapter.requires
+    (['features'], [])
+    >>> outputs = adapter.run_raw(model, {"text": tf.constant(["good film", "bad"])})   # what `export` serves
+    >>> outputs["scores"].shape, outputs["labels"].shape
+    (TensorShape([2, 2]), TensorShape([2]))
+
+    `export(model, "savedmodels/polarity", adapter=adapter)` writes it as a raw-string SavedModel.
     """
     preprocessor = model.get_layer("preprocessor")
     classifier = model.get_layer("classifier")

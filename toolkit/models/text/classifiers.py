@@ -107,6 +107,13 @@ def text_classifier(preprocessor: keras.Model, classifier: keras.Model, name: st
 
     The two parts keep the names `preprocessor` and `classifier`: the text serving adapter runs the first
     in the raw signature (string ops) and the second as the dense, XLA-compilable compute.
+
+    Examples:
+    >>> from toolkit.models.text.vectorize import build_vectorizer
+    >>> preprocessor = build_vectorizer(["good film", "bad film"], mode="count", max_tokens=None)
+    >>> model = text_classifier(preprocessor, build_bow_classifier(4, 2, units=4))
+    >>> model(tf.constant(["good film", "bad"])).shape
+    TensorShape([2, 2])
     """
     if preprocessor.name != "preprocessor" or classifier.name != "classifier":
         raise ValueError("name the parts 'preprocessor' and 'classifier'. Received: "
