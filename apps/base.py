@@ -252,10 +252,31 @@ class App:
         """User inputs (paths, bytes, arrays, strings) -> the raw signature's inputs."""
         raise NotImplementedError
 
-    def format_predictions(self, outputs: dict, inputs) -> list:
-        """Signature outputs -> one readable dict per input."""
+    def format_predictions(self, outputs: dict, inputs, top_k: int | None = None,
+                           score_threshold: float | None = None, labels=None) -> list:
+        """Signature outputs -> one readable dict per input (`top_k` / `score_threshold` where they apply;
+        `labels`: the model's class names in id order, when it has them)."""
         n = len(next(iter(outputs.values())))
         return [{k: _jsonable(v[i]) for k, v in outputs.items()} for i in range(n)]
+
+    def write_outputs(self, results: list, inputs: list, outputs: dict, output_dir: str) -> None:
+        """Writes per-input pictures (drawn boxes, overlays, reconstructions) to `output_dir`; adds their paths."""
+
+    def input_items(self, inputs) -> list:
+        """One input or many -> a list of single inputs."""
+        return [inputs] if isinstance(inputs, (str, bytes, os.PathLike)) else list(inputs)
+
+    def readable_inputs(self, inputs) -> tuple:
+        """`(readable items, [(item, reason), ...])`: each item converted on its own, so one unreadable file
+        is reported and skipped instead of failing the batch."""
+        good, skipped = [], []
+        for item in self.input_items(inputs):
+            try:
+                self.raw_inputs([item], {})
+                good.append(item)
+            except (ValueError, OSError) as error:  # DataError is a ValueError
+                skipped.append((item, str(error)))
+        return good, skipped
 
     def summary(self, metrics: dict) -> str:
         """One screen of held-out metrics for the terminal."""
@@ -379,12 +400,32 @@ class App:
         dataset = self.eval_dataset(data, info)
         return self.score(predictor, dataset, info)
 
-    def predict(self, path_or_run, inputs) -> list:
-        """Predictions for raw inputs (file paths, bytes, arrays, strings) from a Run or an export."""
+    def predict(self, path_or_run, inputs, output_dir: str | None = None, top_k: int | None = None,
+                score_threshold: float | None = None) -> list:
+        """Predictions for raw inputs (file paths, bytes, arrays, strings) from a Run or an export.
+
+        Args:
+            path_or_run: a Run, an export folder or a run directory's Run.
+            inputs: one input or a list (file paths, encoded bytes, arrays, strings).
+            output_dir: where apps that draw (detector boxes, segmenter overlays, VAE reconstructions) write
+                their PNGs; None writes none.
+            top_k: classifiers: also return the k best labels; the embedder: neighbours returned.
+            score_threshold: the detector: keep detections scoring at least this.
+
+        Every result names its `input` (the file name, the text, or the input's index).
+        """
         predictor = self.predictor(path_or_run)
-        raw = self.raw_inputs(inputs, self._info_of(predictor))
+        items = self.input_items(inputs)
+        raw = self.raw_inputs(items, self._info_of(predictor))
         outputs = predictor(raw, signature="serving_default")
-        return self.format_predictions(outputs, inputs)
+        results = self.format_predictions(outputs, items, top_k=top_k, score_threshold=score_threshold,
+                                          labels=getattr(predictor, "labels", None))
+        for index, (item, result) in enumerate(zip(items, results)):
+            result["input"] = input_name(item, index)
+        if output_dir:
+            os.makedirs(output_dir, exist_ok=True)
+            self.write_outputs(results, items, outputs, output_dir)
+        return results
 
     def load_run(self, run_dir: str, allow_unfinished: bool = False) -> Run:
         """Re-opens a finished run directory (model.keras, config, info, metrics) as a Run."""
@@ -436,6 +477,20 @@ def merge_histories(*histories) -> dict:
         for key, values in getattr(history, "history", history).items():
             merged.setdefault(key, []).extend(float(v) for v in values)
     return merged
+
+
+def input_name(item, index: int) -> str:
+    """How a result names its input: the file path or text, else `input<index>`."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    return f"input{index}"
+
+
+def output_stem(item, index: int) -> str:
+    """A file-name stem for an input's output pictures (`cat` for `photos/cat.jpg`, else `input<index>`)."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.path.splitext(os.path.basename(os.fspath(item)))[0]
+    return f"input{index}"
 
 
 def text_of(value) -> str:

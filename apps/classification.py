@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from apps.base import text_of
 from toolkit.metrics import format_report, plot_confusion_matrix
 
@@ -11,11 +13,21 @@ from toolkit.metrics import format_report, plot_confusion_matrix
 class ClassificationOutputs:
     """Mixin for apps whose signatures return `scores`, `classes`, `labels` (image and text classifiers)."""
 
-    def format_predictions(self, outputs, inputs) -> list:
-        return [
-            {"label": text_of(label), "class": int(cls), "score": float(score[cls])}
-            for label, cls, score in zip(outputs["labels"], outputs["classes"], outputs["scores"])
-        ]
+    def format_predictions(self, outputs, inputs, top_k=None, score_threshold=None, labels=None) -> list:
+        """`label`, `class`, `score` of the best class, `scores` of every class by label, and with `top_k` the
+        k best as `top` (label, score) pairs."""
+        width = np.asarray(outputs["scores"]).shape[-1]
+        names = ([text_of(n) for n in labels] if labels is not None and len(labels) == width
+                 else [str(i) for i in range(width)])
+        results = []
+        for label, cls, score in zip(outputs["labels"], outputs["classes"], outputs["scores"]):
+            result = {"label": text_of(label), "class": int(cls), "score": float(score[cls]),
+                      "scores": {name: round(float(s), 6) for name, s in zip(names, score)}}
+            if top_k and top_k > 1:
+                order = np.argsort(-np.asarray(score))[:top_k]
+                result["top"] = [{"label": names[i], "score": float(score[i])} for i in order]
+            results.append(result)
+        return results
 
     def summary(self, metrics) -> str:
         return format_report(metrics) if "per_class" in metrics else super().summary(metrics)

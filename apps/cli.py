@@ -103,7 +103,16 @@ def _task_parser(sub, name, module_name):
     predict = verbs.add_parser("predict", help="predict raw inputs with an exported model or run directory")
     predict.add_argument("model", help="export folder or run directory")
     predict.add_argument("inputs", nargs="+", help="input files (images, ...) or text")
-    predict.add_argument("--json", action="store_true", help="print predictions as JSON")
+    predict.add_argument("--json", action="store_true",
+                         help="print predictions as JSON (each names its input; classifiers give every class's score)")
+    predict.add_argument("--output", metavar="DIR", default="predictions",
+                         help="folder for the pictures the detector (boxes drawn), segmenter (overlay, mask) and VAE "
+                              "(reconstruction) write; 'none' writes none (default: predictions)")
+    predict.add_argument("--top-k", type=int, default=None,
+                         help="classifiers: also list the k best labels; text-embedder: neighbours shown")
+    predict.add_argument("--score-threshold", type=float, default=None,
+                         help="object-detector: show detections scoring at least this (at or above the export's "
+                              "own NMS threshold, which its metadata records)")
     return app
 
 
@@ -152,17 +161,27 @@ def _run_task(app, args) -> int:
                           batch_size=args.batch_size)
         print(f"exported: {path}")
         return 0
-    predictions = app.predict(_resolve(app, args.model), args.inputs)
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError(f"--top-k must be >= 1. Received: {args.top_k}")
+    inputs, skipped = app.readable_inputs(args.inputs)  # one unreadable file is reported, not fatal
+    for source, reason in skipped:
+        print(f"toolkit: skipped {source}: {reason}", file=sys.stderr)
+    if not inputs:
+        raise ValueError(f"none of the {len(args.inputs)} inputs could be read")
+    output = None if args.output.lower() == "none" else args.output
+    predictions = app.predict(_resolve(app, args.model), inputs, output_dir=output, top_k=args.top_k,
+                              score_threshold=args.score_threshold)
     if args.json:
         print(json.dumps(predictions, indent=2))
     else:
-        for source, prediction in zip(args.inputs, predictions):
-            print(f"{source}: {_one_line(prediction)}")
+        for prediction in predictions:
+            print(f"{prediction.pop('input')}: {_one_line(prediction)}")
     return 0
 
 
 def _one_line(prediction: dict) -> str:
-    return "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in prediction.items())
+    shown = {k: v for k, v in prediction.items() if k != "scores"}  # every class's score: --json
+    return "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
 def _command_of(argv: list) -> str | None:

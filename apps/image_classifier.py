@@ -17,7 +17,7 @@ import numpy as np
 from apps.base import App, BaseConfig, merge_histories, option
 from apps.classification import ClassificationOutputs
 from toolkit.data import build_augmentation, load_image_dataset
-from toolkit.data.images import encode_image_inputs, parse_image_size
+from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.export import image_classification_adapter, random_samples
 from toolkit.metrics import classification_report
 from toolkit.models.transfer import (
@@ -141,6 +141,9 @@ class ImageClassifierApp(ClassificationOutputs, App):
             scores.append(predictor({"pixels": images.numpy()}, signature="serving_dense")["scores"])
             y_true.append(labels.numpy())
         return classification_report(np.concatenate(y_true), np.concatenate(scores), info["class_names"])
+
+    def input_items(self, inputs) -> list:
+        return as_image_list(inputs)
 
     def raw_inputs(self, inputs, info) -> dict:
         return {"images": encode_image_inputs(inputs)}

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.base import App, BaseConfig, Run, merge_histories, option
+from apps.base import App, BaseConfig, Run, input_name, merge_histories, option, output_stem
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.data.mask_writer import overlay
 from toolkit.data.masks import build_joint_augmentation, default_palette, load_segmentation_dataset, to_arrays
@@ -127,6 +127,9 @@ class ImageSegmenterApp(App):
             matrix += confusion_matrix(masks.numpy(), predicted, len(names))
         return segmentation_report(class_names=names, matrix=matrix)
 
+    def input_items(self, inputs) -> list:
+        return as_image_list(inputs)
+
     def raw_inputs(self, inputs, info) -> dict:
         return {"images": encode_image_inputs(inputs)}
 
@@ -138,27 +141,26 @@ class ImageSegmenterApp(App):
         outputs = predictor(self.raw_inputs(inputs, self._info_of(predictor)), signature="serving_default")
         return [mask[: h, : w] for mask, (h, w) in zip(outputs["masks"], outputs["image_sizes"])]
 
-    def predict(self, path_or_run, inputs, output_dir: str | None = "predictions") -> list:
+    def predict(self, path_or_run, inputs, output_dir: str | None = None, top_k=None, score_threshold=None) -> list:
         """Segments raw inputs; writes `<name>.overlay.png` and `<name>.mask.png` (class ids) to `output_dir`.
 
-        Returns one dict per input: `size` (height, width), `class_fractions` (share of pixels per
+        Returns one dict per input: `input`, `size` (height, width), `class_fractions` (share of pixels per
         predicted class) and, when `output_dir` is set, the `overlay` and `mask` PNG paths.
         """
         predictor = self.predictor(path_or_run)
         info = self._info_of(predictor)
-        items = as_image_list(inputs)
+        items = self.input_items(inputs)
         masks = self._masks(predictor, items)
         names = info.get("class_names") or predictor.labels
         palette = np.asarray(info.get("palette") or default_palette(len(names)), np.uint8)
         results = []
         for index, (item, mask) in enumerate(zip(items, masks)):
             counts = np.bincount(mask.reshape(-1), minlength=len(names))
-            result = {"size": [int(mask.shape[0]), int(mask.shape[1])],
+            result = {"input": input_name(item, index), "size": [int(mask.shape[0]), int(mask.shape[1])],
                       "class_fractions": {names[k]: round(float(c) / mask.size, 4) for k, c in enumerate(counts) if c}}
             if output_dir:
                 os.makedirs(output_dir, exist_ok=True)
-                stem = (os.path.splitext(os.path.basename(str(item)))[0] if isinstance(item, (str, os.PathLike))
-                        else f"input{index}")
+                stem = output_stem(item, index)
                 image = tf.io.decode_image(encode_image_inputs([item])[0], channels=3, expand_animations=False).numpy()
                 result["overlay"] = _write_png(overlay(image, mask, palette), output_dir, f"{stem}.overlay.png")
                 result["mask"] = _write_png(mask.astype(np.uint8), output_dir, f"{stem}.mask.png")

@@ -17,11 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.base import App, BaseConfig, Run, merge_histories, option, text_of
+from apps.base import App, BaseConfig, Run, merge_histories, option, output_stem, text_of
 from toolkit.data.annotations import DetectionData, detection_dataset, load_detections
 from toolkit.data.box_augment import augment_example
 from toolkit.data import DataError
-from toolkit.data.images import encode_image_inputs, parse_image_size
+from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.export.detection import detection_adapter, sample_images
 from toolkit.metrics.detection import coco_map, format_map
 from toolkit.models.detection import (
@@ -231,27 +231,24 @@ class ObjectDetectorApp(App):
     def raw_inputs(self, inputs, info) -> dict:
         return {"images": encode_image_inputs(inputs)}
 
-    def predict(self, path_or_run, inputs, draw_dir: str | None = "predictions") -> list:
-        """Detections per input (`box` in the input image's pixels); with `draw_dir`, saves boxes drawn as PNG."""
-        if isinstance(inputs, (str, bytes, np.ndarray)) and not (isinstance(inputs, np.ndarray) and inputs.ndim == 4):
-            inputs = [inputs]
-        results = super().predict(path_or_run, inputs)
-        if draw_dir:
-            os.makedirs(draw_dir, exist_ok=True)
-            for index, (item, result) in enumerate(zip(inputs, results)):
-                stem = os.path.splitext(os.path.basename(item))[0] if isinstance(item, str) else f"image{index}"
-                result["drawn"] = draw_detections(item, result["detections"],
-                                                  os.path.join(draw_dir, f"{stem}.detections.png"))
-        return results
+    def input_items(self, inputs) -> list:
+        return as_image_list(inputs)
 
-    def format_predictions(self, outputs, inputs) -> list:
+    def write_outputs(self, results, inputs, outputs, output_dir) -> None:
+        """`<name>.detections.png`: the input with its boxes drawn."""
+        for index, (item, result) in enumerate(zip(inputs, results)):
+            result["drawn"] = draw_detections(item, result["detections"],
+                                              os.path.join(output_dir, f"{output_stem(item, index)}.detections.png"))
+
+    def format_predictions(self, outputs, inputs, top_k=None, score_threshold=None, labels=None) -> list:
+        """Detections per input (`box` in the input image's pixels), those under `score_threshold` dropped."""
         results = []
         for i in range(len(outputs["num_detections"])):
             n = int(outputs["num_detections"][i])
             results.append({"detections": [
                 {"label": text_of(outputs["labels"][i][j]), "class": int(outputs["classes"][i][j]),
                  "score": float(outputs["scores"][i][j]), "box": [float(v) for v in outputs["boxes"][i][j]]}
-                for j in range(n)]})
+                for j in range(n) if score_threshold is None or outputs["scores"][i][j] >= score_threshold]})
         return results
 
     def summary(self, metrics) -> str:

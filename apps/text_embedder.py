@@ -137,13 +137,15 @@ class TextEmbedderApp(App):
             raise DataError(f"queries must be strings. Received: {type(bad[0]).__name__}")
         return {"text": texts}
 
-    def format_predictions(self, outputs, inputs) -> list:
+    def format_predictions(self, outputs, inputs, top_k=None, score_threshold=None, labels=None) -> list:
+        """The top neighbour and up to `top_k` neighbours (all the export returns by default) per query."""
         results = []
         for row in range(len(outputs["neighbors"])):
             neighbors = [{"rank": r + 1, "index": int(i), "score": float(s), "text": text_of(t)} for r, (i, s, t) in
                          enumerate(zip(outputs["neighbors"][row], outputs["similarities"][row],
                                        outputs["neighbor_texts"][row]))]
-            results.append({"top": neighbors[0]["text"], "score": neighbors[0]["score"], "neighbors": neighbors})
+            results.append({"top": neighbors[0]["text"], "score": neighbors[0]["score"],
+                            "neighbors": neighbors[:top_k] if top_k else neighbors})
         return results
 
     def embed(self, path_or_run, texts) -> np.ndarray:

@@ -16,12 +16,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.base import App, BaseConfig, merge_histories, option
+from apps.base import App, BaseConfig, merge_histories, option, output_stem
 from toolkit.data.images import parse_image_size
 from toolkit.data import load_image_dataset, read_image_file, samples
 from toolkit.data import DataError
 from toolkit.data.images import IMAGE_EXTENSIONS
-from toolkit.data.images import encode_image_inputs
+from toolkit.data.images import as_image_list, encode_image_inputs, encode_png
 from toolkit.export import random_samples
 from toolkit.export.vae import vae_adapter
 from toolkit.models.vae import ARCHITECTURES, LIKELIHOODS, build_vae, kl_divergence
@@ -179,7 +179,18 @@ class VaeApp(App):
     def raw_inputs(self, inputs, info) -> dict:
         return {"images": encode_image_inputs(inputs)}
 
-    def format_predictions(self, outputs, inputs) -> list:
+    def input_items(self, inputs) -> list:
+        return as_image_list(inputs)
+
+    def write_outputs(self, results, inputs, outputs, output_dir) -> None:
+        """`<name>.reconstruction.png`: the image decoded from mu, at the model's input size."""
+        for index, (result, pixels) in enumerate(zip(results, outputs["reconstruction"])):
+            path = os.path.join(output_dir, f"{output_stem(inputs[index], index)}.reconstruction.png")
+            with open(path, "wb") as f:
+                f.write(encode_png(np.clip(np.round(pixels), 0, 255).astype("uint8")))
+            result["reconstruction"] = path
+
+    def format_predictions(self, outputs, inputs, top_k=None, score_threshold=None, labels=None) -> list:
         return [{"mu": [round(float(v), 4) for v in mu], "sigma": [round(float(np.exp(0.5 * v)), 4) for v in lv],
                  "reconstruction_error": float(err)}
                 for mu, lv, err in zip(outputs["mu"], outputs["log_var"], outputs["reconstruction_error"])]

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 NOISE = ("oneDNN custom operations", "cuda drivers", "cuInit", "absl::InitializeLog")
 
 
@@ -21,3 +23,32 @@ def test_tensorflow_start_up_noise_is_hidden_unless_asked_for():
     assert loud.returncode == 0 and any(n in loud.stderr for n in NOISE)
     bad = _toolkit("--log-level", "loud", "vae", "--help")
     assert bad.returncode == 2 and "--log-level must be one of error, warning, info, debug" in bad.stderr
+
+
+def test_predict_skips_an_unreadable_file_and_writes_where_asked(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from apps import cli, image_classifier
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0, 60, (24, 8, 8, 3)), rng.uniform(190, 255, (24, 8, 8, 3))]).astype("float32")
+    run = image_classifier.train((x, np.array([0] * 24 + [1] * 24), ["dark", "light"]), epochs=2, batch_size=16,
+                                 width=4, dense_units=8, augment="none", verbose=0, tensorboard=False,
+                                 run_dir=str(tmp_path / "runs"), validation_split=0.0)
+    Image.fromarray(np.full((8, 8, 3), 230, np.uint8)).save(tmp_path / "light.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    code = cli.main(["image-classifier", "predict", run.run_dir, str(tmp_path / "broken.png"),
+                     str(tmp_path / "light.png"), "--json", "--top-k", "2", "--output", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 0 and f"skipped {tmp_path / 'broken.png'}" in captured.err
+    [prediction] = json.loads(captured.out)
+    assert prediction["input"] == str(tmp_path / "light.png")
+    assert set(prediction["scores"]) == {"dark", "light"}
+    assert sum(prediction["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert [t["label"] for t in prediction["top"]] == sorted(prediction["scores"], key=prediction["scores"].get,
+                                                            reverse=True)
+    assert cli.main(["image-classifier", "predict", run.run_dir, str(tmp_path / "broken.png")]) == 2
+    assert "none of the 1 inputs could be read" in capsys.readouterr().err

@@ -85,7 +85,7 @@ def test_export_saved_model_evaluate_and_predict(ssd_run, scenes, tmp_path):
     assert metrics["map_50"] == pytest.approx(ssd_run.metrics["map_50"], abs=1e-6)
     file = tmp_path / "scene.png"
     Image.fromarray(scenes.images[2]).save(file)
-    results = object_detector.predict(path, [str(file)], draw_dir=str(tmp_path / "drawn"))
+    results = object_detector.predict(path, [str(file)], output_dir=str(tmp_path / "drawn"))
     dets = results[0]["detections"]
     assert len(dets) == len(scenes.boxes[2])
     assert numpy_iou(scenes.boxes[2], [d["box"] for d in dets]).max(1).min() > 0.5
