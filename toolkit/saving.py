@@ -7,13 +7,12 @@ every toolkit module that registers custom objects first. The list is the toolki
 covers every `register_keras_serializable` in the package); nothing named inside a model file is imported.
 
 Examples:
->>> import keras, tempfile, os
+>>> import keras
 >>> from toolkit.layers import ScalarMix
 >>> inputs = [keras.Input((4,)), keras.Input((4,))]
 >>> model = keras.Model(inputs, ScalarMix(num_layers=2)(inputs))
->>> path = os.path.join(tempfile.mkdtemp(), "mix.keras")
->>> model.save(path)
->>> type(load_model(path).layers[-1]).__name__
+>>> model.save("mix.keras")
+>>> type(load_model("mix.keras").layers[-1]).__name__
 'ScalarMix'
 """
 

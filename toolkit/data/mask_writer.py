@@ -30,9 +30,9 @@ def write_segmentation_folder(data, directory: str, class_names=None, palette=No
         `directory`.
 
     Examples:
-    >>> import numpy as np, tempfile
+    >>> import numpy as np
     >>> x = np.zeros((2, 8, 8, 3), "uint8"); y = np.ones((2, 8, 8), "uint8")
-    >>> d = write_segmentation_folder((x, y, ["background", "thing"]), tempfile.mkdtemp())
+    >>> d = write_segmentation_folder((x, y, ["background", "thing"]), "shapes")
     >>> sorted(os.listdir(d))
     ['classes.txt', 'images', 'masks']
     """

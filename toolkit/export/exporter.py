@@ -69,11 +69,14 @@ def export(
         ExportError: when the reloaded export disagrees with the live model or a conversion fails.
 
     Examples:
-    >>> import keras, tempfile
-    >>> m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    >>> path = export(m, tempfile.mkdtemp() + "/tiny")
-    >>> os.path.basename(path)
-    '1'
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(2)])
+    >>> path = export(m, "savedmodels/tiny")
+    >>> os.path.basename(path), os.path.basename(export(m, "savedmodels/tiny"))   # versions 1, 2
+    ('1', '2')
+    >>> served = tf.saved_model.load(path).signatures["serving_default"](x=tf.ones((1, 3)))["outputs"]
+    >>> np.allclose(served, m(np.ones((1, 3))), atol=1e-6)   # exported == live
+    True
     """
     formats = tuple(formats)
     unknown = [f for f in formats if f not in FORMATS]
