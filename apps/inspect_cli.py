@@ -4,8 +4,9 @@
     toolkit inspect occlusion model.keras --data fashion-mnist:test --index 0 --patch 6 --stride 2
     toolkit inspect gradcam|filters|maximize|reconstruct|fgsm MODEL ...
 
-MODEL is a `.keras` file or a run directory (holding model.keras). Data: a class-per-folder tree,
-"tfds:NAME[:SPLIT]", a `.npz` with `x` (and `y`), or a sample: "fashion-mnist[:train|test]", "digits".
+MODEL is a `.keras` file or a run directory (holding model.keras). Data (read by `load_image_dataset`, resized to
+the model's input): a class-per-folder tree or a flat folder (unlabelled), "tfds:NAME[:SPLIT]", a `.npz` with `x`
+(and `y`), a `.npy`, or a sample: "fashion-mnist[:train|test]", "digits".
 Heavy imports (TensorFlow) happen inside `main`, so `toolkit --help` stays fast.
 """
 
@@ -73,31 +74,23 @@ def add_arguments(parser) -> None:
 
 
 def load_data(spec: str, model, limit: int | None = None, batch_size: int = 256):
-    """`--data` -> `(x, y or None)` arrays shaped for `model` (folders and TFDS via load_image_dataset)."""
+    """`--data` -> `(x, y or None)` arrays shaped for `model`: any source `load_image_dataset` reads (a folder,
+    flat or class-per-folder, "tfds:NAME", a `.npz` / `.npy` file, "fashion-mnist[:train|test]" (default test),
+    "digits"), resized and converted to the model's input; with `limit`, only the first batches are read."""
     import numpy as np
 
-    from toolkit.data import load_image_dataset, samples
+    from toolkit.data import load_image_dataset
 
     shape = tuple(model.inputs[0].shape[1:])
-    name, _, split = spec.partition(":")
-    if name == "fashion-mnist":
-        x, y, _ = samples.fashion_mnist(split or "test")
-    elif spec == "digits":
-        x, y, _ = samples.digits()
-    elif spec.endswith(".npz"):
-        if not os.path.isfile(spec):
-            raise FileNotFoundError(f"data file {spec!r} does not exist")
-        arrays = np.load(spec)
-        if "x" not in arrays:
-            raise ValueError(f"{spec!r} has no array 'x' (found {list(arrays)})")
-        x, y = arrays["x"], arrays["y"] if "y" in arrays else None
-    else:
-        if not spec.startswith("tfds:") and not os.path.isdir(spec):
-            raise FileNotFoundError(f"data {spec!r} is not a folder, tfds:NAME, .npz file or sample name")
-        data = load_image_dataset(spec, image_size=shape[:2] if None not in shape[:2] else None,
-                                  channels=shape[-1], validation_split=0.0, batch_size=batch_size, shuffle=False)
-        xs, ys = zip(*[(xb.numpy(), yb.numpy()) for xb, yb in data.train])
-        x, y = np.concatenate(xs), np.concatenate(ys)
+    data = load_image_dataset(spec, image_size=shape[:2] if None not in shape[:2] else None, channels=shape[-1],
+                              validation_split=0.0, batch_size=batch_size, shuffle=False, require_labels=False,
+                              split="test")
+    batches = data.train if limit is None else data.train.take(max(1, -(-limit // batch_size)))
+    xs, ys = [], []
+    for batch in batches:
+        xs.append(batch[0].numpy() if data.labelled else batch.numpy())
+        ys.append(batch[1].numpy() if data.labelled else None)
+    x, y = np.concatenate(xs), (np.concatenate(ys) if data.labelled else None)
     if limit is not None:
         x, y = x[:limit], (None if y is None else y[:limit])
     if tuple(x.shape[1:]) != shape and None not in shape:

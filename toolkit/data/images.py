@@ -106,7 +106,8 @@ def load_image_dataset(
         seed: shuffling and split seed.
         strict: raise on an unreadable image instead of skipping it with a warning. (A file whose header
             reads but whose pixels do not decode is found only when the pipeline reads it: dropped with
-            TensorFlow's warning, or, with `strict`, an error of that iteration.)
+            TensorFlow's warning and its place in the epoch taken by another file, or, with `strict`, an
+            error of that iteration.)
         data_dir: TFDS data directory.
         shuffle: shuffle the training pipeline each epoch. With no validation split and no shuffling the
             pipeline keeps the source's order (folders: class by class, files sorted).
@@ -226,8 +227,10 @@ def files_to_dataset(paths, labels, image_shape, resize=True, batch_size=32, shu
         return (image, *label) if label else image
 
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if skip_errors:  # a header that read but pixels that do not (e.g. a truncated file)
-        ds = ds.ignore_errors(log_warning=True)
+    if skip_errors:  # a header that read but pixels that do not (e.g. a truncated file) is dropped, and its
+        # slot filled from the next pass: the size stays known (Keras iterates a dataset of unknown size with
+        # fewer iterators, which would change every later epoch's shuffle order). An all-corrupt input ends.
+        ds = ds.ignore_errors(log_warning=True).repeat().take(len(paths))
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
