@@ -137,9 +137,18 @@ class VAE(_ImageModel):
         seed: seed of the sampling layer.
 
     Examples:
-    >>> from toolkit.models.vae import build_vae
-    >>> vae = build_vae((28, 28, 1), latent_dim=2)
+    >>> from toolkit.models.vae import build_encoder, build_decoder
+    >>> vae = VAE(build_encoder((8, 8, 1), 2, "dense", hidden=8), build_decoder((8, 8, 1), 2, "dense", hidden=8),
+    ...           beta=0.5, kl_warmup_steps=10, seed=0)
+    >>> pixels = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1)).astype("float32")
+    >>> vae.save("vae.keras")
+    >>> reloaded = keras.saving.load_model("vae.keras")
+    >>> (reloaded.beta, reloaded.kl_warmup_steps), np.allclose(reloaded(pixels), vae(pixels))
+    ((0.5, 10), True)
     >>> vae.compile(optimizer="adam")
+    >>> parts = vae.loss_parts(pixels, training=True)   # first step: the KL weight is 0.5 x 1 / 10
+    >>> sorted(parts), round(float(parts["beta"]), 3)
+    (['beta', 'kl', 'loss', 'neg_elbo', 'reconstruction'], 0.05)
     """
 
     def __init__(self, encoder, decoder, likelihood="bernoulli", binarize=True, beta=1.0, kl_warmup_steps=0,
