@@ -128,11 +128,12 @@ class Run:
         return self._adapter
 
     def export(self, directory: str, target: str = "cpu", formats=("saved_model",), batch_size: int = 8,
-               adapter: ServingAdapter | None = None) -> str:
+               adapter: ServingAdapter | None = None, **options) -> str:
         """Exports to `directory/<next version>/` (see `toolkit.export.export`) with metrics in the metadata.
 
         The target and formats are checked first (`toolkit.export.formats`): an unknown or unsupported pair
-        fails before any work. `adapter` replaces the app's default serving adapter for this export.
+        fails before any work. `adapter` replaces the app's default serving adapter for this export;
+        `options` go to `App.export_adapter` (the detector's `score_threshold`: its serving NMS threshold).
         """
         formats = check_export_options(self.app.kind(self.config), target, formats)
         return export(
@@ -140,7 +141,7 @@ class Run:
             directory,
             target=target,
             formats=formats,
-            adapter=adapter or self.app.export_adapter(self, target, formats),
+            adapter=adapter or self.app.export_adapter(self, target, formats, **options),
             batch_size=batch_size,
             metadata={"metrics": _summary(self.metrics), "app": self.app.name, "info": self.info,
                       "config": dataclasses.asdict(self.config)},
@@ -235,9 +236,12 @@ class App:
     def finish(self, run: Run, ctx: RunContext) -> None:
         """After held-out scoring, before the run directory is written: extra metrics into `run.metrics`."""
 
-    def export_adapter(self, run: Run, target: str, formats: tuple) -> ServingAdapter:
+    def export_adapter(self, run: Run, target: str, formats: tuple, **options) -> ServingAdapter:
         """The serving adapter for one export (default: `run.adapter`); apps whose graph depends on the
-        target or formats (a detector's NMS op) override it."""
+        target, formats or export options (a detector's NMS op and threshold) override it."""
+        given = {k: v for k, v in options.items() if v is not None}
+        if given:
+            raise ValueError(f"{self.name} export takes no option(s) {sorted(given)}")
         return run.adapter
 
     def score(self, predictor, dataset, info) -> dict:
@@ -393,10 +397,15 @@ class App:
     def _info_of(self, predictor) -> dict:
         return predictor.metadata.get("info") or {}
 
-    def evaluate(self, path_or_run, data) -> dict:
-        """The held-out metrics of a Run or an exported model (folder) on `data`."""
+    def evaluate(self, path_or_run, data, score_threshold: float | None = None) -> dict:
+        """The held-out metrics of a Run or an exported model (folder) on `data`.
+
+        `score_threshold` (the detector): the NMS score threshold mAP is computed at (default: the run's
+        `eval_score_threshold`)."""
         predictor = self.predictor(path_or_run)
         info = self._info_of(predictor)
+        if score_threshold is not None:
+            info = {**info, "eval_score_threshold": float(score_threshold)}
         dataset = self.eval_dataset(data, info)
         return self.score(predictor, dataset, info)
 

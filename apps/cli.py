@@ -89,6 +89,9 @@ def _task_parser(sub, name, module_name):
     evaluate.add_argument("model", help="export folder (NAME/ or NAME/<version>/) or a run directory")
     evaluate.add_argument("--data", required=True, help="labelled evaluation data")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON")
+    evaluate.add_argument("--score-threshold", type=float, default=None,
+                          help="object-detector: NMS score threshold mAP is scored at (default: the run's "
+                               "eval_score_threshold, 0.01, COCO-style; the serving threshold is separate)")
 
     export = verbs.add_parser("export", help="export a run directory's model as a SavedModel", epilog=table,
                               formatter_class=_HelpFormatter)
@@ -97,6 +100,8 @@ def _task_parser(sub, name, module_name):
     export.add_argument("--target", default="cpu", choices=("cpu", "gpu", "tpu"))
     export.add_argument("--formats", default="saved_model", help="comma list: saved_model,tflite,onnx")
     export.add_argument("--batch-size", type=int, default=8, help="static batch of the tpu target")
+    export.add_argument("--score-threshold", type=float, default=None,
+                        help="object-detector: NMS score threshold of the exported model (default: the run's)")
     export.add_argument("--allow-unfinished", action="store_true",
                         help="export a run that did not finish (crashed, diverged) from its last saved model")
 
@@ -149,7 +154,8 @@ def _run_task(app, args) -> int:
             print(f"exported: {path}")
         return 0
     if args.verb == "evaluate":
-        metrics = app.evaluate(_resolve(app, args.model), args.data)
+        options = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
+        metrics = app.evaluate(_resolve(app, args.model), args.data, **options)
         print(json.dumps(metrics, indent=2) if args.json else app.summary(metrics))
         return 0
     if args.verb == "export":
@@ -158,7 +164,7 @@ def _run_task(app, args) -> int:
         parse_formats(args.formats)  # unknown names fail before the model is loaded
         run = app.load_run(args.run_dir, allow_unfinished=args.allow_unfinished)
         path = run.export(args.output, target=args.target, formats=tuple(args.formats.split(",")),
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, score_threshold=args.score_threshold)
         print(f"exported: {path}")
         return 0
     if args.top_k is not None and args.top_k < 1:

@@ -32,6 +32,7 @@ from toolkit.models.detection.ssd import feature_sizes_of
 from toolkit.models.transfer import validate_backbone
 
 MODELS = ("yolo", "ssd")
+EVAL_SCORE_THRESHOLD = 0.01
 SSD_RATIOS = (1.0, 2.0, 0.5, 3.0, 1 / 3)
 
 
@@ -56,7 +57,10 @@ class Config(BaseConfig):
     lambda_coord: float = option(5.0, "YOLO loss weight of the box terms")
     lambda_noobj: float = option(0.5, "YOLO loss weight of the no-object confidence term")
     neg_pos_ratio: float = option(3.0, "SSD hard negative mining: negatives kept per matched box")
-    score_threshold: float = option(0.6, "NMS: drop detections scoring below this (seed: pc < 0.6)")
+    score_threshold: float = option(0.6, "NMS of the exported model (serving): drop detections scoring below this "
+                                    "(seed: pc < 0.6)")
+    eval_score_threshold: float = option(0.01, "NMS score threshold when scoring mAP (COCO-style: low, so the "
+                                         "precision-recall curve is complete; the serving threshold stays separate)")
     iou_threshold: float = option(0.5, "NMS: suppress boxes with IoU above this against a kept box")
     max_detections: int = option(100, "detections returned per image")
     nms: str = option("auto", "NMS op: combined (tf.image.combined_non_max_suppression), padded "
@@ -119,7 +123,8 @@ class ObjectDetectorApp(App):
         return {"class_names": list(data.data.class_names), "image_shape": [*data.image_size, config.channels],
                 "model": config.model, "anchors": data.anchors, "ssd": data.ssd, "num_train": len(data.data),
                 "nms": {"score_threshold": config.score_threshold, "iou_threshold": config.iou_threshold,
-                        "max_detections": config.max_detections}}
+                        "max_detections": config.max_detections},
+                "eval_score_threshold": config.eval_score_threshold}
 
     def build_model(self, ctx) -> keras.Model:
         data, config = ctx.data, ctx.config
@@ -185,30 +190,40 @@ class ObjectDetectorApp(App):
                             callbacks=callbacks, verbose=config.verbose)
         return merge_histories(history)
 
-    def export_adapter(self, run: Run, target: str, formats: tuple):
+    def export_adapter(self, run: Run, target: str, formats: tuple, score_threshold: float | None = None):
         """With `nms="auto"`, the NMS op the requested formats can carry: `padded` for tflite (the TFLite
-        converter has no combined NMS) and tpu (XLA), `combined` otherwise."""
+        converter has no combined NMS) and tpu (XLA), `combined` otherwise; `score_threshold` replaces the
+        run's serving threshold in this export."""
         method = run.config.nms
         if method == "auto":
             method = "padded" if ("tflite" in formats or target == "tpu") else "combined"
-        return self.serving_adapter(run, method)
+        return self.serving_adapter(run, method, score_threshold=score_threshold)
 
-    def serving_adapter(self, run, method: str | None = None):
+    def serving_adapter(self, run, method: str | None = None, score_threshold: float | None = None):
         info = run.info
         size = tuple(info["image_shape"][:2])
         method = method or ("combined" if run.config.nms == "auto" else run.config.nms)
         nms = {**info["nms"], "method": method}
+        if score_threshold is not None:
+            nms["score_threshold"] = float(score_threshold)
         if info["model"] == "yolo":
             anchors = np.asarray(info["anchors"], np.float32)
-            detect = lambda raw: yolo_detect(raw, anchors, size, **nms)  # noqa: E731
+
+            def detect_at(raw, threshold):
+                return yolo_detect(raw, anchors, size, **{**nms, "score_threshold": threshold})
         else:
             defaults, _ = ssd_default_boxes(size, [tuple(s) for s in info["ssd"]["feature_sizes"]],
                                             aspect_ratios=info["ssd"]["aspect_ratios"])
-            detect = lambda raw: ssd_detect(raw, defaults, **nms)  # noqa: E731
+
+            def detect_at(raw, threshold):
+                return ssd_detect(raw, defaults, **{**nms, "score_threshold": threshold})
         samples = getattr(run, "sample_images", None) or sample_images(tuple(info["image_shape"]))
-        return detection_adapter(run.model, info["class_names"], detect, sample_images=samples,
+        evaluation = float(info.get("eval_score_threshold", EVAL_SCORE_THRESHOLD))
+        return detection_adapter(run.model, info["class_names"], lambda raw: detect_at(raw, nms["score_threshold"]),
+                                 sample_images=samples, detect_at=detect_at,
                                  metadata={"detector": info["model"], "nms": nms, "anchors": info["anchors"],
-                                           "ssd": info["ssd"]})
+                                           "ssd": info["ssd"], "box_format": "xyxy",
+                                           "eval_score_threshold": evaluation})
 
     def eval_dataset(self, data, info, config=None):
         fmt = getattr(config, "format", "auto")
@@ -217,15 +232,29 @@ class ObjectDetectorApp(App):
             getattr(config, "batch_size", 32))
 
     def score(self, predictor, dataset, info) -> dict:
+        """COCO mAP with NMS at the evaluation threshold (`eval_score_threshold`, low as in COCO), not at the
+        serving threshold, which would hide the precision-recall curve's tail (exports without the `detect`
+        signature are scored at their serving threshold, and the metrics say so)."""
+        threshold = float(info.get("eval_score_threshold", EVAL_SCORE_THRESHOLD))
+        has_detect = "detect" in (getattr(predictor, "signatures", None) or
+                                  getattr(getattr(predictor, "adapter", None), "extra_signatures", {}))
+        if not has_detect:
+            threshold = float(info.get("nms", {}).get("score_threshold", threshold))
         ground_truth, detections = [], []
         for batch in dataset:
-            out = predictor({"pixels": batch["images"].numpy()}, signature="serving_dense")
+            pixels = batch["images"].numpy()
+            if has_detect:
+                out = predictor({"pixels": pixels, "score_threshold": np.full(len(pixels), threshold, "float32")},
+                                signature="detect")
+            else:
+                out = predictor({"pixels": pixels}, signature="serving_dense")
             for i in range(len(out["num_detections"])):
                 n = int(out["num_detections"][i])
                 detections.append((out["boxes"][i][:n], out["scores"][i][:n], out["classes"][i][:n]))
                 ground_truth.append((batch["boxes"][i].numpy(), batch["classes"][i].numpy()))
         metrics = coco_map(ground_truth, detections, info["class_names"])
         metrics["images"] = len(ground_truth)
+        metrics["score_threshold"] = threshold
         return metrics
 
     def raw_inputs(self, inputs, info) -> dict:

@@ -18,9 +18,8 @@ import tensorflow as tf
 
 from apps.base import App, BaseConfig, merge_histories, option, output_stem
 from toolkit.data.images import parse_image_size
-from toolkit.data import load_image_dataset, read_image_file, samples
+from toolkit.data import load_image_dataset
 from toolkit.data import DataError
-from toolkit.data.images import IMAGE_EXTENSIONS
 from toolkit.data.images import as_image_list, encode_image_inputs, encode_png
 from toolkit.export import random_samples
 from toolkit.export.vae import vae_adapter

@@ -79,10 +79,19 @@ def test_export_all_formats_round_trip(yolo_run, scenes, tmp_path):
 
 def test_export_saved_model_evaluate_and_predict(ssd_run, scenes, tmp_path):
     path = ssd_run.export(str(tmp_path / "ssd"))
-    meta = load(path).metadata
-    assert meta["nms"]["method"] == "combined" and meta["detector"] == "ssd"
+    predictor = load(path)
+    meta = predictor.metadata
+    assert meta["nms"]["method"] == "combined" and meta["detector"] == "ssd" and meta["box_format"] == "xyxy"
+    assert "detect" in predictor.signatures and meta["eval_score_threshold"] == 0.01
     metrics = object_detector.evaluate(path, scenes)
     assert metrics["map_50"] == pytest.approx(ssd_run.metrics["map_50"], abs=1e-6)
+    # mAP is scored COCO-style below the serving threshold; a threshold can be asked for
+    assert metrics["score_threshold"] == 0.01 == ssd_run.metrics["score_threshold"]
+    strict = object_detector.evaluate(path, scenes, score_threshold=0.999)
+    assert strict["score_threshold"] == 0.999 and strict["map"] <= metrics["map"]
+    picky = object_detector.predict(path, [scenes.images[2]], score_threshold=0.999)[0]["detections"]
+    assert all(d["score"] >= 0.999 for d in picky)
+    assert load(ssd_run.export(str(tmp_path / "ssd"), score_threshold=0.8)).metadata["nms"]["score_threshold"] == 0.8
     file = tmp_path / "scene.png"
     Image.fromarray(scenes.images[2]).save(file)
     results = object_detector.predict(path, [str(file)], output_dir=str(tmp_path / "drawn"))

@@ -12,13 +12,13 @@ from typing import Callable
 
 import tensorflow as tf
 
-from toolkit.export.adapter import ServingAdapter
+from toolkit.export.adapter import ExtraSignature, ServingAdapter
 from toolkit.export.image import image_inputs
 from toolkit.export.samples import png_samples, random_samples
 
 
-def detection_adapter(model, class_names, detect_fn: Callable, sample_images=None, metadata: dict | None = None
-                      ) -> ServingAdapter:
+def detection_adapter(model, class_names, detect_fn: Callable, sample_images=None, metadata: dict | None = None,
+                      detect_at: Callable | None = None) -> ServingAdapter:
     """Serving adapter for a detector taking `[B, H, W, C]` pixels in [0, 255].
 
     Raw signature `images` (tf.string, encoded bytes, any size) -> `boxes` float32 `[B, D, 4]` pixel
@@ -32,20 +32,40 @@ def detection_adapter(model, class_names, detect_fn: Callable, sample_images=Non
         detect_fn: `fn(model output) -> {"boxes", "scores", "classes", "num_detections"}` (decode + NMS).
         sample_images: a few `[h, w, C]` arrays (any sizes) for the export parity check.
         metadata: extra facts for `toolkit.json` (model kind, thresholds, anchors, ...).
+        detect_at: optional `fn(model output, score_threshold) -> detections`; adds the `detect` signature
+            (`pixels` + a per-row `score_threshold` -> the dense outputs with NMS at the batch's lowest
+            threshold), which evaluation uses to score mAP COCO-style, below the serving threshold.
     """
     inputs = image_inputs(model, "detector")
     height, width, channels = inputs.height, inputs.width, inputs.channels
 
-    def postprocess(outputs):
-        result = detect_fn(outputs)
+    def typed(result):
         return {"boxes": tf.cast(result["boxes"], tf.float32), "scores": tf.cast(result["scores"], tf.float32),
                 "classes": tf.cast(result["classes"], tf.int32),
                 "num_detections": tf.cast(result["num_detections"], tf.int32)}
+
+    def postprocess(outputs):
+        return typed(detect_fn(outputs))
 
     def finalize(outputs, sizes):
         if sizes is None:
             return outputs
         return {**outputs, "boxes": rescale_boxes(outputs["boxes"], sizes, (height, width))}
+
+    extra = {}
+    if detect_at is not None:
+        def detect(m, values):
+            result = detect_at(m(values["pixels"]), tf.reduce_min(values["score_threshold"]))
+            return typed(result)
+
+        rows = len(sample_images) if sample_images is not None else 3
+        extra["detect"] = ExtraSignature(
+            {"pixels": inputs.dense_inputs["pixels"],
+             "score_threshold": tf.TensorSpec([None], tf.float32, name="score_threshold")}, detect,
+            {"pixels": random_samples((height, width, channels), rows).astype("float32"),
+             "score_threshold": [0.01] * rows},
+            "pixels + score_threshold per row -> boxes (model-input pixels), scores, classes, num_detections with "
+            "NMS at the lowest threshold of the batch (mAP evaluation)")
 
     return ServingAdapter(
         task="object_detection",
@@ -56,6 +76,7 @@ def detection_adapter(model, class_names, detect_fn: Callable, sample_images=Non
         finalize=finalize,
         labels=list(class_names),
         sample_raw=png_samples(sample_images),
+        extra_signatures=extra,
         metadata={
             "input": {"images": "encoded image bytes (PNG/JPEG/BMP/GIF), any size",
                       "pixels": f"float32 [batch, {height}, {width}, {channels}] in [0, 255]"},

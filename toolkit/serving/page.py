@@ -107,7 +107,7 @@ function show(m, p, image) {
   if (Array.isArray(boxes)) {
     const n = p.num_detections ?? boxes.length, scores = p.scores || [], labels = p.labels || [];
     for (let i = 0; i < n; i++) add(labels[i] ?? String((p.classes || [])[i]), scores[i] ?? 1);
-    if (image) drawBoxes(image, boxes.slice(0, n), labels, m.box_format || "yxyx");
+    if (image) drawBoxes(image, boxes.slice(0, n), labels, m.box_format || "xyxy");
     return;
   }
   const mask = p.mask || p.masks || p.segmentation;
