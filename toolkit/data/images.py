@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.data.errors import DataError
-from toolkit.data.sources import IMAGE_EXTENSIONS, folder_image_shape, parse_image_source, scan_image_folder
+from toolkit.data.sources import IMAGE_EXTENSIONS, folder_image_shape, parse_image_source, scan_image_folder  # noqa: F401 (IMAGE_EXTENSIONS re-exported)
 
 logger = logging.getLogger(__name__)
 
