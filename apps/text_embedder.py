@@ -55,8 +55,9 @@ def read_corpus(data, config) -> tuple:
     if isinstance(data, (str, os.PathLike)) and str(data).endswith(".txt"):
         if not os.path.isfile(data):
             raise DataError(f"corpus file {str(data)!r} does not exist")
-        with open(data, encoding=config.encoding) as f:
-            texts = [line.strip() for line in f if line.strip()]
+        from toolkit.data.text import read_text_file  # a bad byte: DataError naming file, line, byte, --encoding
+
+        texts = [line.strip() for line in read_text_file(data, config.encoding).split("\n") if line.strip()]
         if not texts:
             raise DataError(f"corpus file {str(data)!r} has no non-empty line")
         return texts, None

@@ -7,8 +7,10 @@ row, column or value.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
+import io
 import os
 
 import numpy as np
@@ -79,7 +81,8 @@ def load_text_dataset(
         tfds_split, data_dir: TFDS split and data folder.
 
     Raises:
-        DataError: missing file or column, empty text, a label outside `class_names`, a single class.
+        DataError: missing file or column, a byte that does not decode with `encoding` (naming the file,
+            line and byte), empty text, a label outside `class_names`, a single class.
 
     Examples:
     >>> ds = load_text_dataset((["good film", "bad film"], ["pos", "neg"]))
@@ -133,6 +136,59 @@ def load_text_dataset(
                        ids[val] if n_val else None, batch_size=batch_size, seed=seed)
 
 
+def read_text_file(path, encoding: str = "utf-8", newline: str | None = None) -> str:
+    """The text of the file `path` decoded with `encoding` (a leading UTF-8 byte-order mark is dropped).
+
+    A byte that does not decode is a `DataError` naming the file, the byte, its line and the fix; an
+    unknown encoding name is one too.
+
+    Args:
+        path: the file.
+        encoding: its text encoding (`utf-8`, `cp1252`, `latin-1`, ...).
+        newline: None translates `\\r\\n` and `\\r` to `\\n` (as `open()` does); `""` keeps the line
+            endings (what the `csv` module needs for quoted fields holding newlines).
+
+    Examples:
+    >>> with open("notes.txt", "wb") as f:
+    ...     _ = f.write(b"first line\\ncaf\\xe9\\n")
+    >>> read_text_file("notes.txt")
+    Traceback (most recent call last):
+    ...
+    toolkit.data.errors.DataError: notes.txt is not valid utf-8 (byte 0xe9 at line 2); pass the file's encoding
+    (--encoding cp1252 on the command line, encoding="cp1252" in Python)
+    >>> read_text_file("notes.txt", encoding="cp1252")
+    'first line\\ncafé\\n'
+    """
+    path = os.fspath(path)
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r} for {path} (examples: utf-8, cp1252, latin-1)") from None
+    with open(path, "rb") as f:
+        content = f.read()
+    try:
+        text = content.decode("utf-8-sig" if name == "utf-8" else encoding)
+    except UnicodeDecodeError as error:
+        raise DataError(decode_error_message(path, content, error, encoding)) from None
+    if newline is None:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def decode_error_message(path, content: bytes, error: UnicodeDecodeError, encoding: str, fix: str | None = None) -> str:
+    """`PATH is not valid ENCODING (byte 0xNN at line L); FIX` for a `UnicodeDecodeError` of `content`.
+
+    `fix` defaults to the hint for the loaders that take an encoding (`--encoding` / `encoding=`).
+    """
+    line = content.count(b"\n", 0, error.start) + 1
+    byte = content[error.start:error.start + 1].hex() or "??"
+    if fix is None:
+        example = "latin-1" if codecs.lookup(encoding).name == "cp1252" else "cp1252"
+        fix = (f"pass the file's encoding (--encoding {example} on the command line, "
+               f"encoding=\"{example}\" in Python)")
+    return f"{os.fspath(path)} is not valid {encoding} (byte 0x{byte} at line {line}); {fix}"
+
+
 def encode_labels(labels, class_names=None, sources=None):
     """Label names or ids -> `(int32 ids, class_names)`; a label outside `class_names` is a DataError."""
     labels = [_as_text(v) if isinstance(v, (bytes, np.bytes_)) else v for v in labels]
@@ -164,7 +220,8 @@ def _as_text(value) -> str:
 
 def _read_csv(path, text_column, label_column, encoding):
     delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","
-    with open(path, newline="", encoding=encoding) as f:
+    # Decoded whole first, so a bad byte is reported with its line; newline="" keeps quoted multi-line fields.
+    with io.StringIO(read_text_file(path, encoding, newline=""), newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         columns = reader.fieldnames or []
         missing = [c for c in (text_column, label_column) if c not in columns]
@@ -192,11 +249,7 @@ def _read_folder(path, encoding):
             raise DataError(f"{folder}: class folder {name!r} holds no .txt files")
         for file in files:
             full = os.path.join(folder, file)
-            try:
-                with open(full, encoding=encoding) as f:
-                    texts.append(f.read())
-            except UnicodeDecodeError as error:
-                raise DataError(f"{full}: not {encoding} text ({error.reason}); pass encoding=") from None
+            texts.append(read_text_file(full, encoding))
             labels.append(name)
             sources.append(full)
     return texts, labels, sources

@@ -149,32 +149,36 @@ def django_parallel(language: str = "fr", max_words: int = 12):
     return pairs
 
 
-def read_po(path: str):
-    """`(msgid, msgstr)` pairs of a gettext .po file (plural and fuzzy entries skipped)."""
+def read_po(path: str, encoding: str = "utf-8"):
+    """`(msgid, msgstr)` pairs of a gettext .po file (plural and fuzzy entries skipped).
+
+    A byte that does not decode with `encoding` is a `DataError` naming the file, line and byte.
+    """
+    from toolkit.data.text import read_text_file
+
     entries, current, key, fuzzy = [], {}, None, False
 
     def flush():
         if "msgid" in current and "msgstr" in current and not fuzzy:
             entries.append((current["msgid"], current["msgstr"]))
 
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                flush()
-                current, key, fuzzy = {}, None, False
-            elif line.startswith("#,") and "fuzzy" in line:
-                fuzzy = True
-            elif line.startswith("#"):
-                continue
-            elif line.startswith(("msgid_plural", "msgstr[", "msgctxt")):
-                key = None
-                current["plural"] = True
-            elif line.startswith(("msgid ", "msgstr ")):
-                key, _, value = line.partition(" ")
-                current[key] = _unquote(value)
-            elif line.startswith('"') and key:
-                current[key] += _unquote(line)
+    for line in read_text_file(path, encoding).split("\n"):
+        line = line.strip()
+        if not line:
+            flush()
+            current, key, fuzzy = {}, None, False
+        elif line.startswith("#,") and "fuzzy" in line:
+            fuzzy = True
+        elif line.startswith("#"):
+            continue
+        elif line.startswith(("msgid_plural", "msgstr[", "msgctxt")):
+            key = None
+            current["plural"] = True
+        elif line.startswith(("msgid ", "msgstr ")):
+            key, _, value = line.partition(" ")
+            current[key] = _unquote(value)
+        elif line.startswith('"') and key:
+            current[key] += _unquote(line)
     flush()
     return [(s, t) for s, t in entries if s]
 

@@ -5,7 +5,7 @@ import pytest
 
 from toolkit.data import text_samples
 from toolkit.data.images import DataError
-from toolkit.data.text import encode_labels, load_text_dataset
+from toolkit.data.text import encode_labels, load_text_dataset, read_text_file
 
 
 def _csv(tmp_path, text, name="data.csv"):
@@ -49,6 +49,47 @@ def test_label_outside_class_list(tmp_path):
         load_text_dataset(path, class_names=["neg", "pos"])
     with pytest.raises(DataError, match="label 5 is not in the class list"):
         encode_labels([0, 5], ["a", "b"])
+
+
+def _latin1_tickets(tmp_path):
+    """A cp1252 CSV: a quoted field spanning lines 3-4, then the first non-ASCII byte (é = 0xe9) on line 5."""
+    path = tmp_path / "tickets.csv"
+    path.write_bytes(b'text,label\nprinter jammed,hw\n"screen flickers,\nthen goes black",hw\n'
+                     b"caf\xe9 machine broken,facility\nlogin fails,sw\n")
+    return str(path)
+
+
+def test_non_utf8_csv_names_file_line_byte_and_encoding_fix(tmp_path):
+    path = _latin1_tickets(tmp_path)
+    with pytest.raises(DataError) as error:
+        load_text_dataset(path)
+    assert str(error.value) == (
+        f"{path} is not valid utf-8 (byte 0xe9 at line 5); pass the file's encoding "
+        '(--encoding cp1252 on the command line, encoding="cp1252" in Python)')
+    with pytest.raises(DataError, match="unknown text encoding 'klingon'"):
+        load_text_dataset(path, encoding="klingon")
+
+
+def test_cp1252_csv_with_quoted_multiline_field(tmp_path):
+    ds = load_text_dataset(_latin1_tickets(tmp_path), encoding="cp1252")
+    assert sorted(ds.train_texts.tolist()) == [
+        "café machine broken", "login fails", "printer jammed", "screen flickers,\nthen goes black"]
+    assert ds.class_names == ["facility", "hw", "sw"]
+    crlf = tmp_path / "crlf.csv"  # Windows line endings and a UTF-8 byte-order mark (Excel's "CSV UTF-8")
+    crlf.write_bytes(b'\xef\xbb\xbftext,label\r\n"two\r\nlines",a\r\none,b\r\n')
+    ds = load_text_dataset(str(crlf))
+    assert sorted(ds.train_texts.tolist()) == ["one", "two\r\nlines"]
+
+
+def test_non_utf8_text_file_in_folder_and_read_text_file(tmp_path):
+    for label in ("neg", "pos"):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "0.txt").write_text("fine")
+    (tmp_path / "pos" / "1.txt").write_bytes(b"line one\nline two\nna\xefve\n")
+    with pytest.raises(DataError, match=r"pos/1.txt is not valid utf-8 \(byte 0xef at line 3\); .*--encoding cp1252"):
+        load_text_dataset(str(tmp_path))
+    assert load_text_dataset(str(tmp_path), encoding="latin-1").num_train == 3
+    assert read_text_file(tmp_path / "pos" / "1.txt", "cp1252") == "line one\nline two\nna\u00efve\n"
 
 
 def test_folder_tree(tmp_path):
