@@ -27,7 +27,8 @@ def add_arguments(parser) -> None:
         p.add_argument("model", help="a .keras file or a run directory holding model.keras")
         p.add_argument("-o", "--output", default="inspect-output", help="folder for PNG/JSON outputs")
         if data or image:
-            p.add_argument("--data", required=data, help="folder, tfds:NAME, .npz, fashion-mnist[:split], digits")
+            p.add_argument("--data", required=data,
+                           help="folder, tfds:NAME, .npz (x, y) or .npy (x), fashion-mnist[:split], digits")
             p.add_argument("--limit", type=int, default=None, help="use at most N examples")
         if image:
             p.add_argument("--image", help="an image file (else --data with --index)")
@@ -41,7 +42,10 @@ def add_arguments(parser) -> None:
     p.add_argument("--dead-threshold", type=float, default=0.01, help="dead when max(|min|,|max|) <= this")
     p.add_argument("--blocked-threshold", type=float, default=0.0, help="blocked when max < this")
     p.add_argument("--post-activation", action="store_true",
-                   help="tap layers after their fused activation (default: the linear pre-activation)")
+                   help="tap each layer's own output (after a fused activation; before BatchNormalization); "
+                        "default: what the ReLU sees (a fused activation's linear part, the BN output)")
+    p.add_argument("--heatmap-channels", type=int, default=1024,
+                   help="channels per layer the heatmap shows (the JSON has all; the title says what is left out)")
     p.add_argument("--per-channel", action="store_true", help="also print one line per channel")
     p = action("occlusion", "occlusion sensitivity map (drop of the class probability)", image=True)
     p.add_argument("--class", dest="class_index", type=int, default=None, help="class (default: predicted)")
@@ -130,7 +134,10 @@ def main(args) -> int:
                                   preactivation=not args.post_activation)
         print(report.table(per_channel=args.per_channel))
         written += [report.save_json(os.path.join(out, "layer_statistics.json")),
-                    report.plot(os.path.join(out, "layer_statistics.png"))]
+                    report.plot(os.path.join(out, "layer_statistics.png"), max_channels=args.heatmap_channels)]
+        note = report.heatmap_note(args.heatmap_channels)
+        if note:
+            print(f"note: {note}: {written[0]} (raise --heatmap-channels to plot more)")
     elif args.action == "occlusion":
         result = inspect.occlusion_map(model, _image(args, model), args.class_index, args.patch, args.stride,
                                        path=os.path.join(out, "occlusion.png"))

@@ -9,8 +9,10 @@ from toolkit.inspect.statistics.channels import (
     BLOCKED,
     DEAD,
     HEALTHY,
+    NOT_APPLICABLE,
     LayerStats,
     StatisticsAccumulator,
+    checks_for,
     classify_channels,
 )
 from toolkit.inspect.statistics.layers import ChannelStatistics, PreActivation
@@ -24,7 +26,8 @@ from toolkit.inspect.statistics.statistics import (
 )
 
 __all__ = [
-    "BLOCKED", "DEAD", "HEALTHY", "ChannelStatistics", "LayerStatisticsMonitor", "LayerStats", "PreActivation",
-    "StatisticsAccumulator", "StatisticsReport", "build_debug_model", "classify_channels", "iterate_inputs",
+    "BLOCKED", "DEAD", "HEALTHY", "NOT_APPLICABLE", "ChannelStatistics", "LayerStatisticsMonitor", "LayerStats",
+    "PreActivation", "StatisticsAccumulator", "StatisticsReport", "build_debug_model", "checks_for",
+    "classify_channels", "iterate_inputs",
     "layer_statistics", "parse_debug_output", "select_layers", "walk_layers",
 ]

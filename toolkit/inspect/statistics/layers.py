@@ -112,7 +112,41 @@ def _is_linear_layer(layer) -> bool:
 
 def has_fused_activation(layer) -> bool:
     """True for a Dense/conv layer whose `activation` is something other than linear."""
-    if not _is_linear_layer(layer):
-        return False
+    return _is_linear_layer(layer) and fused_activation(layer) != "linear"
+
+
+def fused_activation(layer) -> str:
+    """The name of a layer's own `activation` ("relu", "softmax", ...; "linear" when it has none).
+
+    Examples:
+    >>> fused_activation(keras.layers.Dense(2, activation="softmax")), fused_activation(keras.layers.Dense(2))
+    ('softmax', 'linear')
+    """
     activation = getattr(layer, "activation", None)
-    return activation is not None and getattr(activation, "__name__", "") != "linear"
+    if activation is None:
+        return "linear"
+    return getattr(activation, "__name__", None) or type(activation).__name__.lower()
+
+
+# Activation layer classes -> the activation name `channels.checks_for` knows.
+_ACTIVATION_LAYERS = {"LeakyReLU": "leaky_relu", "ELU": "elu", "PReLU": "prelu", "Softmax": "softmax"}
+
+
+def activation_layer_name(layer) -> str | None:
+    """The activation an activation layer applies (`Activation("relu")`, `ReLU`, `LeakyReLU`, `ELU`, `PReLU`,
+    `Softmax`), None for any other layer. A `ReLU` with a negative slope counts as "leaky_relu".
+
+    Examples:
+    >>> activation_layer_name(keras.layers.ReLU()), activation_layer_name(keras.layers.ReLU(negative_slope=0.1))
+    ('relu', 'leaky_relu')
+    >>> activation_layer_name(keras.layers.Activation("sigmoid")), activation_layer_name(keras.layers.Dense(2))
+    ('sigmoid', None)
+    """
+    if isinstance(layer, keras.layers.Activation):
+        return fused_activation(layer)
+    if isinstance(layer, keras.layers.ReLU):
+        return "leaky_relu" if layer.negative_slope else "relu"
+    for cls in type(layer).__mro__:
+        if cls.__module__.startswith("keras") and cls.__name__ in _ACTIVATION_LAYERS:
+            return _ACTIVATION_LAYERS[cls.__name__]
+    return None

@@ -9,7 +9,9 @@ mean/variance update), so memory stays constant in the dataset size.
 Classification (the notes' rules; they give no numeric epsilon, so the thresholds are settable):
 - dead: max(|min|, |max|) <= `dead_threshold` (the notes' dead example spans +-0.0030);
 - blocked: max < `blocked_threshold` (0: the filter is negative everywhere, so ReLU always outputs 0);
-- healthy: everything else.
+- healthy: everything else;
+- n/a: the layer's values go through no ReLU-family activation (logits, softmax, sigmoid, a linear output), so
+  the rules say nothing (`channels.checks_for`; blocked only where the activation outputs 0 below 0).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from toolkit.inspect.statistics.channels import StatisticsAccumulator
-from toolkit.inspect.statistics.layers import ChannelStatistics, PreActivation, has_fused_activation
+from toolkit.inspect.statistics.channels import StatisticsAccumulator, checks_for
+from toolkit.inspect.statistics.layers import (
+    ChannelStatistics, PreActivation, activation_layer_name, fused_activation, has_fused_activation,
+)
 from toolkit.inspect.statistics.report import StatisticsReport
 
 
@@ -76,6 +80,15 @@ def select_layers(model: keras.Model, layers=None) -> list:
     return chosen
 
 
+class DebugNames(list):
+    """The tapped layers' paths (a plain list to compare) plus `taps`: per layer, what was tapped and which
+    classes apply (`activation`, `tapped`, `tap`, `checks`, `note`; see `LayerStats`)."""
+
+    def __init__(self, names, taps):
+        super().__init__(names)
+        self.taps = list(taps)
+
+
 def build_debug_model(model: keras.Model, layers=None, reduce: bool = True, preactivation: bool = True,
                       zero_tol: float = 0.0) -> tuple:
     """One model from `model.inputs` to every chosen layer's output (or its per-channel statistics).
@@ -85,45 +98,107 @@ def build_debug_model(model: keras.Model, layers=None, reduce: bool = True, prea
         layers: layer names or paths; None or "all" taps every conv and dense layer.
         reduce: True appends a `ChannelStatistics` reduction to each tap (outputs `[6, C]`); False returns
             the raw activations, exactly the notes' `Model(inputs=model.inputs, outputs=[layer.output...])`.
-        preactivation: for layers with a fused activation (`Conv2D(activation="relu")`), tap the linear
-            part instead, so blocked (negative everywhere) filters can be told from dead ones.
+        preactivation: tap what the ReLU-family activation sees, so blocked (negative everywhere) filters can
+            be told from dead ones: for a fused activation (`Conv2D(activation="relu")`) its linear part; for
+            a separate activation layer reached through BatchNormalization (conv -> BN -> ReLU) the
+            activation's input. False taps each layer's own output.
         zero_tol: see `ChannelStatistics`.
 
     Returns:
-        `(debug_model, names)`, the names in output order.
+        `(debug_model, names)`, the names in output order (a `DebugNames`: `names.taps` says what each tap is).
 
     Examples:
-    >>> net = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3, name="c")])
+    >>> net = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3, name="c"), keras.layers.ReLU()])
     >>> debug, names = build_debug_model(net)
-    >>> names
-    ['c']
+    >>> names, names.taps[0]["activation"], names.taps[0]["checks"]
+    (['c'], 'relu', ('dead', 'blocked'))
     """
     if not model.inputs:
         raise ValueError(f"model {model.name!r} is not built: call it on data or give it an Input first")
     chosen = select_layers(model, layers)
-    outputs = []
+    outputs, taps = [], []
     for path, layer, owner in chosen:
-        tap = _tap(model, path, layer, owner, preactivation)
+        info, make = _resolve(path, layer, owner, preactivation)
+        tap = _tap(model, path, layer, make)
         outputs.append(ChannelStatistics(zero_tol, name=f"stats_{len(outputs)}")(tap) if reduce else tap)
+        taps.append(info)
     debug = keras.Model(model.inputs, outputs, name=f"{model.name}_debug")
-    return debug, [path for path, _, _ in chosen]
+    return debug, DebugNames([path for path, _, _ in chosen], taps)
 
 
-def _tap(model, path, layer, owner, preactivation):
-    """The symbolic output of `layer` expressed in `model`'s graph (entering nested models through their call)."""
-    def output_in(owner_model, layer):
-        if preactivation and has_fused_activation(layer):
-            inputs = layer.input
-            return PreActivation(layer, name=f"pre_{layer.name}")(inputs)
-        return layer.output
+# Identity at inference: the activation after them sees the same values.
+_IDENTITY = (keras.layers.Dropout, keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D,
+             keras.layers.SpatialDropout3D, keras.layers.GaussianNoise, keras.layers.GaussianDropout,
+             keras.layers.AlphaDropout, keras.layers.Identity)
+# Per-channel affine at inference: the activation after them sees other values, so the tap moves past them.
+_PER_CHANNEL = (keras.layers.BatchNormalization,)
 
+
+def _follow(owner, tensor):
+    """The activation layer `tensor` reaches in `owner`'s graph through identity and per-channel layers only:
+    `(name, activation input, the layer producing that input or None, per-channel layers passed)`, or None."""
+    producer, passed = None, []
+    for _ in range(64):
+        if any(t is tensor for t in owner.outputs):
+            return None  # used outside `owner`: its consumers are not known here
+        consumers = [(layer, node) for layer in owner.layers for node in layer._inbound_nodes
+                     if any(t is tensor for t in node.input_tensors)]
+        if len(consumers) != 1:
+            return None
+        layer, node = consumers[0]
+        name = activation_layer_name(layer)
+        if name is not None:
+            return name, tensor, producer, passed
+        if not isinstance(layer, _IDENTITY + _PER_CHANNEL) or len(node.output_tensors) != 1:
+            return None
+        if isinstance(layer, _PER_CHANNEL):
+            passed.append(layer.name)
+        producer, tensor = layer, node.output_tensors[0]
+    return None
+
+
+def _resolve(path, layer, owner, preactivation):
+    """What to tap for `layer` and which classes apply: `(info, make)`, `make()` giving the tensor in `owner`."""
+    prefix = path[:len(path) - len(layer.name)]
+
+    def info(activation, tapped, tap=path, note=""):
+        return {"activation": activation, "tapped": tapped, "tap": tap, "checks": checks_for(activation, tapped),
+                "note": note}
+
+    own = activation_layer_name(layer)
+    if own is not None:
+        return info(own, "post-activation"), lambda: layer.output
+    if has_fused_activation(layer):
+        activation = fused_activation(layer)
+        if preactivation:
+            return info(activation, "pre-activation"), lambda: PreActivation(layer, name=f"pre_{layer.name}")(
+                layer.input)
+        return info(activation, "post-activation"), lambda: layer.output
+    found = _follow(owner, layer.output)
+    if found is None:
+        return info("linear", "output"), lambda: layer.output
+    activation, tensor, producer, passed = found
+    if not passed:
+        return info(activation, "pre-activation"), lambda: layer.output
+    between = ", ".join(passed)
+    if preactivation:
+        return (info(activation, "pre-activation", f"{prefix}{producer.name}",
+                     f"taken at {prefix}{producer.name}, the {activation}'s input ({between} in between)"),
+                lambda: tensor)
+    note = (f"{between} lies between this output and the {activation}: classes apply only to the "
+            f"{activation}'s input (pre-activation taps, the default)")
+    return {**info(activation, "output", note=note), "checks": ()}, lambda: layer.output
+
+
+def _tap(model, path, layer, make):
+    """`make()` (a tensor in the graph of the model holding `layer`) expressed in `model`'s graph, entering nested
+    models through their call."""
     parts = path.split("/")
     if len(parts) == 1:
-        return output_in(model, layer)
+        return make()
     # Nested: build the tap inside the sub-model, then call that sub-graph on the sub-model's outer input.
-    outer = model.get_layer(parts[0]) if len(parts) > 1 else model
-    inner_path = "/".join(parts[1:])
-    inner_tensor = _tap(outer, inner_path, layer, owner, preactivation)
+    outer = model.get_layer(parts[0])
+    inner_tensor = _tap(outer, "/".join(parts[1:]), layer, make)
     inner_model = keras.Model(outer.inputs, inner_tensor, name=f"{outer.name}_tap_{layer.name}")
     node = outer._inbound_nodes[0]
     args = node.input_tensors
@@ -156,7 +231,8 @@ def layer_statistics(model: keras.Model, data, layers=None, batch_size: int = 25
         layers: layer names / paths, or None / "all" for every conv and dense layer.
         batch_size: batch size for array data.
         dead_threshold, blocked_threshold: classification thresholds (see `classify_channels`).
-        preactivation: tap the linear part of layers with fused activations (see `build_debug_model`).
+        preactivation: tap what the activation sees: a fused activation's linear part, the input of a ReLU after
+            BatchNormalization (see `build_debug_model`); False taps each layer's own output.
         zero_tol: |x| at or below this counts as zero.
         max_batches: stop after this many batches (None: the whole dataset).
         debug_model: a `(model, names)` pair from `build_debug_model` to reuse.
@@ -177,6 +253,8 @@ def layer_statistics(model: keras.Model, data, layers=None, batch_size: int = 25
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for accumulator, stats in zip(accumulators, outputs):
             accumulator.update(stats.numpy())
-    return StatisticsReport([acc.result(name, dead_threshold, blocked_threshold)
-                             for acc, name in zip(accumulators, names)],
+    taps = getattr(names, "taps", None) or [_resolve(path, layer, owner, preactivation)[0]
+                                            for path, layer, owner in select_layers(model, list(names))]
+    return StatisticsReport([acc.result(name, dead_threshold, blocked_threshold, **tap)
+                             for acc, name, tap in zip(accumulators, names, taps)],
                             thresholds={"dead": dead_threshold, "blocked": blocked_threshold})

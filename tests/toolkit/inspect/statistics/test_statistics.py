@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from toolkit.inspect.statistics import (
-    BLOCKED, DEAD, HEALTHY, ChannelStatistics, LayerStatisticsMonitor, build_debug_model, classify_channels,
+    BLOCKED, DEAD, HEALTHY, NOT_APPLICABLE, ChannelStatistics, LayerStatisticsMonitor, build_debug_model, classify_channels,
     layer_statistics, parse_debug_output,
 )
 from toolkit.models.transfer import build_image_classifier
@@ -62,7 +62,9 @@ def test_zeroed_filter_is_dead_and_negative_filter_is_blocked(rng, activation):
     report = layer_statistics(model, x, batch_size=4)
     stats = report["conv"]
     assert stats.status == [HEALTHY, DEAD, BLOCKED, HEALTHY]
-    assert report.counts()["conv"] == {DEAD: 1, BLOCKED: 1, HEALTHY: 2}
+    assert report.counts()["conv"] == {DEAD: 1, BLOCKED: 1, HEALTHY: 2, NOT_APPLICABLE: 0}
+    assert (stats.activation, stats.tapped) == ("relu", "pre-activation")
+    assert report["dense"].status == [NOT_APPLICABLE] * 3  # a linear output: no ReLU follows
     np.testing.assert_allclose(stats.max[2], -1.5, rtol=1e-6)  # pre-activation, even with a fused ReLU
     assert ("conv", 1, DEAD) in report.problems() and ("conv", 2, BLOCKED) in report.problems()
     # After the ReLU both look the same: all zeros.
@@ -91,8 +93,16 @@ def test_nested_backbone_layers_are_tapped(rng):
     assert "backbone/stage1_a_conv" in names and "predictions" in names
     backbone = model.get_layer("backbone")
     normalised = model.get_layer("normalization")(x)
+    # conv -> BN -> ReLU: measured at the BN output (inference mode), which is what the ReLU sees.
+    bn = keras.Model(backbone.inputs, backbone.get_layer("stage2_b_bn").output)(normalised, training=False).numpy()
+    np.testing.assert_allclose(report["stage2_b_conv"].max, bn.reshape(-1, bn.shape[-1]).max(0), rtol=1e-5)
+    assert report["stage2_b_conv"].tap == "backbone/stage2_b_bn" and report["stage2_b_conv"].classified
+    assert report["predictions"].activation == "softmax" and not report["predictions"].classified
+    # The layer's own output (post-activation mode) is the conv's, before BN: the ReLU rules do not apply there.
+    own = layer_statistics(model, x, layers=["stage2_b_conv"], preactivation=False)["stage2_b_conv"]
     direct = keras.Model(backbone.inputs, backbone.get_layer("stage2_b_conv").output)(normalised).numpy()
-    np.testing.assert_allclose(report["stage2_b_conv"].max, direct.reshape(-1, direct.shape[-1]).max(0), rtol=1e-5)
+    np.testing.assert_allclose(own.max, direct.reshape(-1, direct.shape[-1]).max(0), rtol=1e-5)
+    assert own.status == [NOT_APPLICABLE] * 4 and "stage2_b_bn" in own.note
 
 
 def test_report_outputs_and_serialization(tmp_path, rng):
