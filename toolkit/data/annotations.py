@@ -4,7 +4,8 @@
 `DetectionRecord`s plus class names); `detection_dataset(data)` turns it into a tf.data pipeline of
 `{"images", "boxes", "classes"}` (ragged per image once batched with `ragged_batch`). The record types and
 box checks live in `toolkit.data.detections`, readers and writers in `toolkit.data.annotations_formats`;
-malformed annotations raise `DataError` naming file and line.
+malformed annotations raise one `DataError` listing every problem of the file set, each naming file and
+line. Boxes a little past the image border are clipped with a warning (`strict=True` refuses them).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def from_scenes(scenes) -> DetectionData:
     return DetectionData(records, list(scenes.class_names))
 
 
-def load_detections(source, format: str | None = None, class_names=None, image_dir: str | None = None):
+def load_detections(source, format: str | None = None, class_names=None, image_dir: str | None = None,
+                    strict: bool = False):
     """Reads detection data from a COCO JSON file, a Pascal VOC folder or a YOLO folder (or passes data through).
 
     Args:
@@ -41,10 +43,13 @@ def load_detections(source, format: str | None = None, class_names=None, image_d
         format: `"coco"`, `"voc"`, `"yolo"`, or None to guess from the path.
         class_names: fix the class list (VOC: otherwise collected in sorted order; others: checked).
         image_dir: image folder for COCO (default: beside the JSON file, or its `images/` sub-folder).
+        strict: refuse any box past the image border. By default a box past it by at most max(2 px, 2% of
+            the side) is clipped to the image, with one warning naming the files and the count.
 
     Raises:
-        DataError: malformed annotations (the message names file and line), unknown classes, boxes outside
-            the image, missing image files.
+        DataError: malformed annotations, unknown classes, boxes outside the image (or, with `strict`, past
+            its border), missing image files. The whole file set is checked first and every problem listed
+            in one error (each naming its file and line or annotation id; the first 20, then `... and N more`).
     """
     if isinstance(source, DetectionData):
         return source
@@ -57,10 +62,10 @@ def load_detections(source, format: str | None = None, class_names=None, image_d
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}. Received: format={format!r}")
     if format == "coco":
-        return read_coco(source, image_dir=image_dir, class_names=class_names)
+        return read_coco(source, image_dir=image_dir, class_names=class_names, strict=strict)
     if format == "voc":
-        return read_voc(source, class_names=class_names)
-    return read_yolo(source, class_names=class_names)
+        return read_voc(source, class_names=class_names, strict=strict)
+    return read_yolo(source, class_names=class_names, strict=strict)
 
 
 def guess_format(path: str) -> str:

@@ -1,5 +1,9 @@
 """COCO JSON, Pascal VOC XML and YOLO txt readers and writers (errors name the file and line).
 
+Each reader checks the whole file set and raises one `DataError` listing its problems (`Problems`: the first
+20, then `... and N more`), and clips boxes a little past the image border with one warning (`check_box`;
+`strict=True` refuses them instead).
+
 Written by hand (with json / xml.etree / expat) because no maintained package reads all three into one
 form without a heavy framework; pycocotools only reads COCO and reports no line numbers.
 """
@@ -13,60 +17,112 @@ from xml.parsers import expat
 
 import numpy as np
 
-from toolkit.data.detections import DetectionData, DetectionRecord, check_box
+from toolkit.data.detections import DetectionData, DetectionRecord, Problems, check_box
 from toolkit.data.errors import DataError
 from toolkit.data.images import IMAGE_EXTENSIONS
+from toolkit.data.text import decode_error_message
 
 
 # ---- COCO ---------------------------------------------------------------------------------------------
-def read_coco(path: str, image_dir: str | None = None, class_names=None) -> DetectionData:
-    """COCO detection JSON (`images`, `annotations` with `bbox` = [x, y, w, h], `categories`)."""
+def read_coco(path: str, image_dir: str | None = None, class_names=None, strict: bool = False) -> DetectionData:
+    """COCO detection JSON (`images`, `annotations` with `bbox` = [x, y, w, h], `categories`).
+
+    Every bad image entry, annotation and missing image file is reported in one `DataError`; boxes a little
+    past the border are clipped (`toolkit.data.detections.check_box`; `strict=True` refuses them).
+    """
     if os.path.isdir(path):
-        path = os.path.join(path, sorted(n for n in os.listdir(path) if n.endswith(".json"))[0])
-    with open(path) as f:
-        text = f.read()
+        found = sorted(n for n in os.listdir(path) if n.endswith(".json"))
+        if not found:
+            raise DataError(f"no COCO .json file in {path!r}")
+        path = os.path.join(path, found[0])
+    text = _read_utf8(path)
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+    if not isinstance(document, dict):
+        raise DataError(f"{path}: a COCO file is a JSON object with 'images', 'annotations' and 'categories'")
     for key in ("images", "annotations", "categories"):
         if not isinstance(document.get(key), list):
             raise DataError(f"{path}: COCO file needs a {key!r} list")
-    lines = _json_array_lines(text, "annotations")
     root = os.path.dirname(os.path.abspath(path))
     if image_dir is None:
         image_dir = os.path.join(root, "images") if os.path.isdir(os.path.join(root, "images")) else root
+    problems = Problems(path)
+    bad = [c for c in document["categories"] if not (isinstance(c, dict) and "id" in c and "name" in c)]
+    for c in bad:
+        problems.add(f"{path}: category {c!r} needs an 'id' and a 'name'")
+    problems.raise_if_any()  # without the class list, every annotation would be reported too
     categories = sorted(document["categories"], key=lambda c: c["id"])
     names = [str(c["name"]) for c in categories]
     if class_names is not None and list(class_names) != names:
         raise DataError(f"{path}: categories {names} differ from the expected classes {list(class_names)}")
     category_index = {c["id"]: i for i, c in enumerate(categories)}
-    images, order = {}, []
-    for image in document["images"]:
-        images[image["id"]] = {"info": image, "boxes": [], "classes": []}
-        order.append(image["id"])
+    images, bad_images = _coco_images(document["images"], path, _json_array_lines(text, "images"), problems)
+    lines = _json_array_lines(text, "annotations")
     for n, ann in enumerate(document["annotations"]):
-        where = f"{path}:{lines[n] if n < len(lines) else '?'} (annotations[{n}], id {ann.get('id')})"
-        if ann.get("image_id") not in images:
-            raise DataError(f"{where}: unknown image_id {ann.get('image_id')!r}")
-        if ann.get("category_id") not in category_index:
-            raise DataError(f"{where}: unknown category_id {ann.get('category_id')!r}")
-        bbox = ann.get("bbox")
-        if not isinstance(bbox, list) or len(bbox) != 4:
-            raise DataError(f"{where}: bbox must be [x, y, width, height]. Received: {bbox!r}")
-        x, y, w, h = (float(v) for v in bbox)
-        entry = images[ann["image_id"]]
-        check_box([x, y, x + w, y + h], entry["info"]["width"], entry["info"]["height"], where)
-        entry["boxes"].append([x, y, x + w, y + h])
+        ann_id = ann.get("id") if isinstance(ann, dict) else None
+        where = f"{path}:{lines[n] if n < len(lines) else '?'} (annotations[{n}], id {ann_id})"
+        try:
+            if not isinstance(ann, dict):
+                raise DataError(f"{where}: an annotation is a JSON object. Received: {ann!r}")
+            if ann.get("image_id") in bad_images:
+                continue  # its image entry is reported already
+            if ann.get("image_id") not in images:
+                raise DataError(f"{where}: unknown image_id {ann.get('image_id')!r}")
+            if ann.get("category_id") not in category_index:
+                raise DataError(f"{where}: unknown category_id {ann.get('category_id')!r}")
+            bbox = ann.get("bbox")
+            if not isinstance(bbox, list) or len(bbox) != 4:
+                raise DataError(f"{where}: bbox must be [x, y, width, height]. Received: {bbox!r}")
+            try:
+                x, y, w, h = (float(v) for v in bbox)
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: bbox must be 4 numbers [x, y, width, height]. Received: {bbox!r}") from None
+            entry = images[ann["image_id"]]
+            box = check_box([x, y, x + w, y + h], entry["width"], entry["height"], where, strict, problems.clipped)
+        except DataError as error:
+            problems.add(error)
+            continue
+        entry["boxes"].append(box)
         entry["classes"].append(category_index[ann["category_id"]])
     records = []
-    for image_id in order:
-        entry = images[image_id]
-        file = os.path.join(image_dir, entry["info"]["file_name"])
+    for image_id, entry in images.items():
+        file = os.path.join(image_dir, entry["file_name"])
         if not os.path.isfile(file):
-            raise DataError(f"{path}: image {entry['info']['file_name']!r} (id {image_id}) not found in {image_dir}")
-        records.append(_record(file, entry["info"]["width"], entry["info"]["height"], entry["boxes"], entry["classes"]))
+            problems.add(f"{path}: image {entry['file_name']!r} (id {image_id}) not found in {image_dir}")
+            continue
+        records.append(_record(file, entry["width"], entry["height"], entry["boxes"], entry["classes"]))
+    problems.raise_if_any()
+    problems.warn_clipped()
     return DetectionData(records, names)
+
+
+def _coco_images(entries, path, lines, problems):
+    """`({id: entry}, ids of bad entries)`; each bad entry (missing key, size not a number) is a problem."""
+    images, bad = {}, set()
+    for i, image in enumerate(entries):
+        info = image if isinstance(image, dict) else {}
+        where = f"{path}:{lines[i] if i < len(lines) else '?'} (images[{i}], id {info.get('id')})"
+        missing = [k for k in ("id", "file_name", "width", "height") if k not in info]
+        try:
+            if missing:
+                raise DataError(f"{where}: image entry has no {', '.join(map(repr, missing))}")
+            width, height = float(info["width"]), float(info["height"])
+            if not (width > 0 and height > 0):
+                raise ValueError
+        except DataError as error:
+            problems.add(error)
+            bad.add(info.get("id"))
+            continue
+        except (TypeError, ValueError):
+            problems.add(f"{where}: width and height must be positive numbers. Received: "
+                         f"{info.get('width')!r} x {info.get('height')!r}")
+            bad.add(info.get("id"))
+            continue
+        images[info["id"]] = {"file_name": str(info["file_name"]), "width": int(width), "height": int(height),
+                              "boxes": [], "classes": []}
+    return images, bad - set(images)
 
 
 def _json_array_lines(text: str, key: str) -> list:
@@ -83,7 +139,10 @@ def _json_array_lines(text: str, key: str) -> list:
         if index >= len(text) or text[index] == "]":
             return lines
         lines.append(text.count("\n", 0, index) + 1)
-        _, index = decoder.raw_decode(text, index)
+        try:
+            _, index = decoder.raw_decode(text, index)
+        except ValueError:
+            return lines
 
 
 def write_coco(data: DetectionData, directory: str) -> str:
@@ -104,37 +163,59 @@ def write_coco(data: DetectionData, directory: str) -> str:
 
 
 # ---- Pascal VOC ---------------------------------------------------------------------------------------
-def read_voc(path: str, class_names=None) -> DetectionData:
+def read_voc(path: str, class_names=None, strict: bool = False) -> DetectionData:
     """Pascal VOC: one XML per image (`Annotations/` + `JPEGImages/`, or XML beside the images).
 
-    Class ids follow `class_names`, else a `classes.txt` in `path`, else the sorted names found.
+    Class ids follow `class_names`, else a `classes.txt` in `path`, else the sorted names found. The problems
+    of all the files are reported in one `DataError`; boxes a little past the border are clipped
+    (`toolkit.data.detections.check_box`; `strict=True` refuses them).
     """
     xml_dir = os.path.join(path, "Annotations") if os.path.isdir(os.path.join(path, "Annotations")) else path
     image_dir = os.path.join(path, "JPEGImages") if os.path.isdir(os.path.join(path, "JPEGImages")) else xml_dir
     files = sorted(os.path.join(xml_dir, n) for n in os.listdir(xml_dir) if n.endswith(".xml"))
     if not files:
         raise DataError(f"no .xml annotation files in {xml_dir!r}")
-    parsed = [_parse_voc(file, image_dir) for file in files]
+    parsed = []
+    for file in files:
+        try:
+            parsed.append(_parse_voc(file, image_dir))
+        except DataError as error:  # the file cannot be read at all
+            parsed.append(error)
     if class_names is None and os.path.isfile(os.path.join(path, "classes.txt")):
-        with open(os.path.join(path, "classes.txt")) as f:
-            class_names = [line.strip() for line in f if line.strip()]
-    names = list(class_names) if class_names is not None else sorted({o[0] for p in parsed for o in p[3]})
+        class_names = [line.strip() for line in _read_utf8(os.path.join(path, "classes.txt")).split("\n")
+                       if line.strip()]
+    if class_names is None:
+        class_names = sorted({o[0] for p in parsed if not isinstance(p, DataError) for o in p[3] if o[0] is not None})
+    names = list(class_names)
     index = {name: i for i, name in enumerate(names)}
-    records = []
-    for file, (image, width, height, objects) in zip(files, parsed):
+    problems, records = Problems(path), []
+    for file, entry in zip(files, parsed):  # problems in file and line order
+        if isinstance(entry, DataError):
+            problems.add(entry)
+            continue
+        image, width, height, objects = entry
         boxes, classes = [], []
         for name, box, line in objects:
             where = f"{file}:{line}"
-            if name not in index:
-                raise DataError(f"{where}: unknown class {name!r} (known: {names})")
-            check_box(box, width, height, where)
-            boxes.append(box)
+            try:
+                if name is None:  # `box` is the message of a problem found while parsing
+                    raise DataError(box)
+                if name not in index:
+                    raise DataError(f"{where}: unknown class {name!r} (known: {names})")
+                boxes.append(check_box(box, width, height, where, strict, problems.clipped))
+            except DataError as error:
+                problems.add(error)
+                continue
             classes.append(index[name])
         records.append(_record(image, width, height, boxes, classes))
+    problems.raise_if_any()
+    problems.warn_clipped()
     return DetectionData(records, names)
 
 
 def _parse_voc(file: str, image_dir: str):
+    """`(image, width, height, objects)`: `(name, box, line)` per object, `(None, message, line)` for a bad
+    object or a missing image; an unreadable file (malformed XML, no usable <size>) raises DataError."""
     with open(file, "rb") as f:
         content = f.read()
     lines, parser = [], expat.ParserCreate()
@@ -158,16 +239,20 @@ def _parse_voc(file: str, image_dir: str):
     width, height = int(number(size, "width", file)), int(number(size, "height", file))
     name = root.findtext("filename")
     image = os.path.join(image_dir, name or "")
-    if not name or not os.path.isfile(image):
-        raise DataError(f"{file}:1: image file {name!r} not found in {image_dir}")
     objects = []
+    if not name or not os.path.isfile(image):
+        objects.append((None, f"{file}:1: image file {name!r} not found in {image_dir}", 1))
     for obj, line in zip(root.findall("object"), lines):
         where = f"{file}:{line}"
         box = obj.find("bndbox")
-        if box is None:
-            raise DataError(f"{where}: <object> without <bndbox>")
-        # VOC boxes are 1-based inclusive pixel indices: xmin=1 is the first column, xmax=W the last.
-        coords = [number(box, tag, where) for tag in ("xmin", "ymin", "xmax", "ymax")]
+        try:
+            if box is None:
+                raise DataError(f"{where}: <object> without <bndbox>")
+            # VOC boxes are 1-based inclusive pixel indices: xmin=1 is the first column, xmax=W the last.
+            coords = [number(box, tag, where) for tag in ("xmin", "ymin", "xmax", "ymax")]
+        except DataError as error:
+            objects.append((None, str(error), line))
+            continue
         objects.append((str(obj.findtext("name", "")).strip(), [coords[0] - 1, coords[1] - 1, coords[2], coords[3]],
                         line))
     return image, width, height, objects
@@ -200,8 +285,12 @@ def write_voc(data: DetectionData, directory: str) -> str:
 
 
 # ---- YOLO ---------------------------------------------------------------------------------------------
-def read_yolo(path: str, class_names=None) -> DetectionData:
-    """YOLO: `images/` + `labels/` (one `<stem>.txt` per image: `class cx cy w h`, normalised) + `classes.txt`."""
+def read_yolo(path: str, class_names=None, strict: bool = False) -> DetectionData:
+    """YOLO: `images/` + `labels/` (one `<stem>.txt` per image: `class cx cy w h`, normalised) + `classes.txt`.
+
+    The problems of all the label files are reported in one `DataError`; boxes a little past the border are
+    clipped (`toolkit.data.detections.check_box`; `strict=True` refuses them).
+    """
     from PIL import Image
 
     image_dir = os.path.join(path, "images") if os.path.isdir(os.path.join(path, "images")) else path
@@ -210,43 +299,65 @@ def read_yolo(path: str, class_names=None) -> DetectionData:
     if class_names is None:
         if not os.path.isfile(names_file):
             raise DataError(f"{path}: YOLO data needs a classes.txt (one class name per line) or class_names=")
-        with open(names_file) as f:
-            class_names = [line.strip() for line in f if line.strip()]
+        class_names = [line.strip() for line in _read_utf8(names_file).split("\n") if line.strip()]
     names = list(class_names)
+    problems = Problems(path)
     images = sorted(n for n in os.listdir(image_dir) if n.lower().endswith(IMAGE_EXTENSIONS))
     stems = {os.path.splitext(n)[0] for n in images}
     for label in sorted(os.listdir(label_dir)):
         if label.endswith(".txt") and label != "classes.txt" and os.path.splitext(label)[0] not in stems:
-            raise DataError(f"{os.path.join(label_dir, label)}:1: no image for this label file in {image_dir}")
+            problems.add(f"{os.path.join(label_dir, label)}:1: no image for this label file in {image_dir}")
     records = []
     for name in images:
         image = os.path.join(image_dir, name)
-        with Image.open(image) as im:
-            width, height = im.size
+        try:
+            with Image.open(image) as im:
+                width, height = im.size
+        except (OSError, ValueError) as error:
+            problems.add(f"{image}: unreadable image ({error})")
+            continue
         label = os.path.join(label_dir, os.path.splitext(name)[0] + ".txt")
         boxes, classes = [], []
         if os.path.isfile(label):
-            with open(label) as f:
-                for number, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    where = f"{label}:{number}"
-                    parts = line.split()
-                    try:
-                        cls, cx, cy, w, h = int(parts[0]), *(float(v) for v in parts[1:5])
-                        if len(parts) != 5:
-                            raise ValueError
-                    except (ValueError, IndexError):
-                        raise DataError(f"{where}: expected 'class cx cy w h'. Received: {line.strip()!r}") from None
-                    if not 0 <= cls < len(names):
-                        raise DataError(f"{where}: unknown class id {cls} (classes.txt lists {len(names)})")
-                    if min(cx - w / 2, cy - h / 2) < -1e-3 or max(cx + w / 2, cy + h / 2) > 1 + 1e-3 or w <= 0 or h <= 0:
-                        raise DataError(f"{where}: box {[cx, cy, w, h]} lies outside the image (normalised 0..1)")
-                    box = [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
-                    boxes.append(np.clip(box, 0, [width, height, width, height]).tolist())
-                    classes.append(cls)
+            try:
+                text = _read_utf8(label)
+            except DataError as error:
+                problems.add(error)
+                text = ""
+            for number, line in enumerate(text.split("\n"), 1):
+                if not line.strip():
+                    continue
+                try:
+                    box, cls = _yolo_box(line, f"{label}:{number}", width, height, len(names), strict, problems)
+                except DataError as error:
+                    problems.add(error)
+                    continue
+                boxes.append(box)
+                classes.append(cls)
         records.append(_record(image, width, height, boxes, classes))
+    problems.raise_if_any()
+    problems.warn_clipped()
     return DetectionData(records, names)
+
+
+def _yolo_box(line, where, width, height, class_count, strict, problems):
+    """`(pixel xyxy box, class id)` of one `class cx cy w h` line, or a DataError naming `where`."""
+    parts = line.split()
+    try:
+        cls, cx, cy, w, h = int(parts[0]), *(float(v) for v in parts[1:5])
+        if len(parts) != 5:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise DataError(f"{where}: expected 'class cx cy w h'. Received: {line.strip()!r}") from None
+    if not 0 <= cls < class_count:
+        raise DataError(f"{where}: unknown class id {cls} (classes.txt lists {class_count})")
+    shown = f"{[cx, cy, w, h]} (normalised cx cy w h)"
+    if w <= 0 or h <= 0:
+        raise DataError(f"{where}: box {shown} has a width or height <= 0")
+    box = [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+    # normalised coordinates carry rounding of about 1e-3 of the side: clipped silently as before
+    return check_box(box, width, height, where, strict, problems.clipped, noise=max(0.5, 1e-3 * max(width, height)),
+                     shown=shown), cls
 
 
 def write_yolo(data: DetectionData, directory: str) -> str:
@@ -267,6 +378,16 @@ def write_yolo(data: DetectionData, directory: str) -> str:
 
 
 # ---- shared -------------------------------------------------------------------------------------------
+def _read_utf8(path: str) -> str:
+    """The text of an annotation file, which must be UTF-8 (a bad byte: DataError naming file, line, byte)."""
+    with open(path, "rb") as f:
+        content = f.read()
+    try:
+        return content.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as error:
+        raise DataError(decode_error_message(path, content, error, "utf-8", fix="save it as UTF-8")) from None
+
+
 def _record(image, width, height, boxes, classes) -> DetectionRecord:
     return DetectionRecord(image, int(width), int(height), np.asarray(boxes, np.float32).reshape(-1, 4),
                            np.asarray(classes, np.int32).reshape(-1))

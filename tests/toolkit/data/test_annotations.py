@@ -1,7 +1,9 @@
 """COCO / VOC / YOLO readers and writers: round trips, the tf.data form, and errors naming file and line."""
 
 import json
+import logging
 import os
+import re
 
 import numpy as np
 import pytest
@@ -125,7 +127,7 @@ def test_yolo_errors(tiny, tmp_path):
     with pytest.raises(DataError, match=r"000000.txt:2: unknown class id 7"):
         load_detections(root, "yolo")
     label.write_text("1 0.9 0.5 0.4 0.2\n")
-    with pytest.raises(DataError, match=r"000000.txt:1: box .* outside the image"):
+    with pytest.raises(DataError, match=r"000000.txt:1: box .* outside the 40x32 image \(by 4 px"):
         load_detections(root, "yolo")
     label.write_text(good[0] + "\n")
     (tmp_path / "labels" / "orphan.txt").write_text("0 0.5 0.5 0.1 0.1\n")
@@ -137,3 +139,83 @@ def test_unknown_format_is_clear(tmp_path):
     (tmp_path / "x.csv").write_text("")
     with pytest.raises(DataError, match="cannot tell the annotation format"):
         load_detections(str(tmp_path))
+
+
+def test_coco_reports_every_bad_annotation_at_once(tiny, tmp_path):
+    path, doc = _coco(tmp_path, tiny)
+    doc["annotations"][0]["category_id"] = 99
+    doc["annotations"][1]["bbox"] = [30.0, 5.0, 19.0, 27.0]  # x_max 49: far outside the 40-wide image
+    doc["annotations"][2]["image_id"] = 42
+    doc["annotations"].append({"id": 9, "image_id": 1, "category_id": 1, "bbox": [5, 5, -3, 4]})
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+    with pytest.raises(DataError) as error:
+        load_detections(path)
+    message = str(error.value)
+    assert message.startswith(f"4 problems in {path}:\n")
+    lines = message.splitlines()[1:]
+    assert len(lines) == 4
+    assert re.search(r"annotations.json:\d+ \(annotations\[0\], id 1\): unknown category_id 99", lines[0])
+    assert re.search(r"\(annotations\[1\], id 2\): box .* outside the 40x32 image \(by 9 px", lines[1])
+    assert re.search(r"\(annotations\[2\], id 3\): unknown image_id 42", lines[2])
+    assert re.search(r"\(annotations\[3\], id 9\): empty or inverted box", lines[3])
+    assert error.value.problems == [line.strip() for line in lines]
+
+
+def test_problems_across_files_are_listed_up_to_a_limit(tiny, tmp_path):
+    root = write_detections(tiny, str(tmp_path / "yolo"), "yolo")
+    (tmp_path / "yolo" / "labels" / "000000.txt").write_text("".join("7 0.5 0.5 0.1 0.1\n" for _ in range(24)))
+    (tmp_path / "yolo" / "labels" / "000001.txt").write_text("1 0.5 0.5\n")
+    with pytest.raises(DataError) as error:
+        load_detections(root, "yolo")
+    lines = str(error.value).splitlines()
+    assert lines[0] == f"25 problems in {root}:"
+    assert len(lines) == 1 + 20 + 1 and lines[-1] == "  ... and 5 more"
+    assert lines[1].endswith("000000.txt:1: unknown class id 7 (classes.txt lists 3)")
+    assert len(error.value.problems) == 25 and "000001.txt:1: expected 'class cx cy w h'" in error.value.problems[-1]
+    # VOC: one problem in each of two files, both reported
+    root = write_detections(tiny, str(tmp_path / "voc"), "voc")
+    for stem, old, new in (("000000", "<name>zebra</name>", "<name>unicorn</name>"),
+                           ("000001", "<xmin>1</xmin>", "<xmin>one</xmin>")):
+        xml = tmp_path / "voc" / "Annotations" / f"{stem}.xml"
+        xml.write_text(xml.read_text().replace(old, new))
+    with pytest.raises(DataError, match=r"(?s)2 problems in .*000000.xml:\d+: unknown class 'unicorn'"
+                                        r".*000001.xml:\d+: <xmin> must be a number. Received: 'one'"):
+        load_detections(root, "voc")
+
+
+@pytest.mark.parametrize("fmt", ["coco", "voc", "yolo"])
+def test_box_one_pixel_past_the_edge_is_clipped_with_a_warning_or_refused_when_strict(tiny, tmp_path, fmt, caplog):
+    past = DetectionData([DetectionRecord(None, 40, 32, np.array([[20, 5, 41, 31], [1, 2, 11, 12]], np.float32),
+                                          np.array([0, 1], np.int32), pixels=tiny.records[0].pixels)],
+                         tiny.class_names)
+    path = write_detections(past, str(tmp_path), fmt)
+    with caplog.at_level(logging.WARNING, logger="toolkit.data.detections"):
+        data = load_detections(path, fmt)
+    np.testing.assert_allclose(data.records[0].boxes, [[20, 5, 40, 31], [1, 2, 11, 12]], atol=1e-4)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "toolkit.data.detections"]
+    assert len(warnings) == 1
+    assert f"{path}: clipped 1 box(es) extending past the image border" in warnings[0]
+    assert {"coco": "annotations.json:", "voc": "000000.xml:", "yolo": "000000.txt:1"}[fmt] in warnings[0]
+    with pytest.raises(DataError, match=r"box .* lies outside the 40x32 image \(by 1 px; strict=True refuses"):
+        load_detections(path, fmt, strict=True)
+
+
+def test_box_clearly_outside_stays_an_error(tiny, tmp_path):
+    past = DetectionData([DetectionRecord(None, 40, 32, np.array([[40, 5, 41, 31], [1, 2, 11, 45]], np.float32),
+                                          np.array([0, 1], np.int32), pixels=tiny.records[0].pixels)],
+                         tiny.class_names)
+    path = write_detections(past, str(tmp_path), "coco")
+    with pytest.raises(DataError) as error:
+        load_detections(path)
+    assert "2 problems" in str(error.value)
+    assert "(nothing of it is inside)" in error.value.problems[0]  # 1 px past, but entirely outside
+    clipped_rule = "by 13 px; only boxes past the edge by at most max(2 px, 2% of the side) are clipped"
+    assert clipped_rule in error.value.problems[1]
+
+
+def test_non_utf8_annotation_file_names_line_and_byte(tiny, tmp_path):
+    root = write_detections(tiny, str(tmp_path), "yolo")
+    (tmp_path / "classes.txt").write_bytes(b"cat\ndog\nz\xe8bre\n")
+    with pytest.raises(DataError, match=r"classes.txt is not valid utf-8 \(byte 0xe8 at line 3\); save it as UTF-8"):
+        load_detections(root, "yolo")
