@@ -87,8 +87,10 @@ def export(
     adapter = adapter or dense_adapter(model)
     if adapter.for_target is not None:
         adapter = adapter.for_target(target)
+    created = not os.path.isdir(directory)
     os.makedirs(directory, exist_ok=True)
     staging = os.path.join(directory, f".tmp-export-{uuid.uuid4().hex[:8]}")
+    static = batch_size if target == "tpu" else None
     try:
         archive, options, compute_fn = build_signatures(model, adapter, target, batch_size)
         archive.write_out(staging, options=options, verbose=False)
@@ -96,13 +98,17 @@ def export(
         extra_files = {}
         for fmt in formats:
             if fmt == "tflite":
-                extra_files["tflite"], parity["tflite"] = export_tflite(compute_fn, adapter, model, staging, tolerance)
+                extra_files["tflite"], parity["tflite"] = export_tflite(compute_fn, adapter, model, staging, tolerance,
+                                                                        batch=static)
             elif fmt == "onnx":
-                extra_files["onnx"], parity["onnx"] = export_onnx(compute_fn, adapter, model, staging, tolerance)
+                extra_files["onnx"], parity["onnx"] = export_onnx(compute_fn, adapter, model, staging, tolerance,
+                                                                  batch=static)
         _write_metadata(staging, adapter, target, batch_size, metadata, parity, extra_files)
         final = _publish(staging, directory, version)
     except Exception as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if created and not os.listdir(directory):  # a failed first export leaves no empty model folder behind
+            os.rmdir(directory)
         if isinstance(error, (ExportError, ValueError)):
             raise
         raise ExportError(f"export to {directory!r} failed: {error}") from error

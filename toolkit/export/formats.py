@@ -18,18 +18,16 @@ from __future__ import annotations
 from toolkit.export.exporter import FORMATS
 from toolkit.export.saved_model import TARGETS
 
-_ONNX_STATIC = "tf2onnx cannot convert the static-batch tpu signature; export onnx with --target cpu"
-_GRU_TFLITE = ("TFLite needs a static TensorList element shape, which Keras' GRU loop does not give; use --model "
-               "lstm or cnn for tflite")
-# (kind, target, format) -> why that pair is refused. A kind without a row supports every pair.
+_RECURRENT_TFLITE = ("the TFLite converter needs a static TensorList element shape, which a Keras recurrent layer "
+                     "has only with a static batch; export tflite with --target tpu (static batch) or use --model "
+                     "cnn / tcn / tfidf-mlp")
+_ERFC_ONNX = ("tf2onnx writes the exact GELU as an Erfc node, which ONNX does not define (onnxruntime refuses the "
+              "graph); export tflite or a SavedModel")
+# (kind, target, format) -> why that pair is refused (each measured). A kind without a row supports every pair.
 UNSUPPORTED = {
-    ("image-classifier", "tpu", "onnx"): _ONNX_STATIC,
-    ("image-segmenter", "tpu", "onnx"): _ONNX_STATIC,
-    ("object-detector/yolo", "tpu", "tflite"): "the TFLite converter cannot reshape YOLO's static-batch grid "
-                                               "(XNNPack); export tflite with --target cpu",
-    ("vae", "tpu", "tflite"): "the TFLite converter fails on the static-batch VAE signatures; export tflite "
-                              "with --target cpu",
-    **{("text-classifier/gru", target, "tflite"): _GRU_TFLITE for target in TARGETS},
+    **{(f"text-classifier/{kind}", target, "tflite"): _RECURRENT_TFLITE
+       for kind in ("rnn", "lstm", "gru") for target in ("cpu", "gpu")},
+    **{("text-classifier/transformer", target, "onnx"): _ERFC_ONNX for target in TARGETS},
 }
 
 

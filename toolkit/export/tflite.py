@@ -13,8 +13,11 @@ from toolkit.export.parity import compare_outputs
 from toolkit.export.samples import parity_inputs
 
 
-def export_tflite(compute_fn, adapter, model, directory: str, tolerance: float):
+def export_tflite(compute_fn, adapter, model, directory: str, tolerance: float, batch: int | None = None):
     """Writes `directory/model.tflite`; returns `(file name, max abs diff against the live model)`.
+
+    With `batch` (the tpu target's static batch) the parity sample has exactly `batch` rows: a static-batch
+    graph cannot be resized to fewer (XNNPack fails to reshape it).
 
     TFLite has no in-graph image or string decoding without Flex ops, so the file covers the dense
     signature: callers decode and resize as `assets.extra/toolkit.json` describes.
@@ -39,7 +42,7 @@ def export_tflite(compute_fn, adapter, model, directory: str, tolerance: float):
     path = os.path.join(directory, "model.tflite")
     with open(path, "wb") as f:
         f.write(content)
-    _, dense = parity_inputs(adapter)
+    _, dense = parity_inputs(adapter, batch)
     expected = to_numpy_dict(adapter.compute(model, dense))
     got = run_tflite(content, {k: v.numpy() for k, v in dense.items()})
     return "model.tflite", compare_outputs(expected, got, tolerance, "tflite")

@@ -128,3 +128,29 @@ def test_bad_arguments_are_named(trained, tmp_path):
         export(model, str(tmp_path / "m"), formats=("pdf",), adapter=adapter)
     with pytest.raises(FileNotFoundError, match="no SavedModel"):
         load(str(tmp_path / "nothing"))
+
+
+def test_tpu_static_batch_converts_to_tflite_and_onnx(tmp_path):
+    """The converters get the static batch and a parity sample padded to it (XNNPack cannot shrink it)."""
+    import keras
+
+    from toolkit.export import export, load
+
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(3, activation="softmax")])
+    path = export(model, str(tmp_path / "tiny"), target="tpu", formats=("saved_model", "tflite", "onnx"), batch_size=4)
+    meta = load(path).metadata
+    assert meta["batch_size"] == 4 and meta["parity_max_abs_diff"]["tflite"] <= 1e-4
+    assert meta["parity_max_abs_diff"]["onnx"] <= 1e-4
+
+
+def test_a_failed_first_export_leaves_no_model_folder(tmp_path):
+    import keras
+    import pytest
+
+    from toolkit.export import ExportError, export
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(ExportError):
+        export(model, str(tmp_path / "never"), tolerance=-1.0)  # no output can be within a negative tolerance
+    assert not (tmp_path / "never").exists()

@@ -15,21 +15,24 @@ def test_parse_and_check():
         parse_formats("saved_model,tf-lite")
     with pytest.raises(ValueError, match="unknown export target 'npu'; choose from cpu, gpu, tpu"):
         check_export_options("vae", "npu", "saved_model")
-    with pytest.raises(ValueError, match="text-classifier/gru cannot export tflite for target cpu: TFLite needs"):
+    with pytest.raises(ValueError, match="text-classifier/gru cannot export tflite for target cpu: the TFLite"):
         check_export_options("text-classifier/gru", "cpu", "saved_model,tflite")
-    with pytest.raises(ValueError, match="image-classifier cannot export onnx for target tpu"):
-        check_export_options("image-classifier", "tpu", ("onnx",))
+    assert check_export_options("text-classifier/gru", "tpu", "tflite") == ("tflite",)  # static batch: fine
+    with pytest.raises(ValueError, match="text-classifier/transformer cannot export onnx for target tpu"):
+        check_export_options("text-classifier/transformer", "tpu", ("onnx",))
+    assert check_export_options("image-classifier", "tpu", "tflite,onnx") == ("tflite", "onnx")
 
 
 def test_support_table_marks_each_refused_pair():
-    table = support_table(["vae", "text-classifier/gru", "image-classifier"]).splitlines()
+    table = support_table(["vae", "text-classifier/gru", "text-classifier/transformer"]).splitlines()
     header = table[0].split()
     assert header[0] == "model" and "tpu:tflite" in header and "cpu:saved_model" not in header
     rows = {line.split()[0]: dict(zip(header[1:], line.split()[1:])) for line in table[1:]}
     for (kind, target, fmt) in UNSUPPORTED:
         if kind in rows:
             assert rows[kind][f"{target}:{fmt}"] == "no"
-    assert rows["vae"]["cpu:tflite"] == "yes" and rows["text-classifier/gru"]["cpu:onnx"] == "yes"
+    assert rows["vae"]["tpu:tflite"] == "yes" and rows["text-classifier/gru"]["cpu:onnx"] == "yes"
+    assert rows["text-classifier/gru"]["tpu:tflite"] == "yes" and rows["text-classifier/transformer"]["cpu:tflite"] == "yes"
 
 
 def test_cli_refuses_a_pair_before_training(tmp_path, capsys):
