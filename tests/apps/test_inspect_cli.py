@@ -37,6 +37,74 @@ def test_inspect_stats_command_writes_table_json_and_heatmap(model_and_data, cap
     assert os.path.getsize(os.path.join(out, "layer_statistics.png")) > 1000
 
 
+def test_inspect_stats_reads_npy(model_and_data, capsys):
+    root, path, data = model_and_data
+    npy = str(root / "x.npy")
+    np.save(npy, np.load(data)["x"])
+    out = str(root / "stats_npy")
+    assert cli.main(["inspect", "stats", path, "--data", npy, "-o", out, "--limit", "13", "--batch-size", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "backbone/stage1_a_conv" in printed and "predictions" in printed
+    with open(os.path.join(out, "layer_statistics.json")) as f:
+        stats = json.load(f)
+    assert stats["layers"][0]["tap"] == "backbone/stage1_a_bn"  # conv -> BN -> ReLU: what the ReLU sees
+    predictions = stats["layers"][-1]
+    assert predictions["activation"] == "softmax" and set(predictions["status"]) == {"n/a"}
+    # The same 13 images from the .npz give the same statistics.
+    assert cli.main(["inspect", "stats", path, "--data", data, "-o", out + "z", "--limit", "13"]) == 0
+    with open(os.path.join(out + "z", "layer_statistics.json")) as f:
+        np.testing.assert_allclose(json.load(f)["layers"][0]["max"], stats["layers"][0]["max"], rtol=1e-5)
+    assert cli.main(["inspect", "fgsm", path, "--data", npy, "-o", out]) == 2
+    assert "needs labelled data" in capsys.readouterr().err
+
+
+def _hand_built(root):
+    """conv (1x1, 8 channels) -> ReLU -> GAP -> Dense(4, relu) -> Dense(3, softmax); on inputs in [0.5, 1.5]
+    conv channel 2 is -1 everywhere (blocked), 5-7 are 0 (dead); hidden unit 1 is -2 (blocked), 3 is 0 (dead);
+    every logit is negative."""
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.ReLU()(keras.layers.Conv2D(8, 1, name="conv")(inputs))
+    x = keras.layers.Dense(4, activation="relu", name="hidden")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="probs")(x))
+    kernel, bias = np.ones((1, 1, 1, 8), "float32"), np.full(8, 0.1, "float32")
+    kernel[..., [2, 5, 6, 7]], bias[2], bias[[5, 6, 7]] = 0.0, -1.0, 0.0
+    model.get_layer("conv").set_weights([kernel, bias])
+    kernel, bias = np.full((8, 4), 0.5, "float32"), np.zeros(4, "float32")
+    kernel[:, [1, 3]], bias[1] = 0.0, -2.0
+    model.get_layer("hidden").set_weights([kernel, bias])
+    model.get_layer("probs").set_weights([np.full((4, 3), -0.1, "float32"), np.full(3, -3.0, "float32")])
+    path, data = str(root / "hand.keras"), str(root / "hand.npy")
+    model.save(path)
+    np.save(data, np.random.default_rng(0).uniform(0.5, 1.5, (12, 6, 6, 1)).astype("float32"))
+    return path, data
+
+
+def test_inspect_stats_names_dead_and_blocked_channels_and_says_na_for_softmax(tmp_path, capsys):
+    path, data = _hand_built(tmp_path)
+    out = str(tmp_path / "out")
+    assert cli.main(["inspect", "stats", path, "--data", data, "-o", out, "--heatmap-channels", "6"]) == 0
+    printed = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in printed.splitlines() if line.strip()}
+    assert rows["conv"][1:6] == ["relu", "8", "3", "1", "4"] and rows["hidden"][1:6] == ["relu", "4", "1", "1", "2"]
+    assert rows["probs"][1:6] == ["softmax", "3", "n/a", "n/a", "n/a"]
+    assert "    dead: 5, 6, 7; blocked: 2\n" in printed and "    dead: 3; blocked: 1\n" in printed
+    assert "blocked" not in " ".join(rows["probs"])
+    json_path = os.path.join(out, "layer_statistics.json")
+    assert f"note: heatmap shows the first 6 of up to 8 channels of 1 layer (conv); the JSON report has every " \
+           f"channel: {json_path}" in printed
+    with open(json_path) as f:
+        stats = json.load(f)
+    conv, hidden, probs = stats["layers"]
+    assert (conv["dead"], conv["blocked"], hidden["dead"], hidden["blocked"]) == ([5, 6, 7], [2], [3], [1])
+    assert probs["status"] == ["n/a"] * 3 and probs["counts"]["n/a"] == 3 and probs["blocked"] == []
+    assert stats["problems"] == ["conv[2] blocked", "conv[5] dead", "conv[6] dead", "conv[7] dead",
+                                 "hidden[1] blocked", "hidden[3] dead"]
+    assert cli.main(["inspect", "stats", path, "--data", data, "-o", out, "--per-channel"]) == 0
+    printed = capsys.readouterr().out
+    assert "layer conv[2] min=-1.0000 max=-1.0000" in printed and printed.count(" n/a\n") == 3
+    assert "note: heatmap" not in printed
+
+
 @pytest.mark.parametrize("argv, png", [
     (["occlusion", "--patch", "4", "--stride", "4", "--index", "3"], "occlusion.png"),
     (["gradcam", "--class", "1"], "gradcam.png"),

@@ -151,8 +151,7 @@ class StatisticsReport:
             row += height
         fig, ax = plt.subplots(figsize=(min(16, 3 + width * 0.12), min(60, 1.5 + 0.16 * len(grid))))
         if value == "status":
-            cmap = ListedColormap(["black", "tab:red", "tab:green", "lightgrey"])
-            cmap.set_bad("white")
+            cmap = ListedColormap(["black", "tab:red", "tab:green", "lightgrey"]).with_extremes(bad="white")
             image = ax.imshow(grid, aspect="auto", interpolation="nearest", vmin=-0.5, vmax=3.5, cmap=cmap)
             bar = fig.colorbar(image, ax=ax, ticks=[0, 1, 2, 3])
             bar.ax.set_yticklabels([DEAD, BLOCKED, HEALTHY, NOT_APPLICABLE])
