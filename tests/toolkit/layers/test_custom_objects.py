@@ -95,9 +95,13 @@ def _tiny_bert_preprocessor():
 
 def _layer(init, data, shape=None, dtype=None, random=False):
     def run(cls, tmp_dir):
+        """In-process checks; returns `(saved .keras path, input data, random at inference)` for the
+        fresh-process reload, which one child process does for every class (see `fresh`)."""
         kwargs = init() if callable(init) else init
-        harness.run_layer_test(cls, kwargs, data() if callable(data) else data, expected_output_shape=shape,
-                               expected_output_dtype=dtype, random_at_inference=random, tmp_dir=tmp_dir)
+        values = data() if callable(data) else data
+        path = harness.run_layer_test(cls, kwargs, values, expected_output_shape=shape, expected_output_dtype=dtype,
+                                      random_at_inference=random, tmp_dir=tmp_dir, fresh_process=False)
+        return path, values, random
     return "layer", run
 
 
@@ -105,7 +109,10 @@ def _model(build, data, random=False):
     def run(cls, tmp_dir):
         model = build(cls)
         assert type(model) is cls
-        harness.run_model_saving_test(model, data(), random_at_inference=random, tmp_dir=tmp_dir)
+        values = data()
+        path = harness.run_model_saving_test(model, values, random_at_inference=random, tmp_dir=tmp_dir,
+                                             fresh_process=False)
+        return path, values, random
     return "model", run
 
 
@@ -183,10 +190,37 @@ SAVED = sorted(n for n in REGISTERED if CASES.get(n, ("",))[0] in ("layer", "mod
 OBJECTS = sorted(n for n in REGISTERED if CASES.get(n, ("",))[0] == "object")
 
 
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """Every layer / model case saved (after its in-process checks), then ONE fresh child process that imports
+    only `toolkit.saving` loads them all: {name: (expected outputs, fresh outputs, random) or the error}."""
+    import toolkit.saving
+
+    saved, results = {}, {}
+    for name in SAVED:
+        try:
+            saved[name] = CASES[name][1](resolve(name), str(tmp_path_factory.mktemp(name)))
+        except Exception as error:  # reported by that class's test
+            results[name] = error
+    names = list(saved)
+    expected = [harness.flatten(toolkit.saving.load_model(saved[n][0])(harness._tensors(saved[n][1]), training=False))
+                for n in names]
+    outputs = harness.fresh_process_outputs([(saved[n][0], saved[n][1]) for n in names])
+    for name, want, got in zip(names, expected, outputs):
+        results[name] = (want, got, saved[name][2])
+    return results
+
+
 @pytest.mark.parametrize("name", SAVED)
-def test_saves_and_reloads_in_a_fresh_process(name, tmp_path):
-    _, run = CASES[name]
-    run(resolve(name), str(tmp_path))
+def test_saves_and_reloads_in_a_fresh_process(name, fresh):
+    result = fresh[name]
+    if isinstance(result, Exception):
+        raise result
+    want, got, random = result
+    if random:  # noise drawn at inference: the same structure and shapes
+        assert [o.shape for o in got] == [o.shape for o in want], name
+    else:
+        harness.assert_outputs_match(want, got, where=f"{name}: fresh-process reload")
 
 
 @pytest.fixture(scope="module")
