@@ -176,7 +176,8 @@ def _resolve(path, layer, owner, preactivation):
         return info(activation, "post-activation"), lambda: layer.output
     found = _follow(owner, layer.output)
     if found is None:
-        return info("linear", "output"), lambda: layer.output
+        own = fused_activation(layer)  # an activation PreActivation cannot strip (EinsumDense's): after it
+        return info(own, "post-activation" if own != "linear" else "output"), lambda: layer.output
     activation, tensor, producer, passed = found
     if not passed:
         return info(activation, "pre-activation"), lambda: layer.output

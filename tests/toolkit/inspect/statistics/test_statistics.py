@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from toolkit.inspect.statistics import (
-    BLOCKED, DEAD, HEALTHY, NOT_APPLICABLE, ChannelStatistics, LayerStatisticsMonitor, build_debug_model, classify_channels,
-    layer_statistics, parse_debug_output,
+    BLOCKED, DEAD, HEALTHY, NOT_APPLICABLE, ChannelStatistics, LayerStatisticsMonitor, build_debug_model,
+    classify_channels, layer_statistics, parse_debug_output,
 )
 from toolkit.models.transfer import build_image_classifier
 
