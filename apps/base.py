@@ -200,6 +200,7 @@ class App:
     name = "app"
     description = ""
     config_cls = BaseConfig
+    ignored_options: tuple = ()  # Config fields this app does not use (left out of `train --help`)
 
     # ---- hooks every app implements -------------------------------------------------------------
     def load_data(self, data, config, test_data=None):
@@ -397,15 +398,18 @@ class App:
     def _info_of(self, predictor) -> dict:
         return predictor.metadata.get("info") or {}
 
-    def evaluate(self, path_or_run, data, score_threshold: float | None = None) -> dict:
+    def evaluate(self, path_or_run, data, score_threshold: float | None = None, encoding: str | None = None) -> dict:
         """The held-out metrics of a Run or an exported model (folder) on `data`.
 
         `score_threshold` (the detector): the NMS score threshold mAP is computed at (default: the run's
-        `eval_score_threshold`)."""
+        `eval_score_threshold`). `encoding` (text apps): of the evaluation files (default: the training data's).
+        """
         predictor = self.predictor(path_or_run)
         info = self._info_of(predictor)
         if score_threshold is not None:
             info = {**info, "eval_score_threshold": float(score_threshold)}
+        if encoding is not None:
+            info = {**info, "encoding": encoding}
         dataset = self.eval_dataset(data, info)
         return self.score(predictor, dataset, info)
 

@@ -37,9 +37,11 @@ COMMANDS.update({"inspect": "apps.inspect_cli", "style-transfer": "apps.style_tr
 COMMANDS["runs"] = "apps.runs_cli"
 
 
-def _add_config_flags(parser, config_cls):
+def _add_config_flags(parser, config_cls, ignored=()):
     group = parser.add_argument_group("training options")
     for field in dataclasses.fields(config_cls):
+        if field.name in ignored:
+            continue
         flag = "--" + field.name.replace("_", "-")
         help_text = field.metadata.get("help", "") + f" (default: {field.default!r})"
         kwargs = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text}
@@ -83,12 +85,14 @@ def _task_parser(sub, name, module_name):
     train.add_argument("--export", metavar="DIR", help="export the trained model to DIR/<version>/")
     train.add_argument("--target", default="cpu", choices=("cpu", "gpu", "tpu"), help="export target")
     train.add_argument("--formats", default="saved_model", help="comma list: saved_model,tflite,onnx")
-    _add_config_flags(train, app.config_cls)
+    _add_config_flags(train, app.config_cls, app.ignored_options)
 
     evaluate = verbs.add_parser("evaluate", help="metrics of an exported model or run directory on data")
     evaluate.add_argument("model", help="export folder (NAME/ or NAME/<version>/) or a run directory")
     evaluate.add_argument("--data", required=True, help="labelled evaluation data")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON")
+    evaluate.add_argument("--encoding", default=None,
+                          help="text apps: encoding of the evaluation files, e.g. cp1252 (default: the training data's)")
     evaluate.add_argument("--score-threshold", type=float, default=None,
                           help="object-detector: NMS score threshold mAP is scored at (default: the run's "
                                "eval_score_threshold, 0.01, COCO-style; the serving threshold is separate)")
@@ -154,7 +158,8 @@ def _run_task(app, args) -> int:
             print(f"exported: {path}")
         return 0
     if args.verb == "evaluate":
-        options = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
+        options = {k: v for k, v in (("score_threshold", args.score_threshold), ("encoding", args.encoding))
+                   if v is not None}
         metrics = app.evaluate(_resolve(app, args.model), args.data, **options)
         print(json.dumps(metrics, indent=2) if args.json else app.summary(metrics))
         return 0

@@ -69,6 +69,8 @@ class Config(BaseConfig):
     augment: str = option("flip,scale,color", "comma list of flip, scale (scale/crop), color; or none")
     lr_schedule: str = option("cosine", "constant | cosine", choices=("constant", "cosine"))
     repeat: int = option(1, "passes over the training data per epoch (tiny datasets: fewer, longer epochs)")
+    strict: bool = option(False, "refuse any box past the image border (default: boxes past it by at most "
+                          "max(2 px, 2% of the side) are clipped, with a warning)")
     max_minutes: float = option(0.0, "stop training after this many wall-clock minutes (0: no limit)")
     epochs: int = option(40, "training epochs")
     batch_size: int = option(32, "examples per batch")
@@ -97,12 +99,12 @@ class ObjectDetectorApp(App):
     def load_data(self, data, config, test_data=None):
         size = parse_image_size(config.image_size)
         fmt = None if config.format == "auto" else config.format
-        full = load_detections(data, fmt)
+        full = load_detections(data, fmt, strict=config.strict)
         if not len(full):
             raise DataError(f"no images in the detection data {data!r}")
         train, held_out = full.split(config.validation_split, seed=config.seed) if config.validation_split else (
             full, None)
-        test = load_detections(test_data, fmt) if test_data is not None else None
+        test = load_detections(test_data, fmt, strict=config.strict) if test_data is not None else None
         if test is not None and test.class_names != full.class_names:
             raise DataError(f"test classes {test.class_names} differ from training classes {full.class_names}")
         task = DetectionTask(train, held_out, test, size)
@@ -227,7 +229,7 @@ class ObjectDetectorApp(App):
 
     def eval_dataset(self, data, info, config=None):
         fmt = getattr(config, "format", "auto")
-        detections = load_detections(data, None if fmt == "auto" else fmt)
+        detections = load_detections(data, None if fmt == "auto" else fmt, strict=getattr(config, "strict", False))
         return detection_dataset(detections, tuple(info["image_shape"][:2]), info["image_shape"][2]).ragged_batch(
             getattr(config, "batch_size", 32))
 

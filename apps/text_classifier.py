@@ -23,7 +23,7 @@ from apps.base import App, BaseConfig, option
 from apps.classification import ClassificationOutputs
 from apps.text_models import MODELS, TextModel, fit_classifier, get_model, register_model  # noqa: F401
 from toolkit.data import DataError
-from toolkit.data.text import load_text_dataset
+from toolkit.data.text import load_text_dataset, read_text_file
 from toolkit.metrics import classification_report
 
 
@@ -125,8 +125,7 @@ class TextClassifierApp(ClassificationOutputs, App):
             if not isinstance(item, str):
                 raise DataError(f"text inputs must be strings. Received: {type(item).__name__}")
             if item.endswith(".txt") and os.path.isfile(item):
-                with open(item, encoding=info.get("encoding", "utf-8")) as f:
-                    item = f.read()
+                item = read_text_file(item, info.get("encoding", "utf-8"))
             texts.append(item)
         return {"text": texts}
 

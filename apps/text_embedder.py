@@ -71,11 +71,16 @@ def read_corpus(data, config) -> tuple:
 
 class TextEmbedderApp(App):
     name = "text-embedder"
+    # BaseConfig fields that do not apply: "training" embeds the corpus, no weights are fitted
+    ignored_options = ("epochs", "learning_rate", "validation_split", "patience", "monitor_layers", "monitor_every")
     description = "Sentence embeddings + cosine top-k search over a corpus (BERT / MiniLM checkpoints)."
     config_cls = Config
 
     def load_data(self, data, config, test_data=None):
         texts, labels = read_corpus(data, config)
+        if test_data is not None and labels is None:  # before the corpus is embedded, not after
+            raise DataError("test_data (--test-data) needs a labelled corpus: retrieval is scored by the labels of "
+                            "the neighbours found (give a CSV with a label column, class folders or (texts, labels))")
         test = self.eval_dataset(test_data, {}, config) if test_data is not None else None
         return types.SimpleNamespace(texts=texts, labels=labels, train=None, validation=None, test=test)
 
@@ -108,7 +113,7 @@ class TextEmbedderApp(App):
                                       corpus_texts=run.info["corpus"], model_part="retrieval")
 
     def eval_dataset(self, data, info, config=None):
-        texts, labels = read_corpus(data, config or Config())
+        texts, labels = read_corpus(data, config or Config(encoding=info.get("encoding", "utf-8")))
         if labels is None:
             raise DataError("evaluating retrieval needs labelled queries (CSV with a label column, class "
                             "folders or (texts, labels))")
@@ -138,6 +143,11 @@ class TextEmbedderApp(App):
             raise DataError(f"queries must be strings. Received: {type(bad[0]).__name__}")
         return {"text": texts}
 
+    def summary(self, metrics) -> str:
+        if not _has_metrics(metrics):
+            return "  (no retrieval metrics: pass labelled queries with --test-data to score the search)"
+        return super().summary(metrics)
+
     def format_predictions(self, outputs, inputs, top_k=None, score_threshold=None, labels=None) -> list:
         """The top neighbour and up to `top_k` neighbours (all the export returns by default) per query."""
         results = []
@@ -153,6 +163,10 @@ class TextEmbedderApp(App):
         """`[n, d]` L2-normalised embeddings of `texts` from a Run or an export."""
         predictor = self.predictor(path_or_run)
         return np.asarray(predictor(self.raw_inputs(texts, {}), signature="serving_default")["embeddings"])
+
+
+def _has_metrics(metrics) -> bool:
+    return any(isinstance(v, (int, float)) for k, v in metrics.items() if k != "evaluated_on")
 
 
 APP = TextEmbedderApp()

@@ -96,3 +96,15 @@ def test_registry_and_named_errors(tmp_path):
     bad.write_text("text,label\nfine,pos\nok,maybe\n")
     with pytest.raises(DataError, match=r"bad.csv row 3 .*label 'maybe' is not in the class list \['neg', 'pos'\]"):
         text_classifier.train(str(bad), class_names="neg,pos", run_dir=str(tmp_path))
+
+
+def test_evaluate_takes_the_files_encoding(run, tmp_path, capsys):
+    path = tmp_path / "latin.csv"
+    rows = [f'"{t} café",{label}' for t, label in zip(POSITIVE + NEGATIVE, ["pos"] * 8 + ["neg"] * 8)]
+    path.write_bytes(("review,sentiment\n" + "\n".join(rows) + "\n").encode("cp1252"))
+    assert cli.main(["text-classifier", "evaluate", run.run_dir, "--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "latin.csv is not valid utf-8 (byte 0xe9 at line 2)" in err and "--encoding cp1252" in err
+    assert cli.main(["text-classifier", "evaluate", run.run_dir, "--data", str(path), "--encoding", "cp1252",
+                     "--json"]) == 0
+    assert '"accuracy"' in capsys.readouterr().out

@@ -47,3 +47,17 @@ def test_export_reload_and_cli(run, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)[0]["top"] == "bad movie"
     with pytest.raises(DataError, match="labelled"):
         text_embedder.evaluate(path, ["no labels"])
+
+
+def test_help_lists_only_options_that_apply_and_unlabelled_test_data_fails_first(capsys, tmp_path):
+    from apps import cli, text_embedder
+
+    with pytest.raises(SystemExit):
+        cli.main(["text-embedder", "train", "--help"])
+    text = capsys.readouterr().out
+    assert "--top-k" in text and "--checkpoint" in text
+    assert "--epochs" not in text and "--learning-rate" not in text and "--validation-split" not in text
+    with pytest.raises(DataError, match=r"--test-data\) needs a labelled corpus"):
+        text_embedder.train(["an unlabelled line", "another one"], test_data=(["q"], ["x"]),
+                            run_dir=str(tmp_path), checkpoint=str(tmp_path / "never-loaded"))
+    assert "no retrieval metrics" in text_embedder.APP.summary({})

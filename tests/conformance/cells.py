@@ -1,148 +1,25 @@
-"""Shared pieces of the conformance matrix: tiny real datasets, the `toolkit` CLI in a child process, one
-TF-only loader process, and one `toolkit serve` process per test file.
-
-Every step runs in a NEW process, as a user would run it: train in one shell, evaluate / export / predict /
-serve in others. The cells of one model family share one `Family` (train once, export once per target).
+"""The conformance matrix: every app x model family x verb x target x format, each step in a NEW process, as a
+user would run it: train in one shell, evaluate / export / predict / serve in others. The cells of one model
+family share one `Family` (train once, export once per target); data in `data.py`, processes in `processes.py`.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
 import json
 import os
-import random
 import re
-import signal
-import socket
-import subprocess
-import threading
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 
 from tests import harness
-
-REPO = harness.REPO
-_VENV_TOOLKIT = os.path.join(REPO, ".venv", "bin", "toolkit")
-TOOLKIT = [_VENV_TOOLKIT] if os.path.exists(_VENV_TOOLKIT) else [harness.PYTHON, "-m", "apps.cli"]
-_VENV_SMC = os.path.join(REPO, ".venv", "bin", "saved_model_cli")
-SAVED_MODEL_CLI = _VENV_SMC if os.path.exists(_VENV_SMC) else None
-TARGETS = ("cpu", "gpu", "tpu")
-FORMATS = ("saved_model", "tflite", "onnx")
-QUIET = ["--no-tensorboard", "--verbose", "0"]
-
-
-# --- tiny data that is not ours ---------------------------------------------------------------------------------
-
-def image_folder(root: str, classes=(0, 1), per_class: int = 6) -> str:
-    """scikit-learn's real handwritten digits as a class-per-folder tree mixing RGB PNG and JPEG of
-    different sizes (16, 20, 28 px): what a user's photo folder looks like."""
-    from PIL import Image
-
-    from toolkit.data import samples
-
-    x, y, _ = samples.digits()
-    names = {0: "zero", 1: "one", 2: "two", 3: "three"}
-    for c in classes:
-        folder = os.path.join(root, names[c])
-        os.makedirs(folder, exist_ok=True)
-        for i, pixels in enumerate(x[y == c][:per_class]):
-            side = (16, 20, 28)[i % 3]
-            image = Image.fromarray(pixels[..., 0]).resize((side, side), Image.BILINEAR).convert("RGB")
-            if i % 2:
-                image.save(os.path.join(folder, f"{c}_{i}.jpg"), quality=95)
-            else:
-                image.save(os.path.join(folder, f"{c}_{i}.png"))
-    return root
-
-
-def image_files(root: str) -> list:
-    """One PNG and one JPEG from an `image_folder` tree (different classes where possible)."""
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith((".png", ".jpg")))
-    png = next(f for f in files if f.endswith(".png"))
-    jpg = next((f for f in reversed(files) if f.endswith(".jpg")), files[-1])
-    return [png, jpg]
-
-
-def scenes(count: int = 4, image_size: int = 32, seed: int = 1):
-    """Detection / segmentation scenes of real digits pasted on a canvas (toolkit.data.scenes)."""
-    from toolkit.data.scenes import digit_scenes
-
-    return digit_scenes(count, image_size=image_size, objects=(1, 2), object_size=(10, 16), classes=[0, 1],
-                        seed=seed)
-
-
-def detection_data(root: str, format: str, seed: int = 1) -> str:
-    """A COCO JSON file / YOLO folder / VOC folder of 4 digit scenes; returns the path to pass as --data."""
-    from toolkit.data.annotations import from_scenes, write_detections
-
-    return write_detections(from_scenes(scenes(seed=seed)), root, format)
-
-
-def segmentation_data(root: str, seed: int = 3) -> str:
-    from toolkit.data.mask_writer import write_segmentation_folder
-
-    return write_segmentation_folder(scenes(image_size=24, seed=seed), root)
-
-
-def polarity_rows(count: int = 40, seed: int = 0) -> list:
-    """`count` real movie-review sentences (Pang & Lee polarity, from gensim's test data), balanced, shuffled."""
-    from toolkit.data.text_samples import polarity
-
-    texts, labels = polarity()
-    rows = [(t, lab) for t, lab in zip(texts, labels)]
-    pos = [r for r in rows if r[1] == "pos"][: count // 2]
-    neg = [r for r in rows if r[1] == "neg"][: count // 2]
-    picked = pos + neg
-    random.Random(seed).shuffle(picked)
-    return picked
-
-
-def text_csv(path: str, rows: list, text_column: str = "review", label_column: str = "sentiment") -> str:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow([text_column, label_column])
-        writer.writerows(rows)
-    return path
-
-
-def bert_preset(root: str, texts) -> str:
-    """A tiny random BERT saved as a native keras-hub preset folder (offline), vocabulary from `texts`."""
-    import keras
-
-    from toolkit.models import bert
-
-    words = sorted({w for t in texts for w in re.findall(r"[a-z]+|[^a-z\s]", t.lower())})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words[:400]
-    keras.utils.set_random_seed(0)
-    backbone, tokenizer = bert.tiny_bert(vocab, num_layers=1, hidden_dim=16, num_heads=2, max_sequence_length=32)
-    path = os.path.join(root, "tiny_bert")
-    backbone.save_to_preset(path)
-    tokenizer.save_to_preset(path)
-    return path
-
-
-# --- the CLI in a child process ---------------------------------------------------------------------------------
-
-def toolkit(*args, timeout: float = 600, expect: int | None = 0, what: str | None = None, cwd: str | None = None):
-    """`toolkit ARGS` in a new process. `cwd`: where it runs (predict writes drawn PNGs into ./predictions/),
-    never the repo (default: a new temp folder)."""
-    import tempfile
-
-    return harness.run_subprocess([*TOOLKIT, *args], timeout=timeout, expect_returncode=expect,
-                                  cwd=cwd or tempfile.mkdtemp(prefix="toolkit_cwd_"),
-                                  what=what or "toolkit " + " ".join(str(a) for a in args)[:300])
-
-
-def json_out(done) -> object:
-    """The JSON document a `--json` command printed (the last top-level one on stdout)."""
-    text = done.stdout
-    start = min((i for i in (text.find("["), text.find("{")) if i >= 0), default=-1)
-    assert start >= 0, f"no JSON on stdout:\n{harness.tail(text)}"
-    return json.loads(text[start:])
+from tests.conformance.data import (  # noqa: F401  (the app test files build their families from these)
+    bert_preset, detection_data, image_files, image_folder, images_under, polarity_rows, scenes, segmentation_data,
+    text_csv,
+)
+from tests.conformance.processes import (  # noqa: F401
+    FORMATS, QUIET, SAVED_MODEL_CLI, TARGETS, Served, b64_instance, check_saved_model_cli, json_out, read_bytes,
+    tf_only_load, toolkit,
+)
 
 
 class Outcome:
@@ -198,7 +75,7 @@ class Family:
     def _train(self) -> str:
         model = ["--model", self.model] if self.model else []
         done = toolkit(self.task, "train", *self.train_args, *model, "--run-dir", os.path.join(self.root, "runs"),
-                       *QUIET, "--epochs", "1")
+                       *QUIET, *([] if self.task == "text-embedder" else ["--epochs", "1"]))  # nothing trains
         match = re.search(r"^run directory: (.+)$", done.stdout, re.M)
         assert match, f"no run directory in the train output:\n{harness.tail(done.stdout)}"
         path = match.group(1).strip()
@@ -216,7 +93,7 @@ class Family:
         """The formats `toolkit.export.formats.UNSUPPORTED` refuses for this kind and target: {fmt: reason}."""
         from toolkit.export.formats import unsupported_reason
 
-        return {f: r for f in self.formats if (r := unsupported_reason(self.kind, target, f))}
+        return {f: r for f in FORMATS if (r := unsupported_reason(self.kind, target, f))}
 
     def refusal(self, target):
         """`export --formats <all>` for a target with a refused pair: exit 2, the pair and reason, nothing written."""
@@ -226,18 +103,23 @@ class Family:
         run_dir = self.run_dir()
         output = os.path.join(self.root, "refused", target)
         done = toolkit(self.task, "export", run_dir, "--output", output, "--target", target,
-                       "--formats", ",".join(self.formats), expect=None)
+                       "--formats", ",".join(FORMATS), expect=None)
         return done, output
 
     def export(self, target) -> dict:
         """Exports every format this target supports in one call; returns {"path", "formats", "metadata"}."""
         return self._step(("export", target), lambda: self._export(target)).get(f"{self.kind} export[{target}]")
 
-    def _export(self, target):
+    def export_formats(self, target) -> dict:
+        """A second export of `target` with every format (tflite, onnx) the table allows, beside the serve base."""
+        return self._step(("formats", target), lambda: self._export(target, FORMATS, os.path.join(
+            self.root, "formats", target))).get(f"{self.kind} export formats[{target}]")
+
+    def _export(self, target, formats=None, output=None):
         run_dir = self.run_dir()
-        formats = [f for f in self.formats if f not in self.refused(target)]
-        done = toolkit(self.task, "export", run_dir, "--output", self.export_dir(target), "--target", target,
-                       "--formats", ",".join(formats))
+        formats = [f for f in (formats or self.formats) if f not in self.refused(target)]
+        done = toolkit(self.task, "export", run_dir, "--output", output or self.export_dir(target), "--target",
+                       target, "--formats", ",".join(formats))
         match = re.search(r"^exported: (.+)$", done.stdout, re.M)
         assert match, harness.tail(done.stdout)
         path = match.group(1).strip()
@@ -264,173 +146,6 @@ class Family:
         rows = json_out(toolkit(self.task, "predict", path, *self.inputs, "--json", cwd=cwd))
         assert isinstance(rows, list) and len(rows) == len(self.inputs), rows
         return rows
-
-
-# --- one process that imports only TensorFlow (and tensorflow_text) ---------------------------------------------
-
-_TF_ONLY = r"""
-import contextlib, io, json, runpy, sys
-import tensorflow as tf
-jobs = json.loads(sys.argv[1])
-if any(j["text"] for j in jobs):
-    import tensorflow_text  # noqa: F401  (in-graph tokenizer ops)
-bad = sorted(m for m in sys.modules if m.split(".")[0] in ("toolkit", "apps", "keras_hub", "keras_nlp"))
-assert not bad, f"the TF-only process imported {bad}"
-results = {}
-for job in jobs:
-    row = {}
-    # saved_model_cli, the .venv/bin/saved_model_cli entry point, run on the export in this process
-    smc = job.get("saved_model_cli")
-    if smc:
-        sys.argv = ["saved_model_cli", "show", "--all", "--dir", job["path"]]
-        out = io.StringIO()
-        code = 0
-        with contextlib.redirect_stdout(out):
-            try:
-                runpy.run_path(smc, run_name="__main__")
-            except SystemExit as e:
-                code = e.code or 0
-        row["saved_model_cli"] = {"code": code, "stdout": out.getvalue()[-20000:]}
-    loaded = tf.saved_model.load(job["path"])
-    fn = loaded.signatures["serving_default"]
-    (name, spec), = fn.structured_input_signature[1].items()
-    values = [open(v, "rb").read() for v in job["inputs"]] if not job["text"] else [v.encode() for v in job["inputs"]]
-    batch = spec.shape[0] if spec.shape.rank else None
-    n = len(values)
-    if batch is not None and batch != n:  # a static-batch (tpu) signature: pad with the first input
-        values = (values * batch)[:batch]
-    out = fn(**{name: tf.constant(values, dtype=tf.string)})
-    row.update({"signatures": sorted(loaded.signatures.keys()), "input": name, "input_shape": spec.shape.as_list(),
-                "outputs": {k: {"shape": v.shape.as_list(), "dtype": v.dtype.name} for k, v in out.items()},
-                "values": {k: (v.numpy()[:n].tolist() if v.dtype != tf.string else
-                               [x.decode() if isinstance(x, bytes) else x for x in v.numpy()[:n].ravel().tolist()])
-                           for k, v in out.items() if v.shape.rank is not None and v.shape.num_elements() < 5000}})
-    results[job["key"]] = row
-print("RESULT " + json.dumps(results))
-"""
-
-
-def tf_only_load(exports: dict, inputs, text: bool, timeout: float = 300) -> dict:
-    """Loads every export in `exports` ({key: version folder}) in ONE process that imports only tensorflow
-    (+ tensorflow_text for text), runs `saved_model_cli show --all` on each, calls `serving_default` on raw
-    `inputs` (file paths -> encoded bytes, or strings); returns {key: {signatures, input, outputs, values,
-    saved_model_cli}}."""
-    jobs = [{"key": k, "path": p, "inputs": list(inputs), "text": text, "saved_model_cli": SAVED_MODEL_CLI}
-            for k, p in exports.items()]
-    done = harness.run_python(_TF_ONLY, json.dumps(jobs), timeout=timeout, what=f"TF-only load of {list(exports)}")
-    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[7:])
-
-
-def check_saved_model_cli(row: dict) -> None:
-    smc = row.get("saved_model_cli")
-    assert smc is not None, "saved_model_cli not installed in .venv"
-    assert smc["code"] == 0, smc["stdout"][-3000:]
-    assert "signature_def['serving_default']" in smc["stdout"], smc["stdout"][-3000:]
-
-
-def saved_model_cli(path: str) -> str:
-    """The real `.venv/bin/saved_model_cli show --all --dir PATH` in its own process."""
-    done = harness.run_subprocess([SAVED_MODEL_CLI or "saved_model_cli", "show", "--all", "--dir", path],
-                                  timeout=300)
-    assert "signature_def['serving_default']" in done.stdout, harness.tail(done.stdout)
-    return done.stdout
-
-
-# --- one `toolkit serve` per test file --------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    """`toolkit serve --model-base-path BASE --port P --grpc-port G` in a child process."""
-
-    def __init__(self, base: str, names: list, timeout: float = 240):
-        self.base, self.names = base, list(names)
-        self.port, self.grpc_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.lines: list = []
-        self.process = subprocess.Popen(
-            [*TOOLKIT, "serve", "--model-base-path", base, "--port", str(self.port), "--grpc-port",
-             str(self.grpc_port), "--poll-interval", "0", "--log-level", "warning"],
-            cwd=base, env=harness.child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.process.stdout.readline, "")),
-                                       daemon=True)
-        self.reader.start()
-        self.status = {name: self._wait(name, timeout) for name in self.names}
-
-    def log(self) -> str:
-        return harness.tail("".join(self.lines), 60)
-
-    def _wait(self, name, timeout):
-        """Polls GET /v1/models/NAME until a version is AVAILABLE (or END: it failed to load)."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"toolkit serve exited {self.process.returncode}:\n{self.log()}"
-            try:
-                last = self.get(f"/v1/models/{name}")
-                states = [v.get("state") for v in last.get("model_version_status", [])]
-                if "AVAILABLE" in states or (states and all(s == "END" for s in states)):
-                    return last
-            except (urllib.error.URLError, ConnectionError, OSError, ValueError) as error:
-                last = repr(error)
-            time.sleep(0.25)
-        return {"error": f"not ready after {timeout} s: {last}"}
-
-    def get(self, path):
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
-            return json.loads(response.read())
-
-    def rest_predict(self, name, instances):
-        request = urllib.request.Request(f"{self.url}/v1/models/{name}:predict",
-                                         data=json.dumps({"instances": instances}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
-
-    def grpc_predict(self, name, input_name, values, signature="serving_default"):
-        import grpc
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = name
-            request.model_spec.signature_name = signature
-            request.inputs[input_name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
-            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
-            return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.reader.join(5)
-
-
-def b64_instance(path: str) -> dict:
-    with open(path, "rb") as f:
-        return {"b64": base64.b64encode(f.read()).decode()}
-
-
-def read_bytes(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def as_list(value):
-    return np.asarray(value).tolist()
 
 
 # --- shared checks ---------------------------------------------------------------------------------------------
@@ -462,7 +177,7 @@ def check_refusal(family, target) -> None:
     done, output = family.refusal(target)
     message = done.stderr
     assert done.returncode == 2, f"exit {done.returncode}\n{harness.tail(done.stdout)}\n{harness.tail(message)}"
-    first = next(f for f in family.formats if f in refused)  # the first refused format in --formats order
+    first = next(f for f in FORMATS if f in refused)  # the first refused format in --formats order
     for needle in (family.kind, first, target, refused[first]):
         assert needle in message, f"{needle!r} not in the refusal message:\n{harness.tail(message)}"
     assert "Traceback" not in message, harness.tail(message)
@@ -509,7 +224,7 @@ def check_tf_only(row: dict, expected_outputs, batch: int, target: str) -> None:
 # --- the matrix, defined once for every app test file -----------------------------------------------------------
 
 # Cells an extra (slow-marked) family still runs in the default, fast set.
-EXTRA_FAST = {"train", "export-cpu", "predict-export", "tf-only-cpu"}
+EXTRA_FAST = {"train", "export-cpu", "tf-only-cpu"}
 # Targets whose cells are slow for every family (CI budget): on a CPU-only machine the gpu export is the cpu
 # graph without a batch-size change, so the fast set keeps cpu and the very different tpu (static batch, XLA).
 SLOW_TARGETS = ("gpu",)
@@ -518,8 +233,9 @@ SLOW_TARGETS = ("gpu",)
 class Registry:
     """Lazily built Families of one test file, plus its one TF-only process and one server."""
 
-    def __init__(self, request, tmp_path_factory, serve_base, specs, text):
+    def __init__(self, request, tmp_path_factory, serve_base, specs, text, formats=FORMATS):
         self.request, self.tmp, self.serve_base, self.specs, self.text = request, tmp_path_factory, serve_base, specs, text
+        self.formats = formats
         self.families: dict = {}
         self.tf_rows: dict = {}
         self.server = None
@@ -529,7 +245,7 @@ class Registry:
             model, build = self.specs[name]
             args = build(self.request.getfixturevalue)
             self.families[name] = Family(args.pop("task"), model, self.tmp.mktemp(name), serve_base=self.serve_base,
-                                         **args)
+                                         formats=self.formats, **args)
         return self.families[name]
 
     def exported(self) -> dict:
@@ -563,7 +279,7 @@ class Registry:
 
 
 def define_matrix(ns: dict, specs: dict, expected_outputs, metric: str, compare=("labels",), text: bool = False,
-                  extra=()) -> None:
+                  extra=(), fast_formats: bool = False) -> None:
     """Defines the conformance cells of one app file in its namespace `ns` (a test module's globals()).
 
     Args:
@@ -573,6 +289,8 @@ def define_matrix(ns: dict, specs: dict, expected_outputs, metric: str, compare=
         compare: outputs compared between the TF-only call, REST and gRPC (and `predict`'s rows).
         text: text inputs (strings; tensorflow_text in the TF-only process) instead of image files.
         extra: families whose cells outside `EXTRA_FAST` are marked slow.
+        fast_formats: the fast exports write tflite and onnx too (one app does, for the CI budget: a conversion
+            costs 10-30 s); otherwise they write the SavedModel and `test_export_formats` (slow) converts.
     """
     import pytest
 
@@ -593,14 +311,14 @@ def define_matrix(ns: dict, specs: dict, expected_outputs, metric: str, compare=
         for name, (model, build) in specs.items():
             kind = f"{ns['TASK']}/{model}" if model else ns["TASK"]
             for target in TARGETS:
-                if any(unsupported_reason(kind, target, f) for f in FORMATS):
-                    marks = [pytest.mark.slow] if name in extra or target in SLOW_TARGETS else []
-                    out.append(pytest.param(name, target, id=f"{name}-{target}", marks=marks))
+                if any(unsupported_reason(kind, target, f) for f in FORMATS):  # each refusal costs a process:
+                    out.append(pytest.param(name, target, id=f"{name}-{target}", marks=[pytest.mark.slow]))
         return out
 
     @pytest.fixture(scope="module")
     def matrix(request, tmp_path_factory, serve_base):
-        registry = Registry(request, tmp_path_factory, serve_base, specs, text)
+        registry = Registry(request, tmp_path_factory, serve_base, specs, text,
+                            formats=FORMATS if fast_formats else ("saved_model",))
         yield registry
         registry.close()
 
@@ -611,6 +329,16 @@ def define_matrix(ns: dict, specs: dict, expected_outputs, metric: str, compare=
     @pytest.mark.parametrize("name,target", params(lambda t: f"export-{t}", TARGETS))
     def test_export(matrix, name, target):
         check_export(matrix[name], target)
+
+    @pytest.mark.parametrize("name,target", [] if fast_formats else [
+        pytest.param(*p.values, id=p.id, marks=[pytest.mark.slow]) for p in params(lambda t: f"formats-{t}", TARGETS)])
+    def test_export_formats(matrix, name, target):
+        family = matrix[name]
+        result = family.export_formats(target)
+        for fmt in result["formats"]:
+            if fmt != "saved_model":
+                assert os.path.isfile(os.path.join(result["path"], f"model.{fmt}")), os.listdir(result["path"])
+                assert result["metadata"]["parity_max_abs_diff"][fmt] <= 1e-4, result["metadata"]["parity_max_abs_diff"]
 
     @pytest.mark.parametrize("name,target", refusal_params())
     def test_export_refuses_unsupported_pair(matrix, name, target):
@@ -681,16 +409,7 @@ def define_matrix(ns: dict, specs: dict, expected_outputs, metric: str, compare=
             got = [g.decode() if isinstance(g, bytes) else g for g in np.ravel(got).tolist()] if outputs[key].dtype.kind in "SO" else got
             assert got == reference["values"][key], (key, got, reference["values"][key])
 
-    for fn in (matrix, test_train, test_export, test_export_refuses_unsupported_pair, test_evaluate_run_dir_and_export,
+    for fn in (matrix, test_train, test_export, test_export_formats, test_export_refuses_unsupported_pair, test_evaluate_run_dir_and_export,
                test_predict_run_dir, test_predict_export, test_tf_only_load, test_saved_model_cli, test_serve_rest,
                test_serve_grpc):
         ns[fn.__name__] = fn
-
-
-def images_under(path: str, count: int = 2) -> list:
-    """The first `count` PNG/JPEG files under a data folder (or a COCO JSON file's folder)."""
-    root = path if os.path.isdir(path) else os.path.dirname(path)
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs
-                   if f.lower().endswith((".png", ".jpg", ".jpeg")) and "mask" not in d)
-    assert files, f"no images under {root}"
-    return files[:count]
