@@ -14,4 +14,4 @@ def _small_cnn(fixture):
 
 
 cells.define_matrix(globals(), {"small_cnn": (None, _small_cnn)}, expected_outputs=("classes", "labels", "scores"),
-                    metric="accuracy", compare=("labels", "classes"))
+                    metric="accuracy", compare=("labels", "classes"), fast_formats=True)
