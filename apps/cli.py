@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import re
 import sys
 
 # Task apps: CLI name -> module exposing `APP` (an `apps.base.App`). Imported only when used.
@@ -190,6 +191,24 @@ def _run_task(app, args) -> int:
     return 0
 
 
+def cli_words(message: str, app=None) -> str:
+    """A library error in the words the user typed: `image_size=(H, W)` -> `--image-size HxW`, and each
+    `field=value` of the app's Config -> `--field value` (messages that already name flags are left alone).
+
+    Examples:
+    >>> cli_words("images differ in size; pass image_size=(H, W) to resize them")
+    'images differ in size; pass --image-size HxW to resize them'
+    """
+    if re.search(r"(^|\s|\()--[a-z]", message):
+        return message
+    message = re.sub(r"\bimage_size=\(H, ?W\)", "--image-size HxW", message)
+    names = sorted((f.name for f in dataclasses.fields(app.config_cls)), key=len, reverse=True) if app else []
+    for name in names:
+        message = re.sub(rf"(?<![\w.])({name})=(['\"]?)([^\s,;)'\"]*)\2",
+                         lambda m: f"--{m.group(1).replace('_', '-')} {m.group(3)}".rstrip(), message)
+    return message
+
+
 def _one_line(prediction: dict) -> str:
     shown = {k: v for k, v in prediction.items() if k != "scores"}  # every class's score: --json
     return "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
@@ -244,7 +263,7 @@ def main(argv=None) -> int:
             return _run_task(apps[args.command], args)
         return importlib.import_module(COMMANDS[args.command]).main(args)
     except (ValueError, FileNotFoundError, KeyError, TypeError) as error:
-        print(f"toolkit: error: {error}", file=sys.stderr)
+        print(f"toolkit: error: {cli_words(str(error), apps.get(args.command))}", file=sys.stderr)
         return 2
     except Exception as error:  # an export that failed its parity check or conversion: no traceback
         if type(error).__name__ != "ExportError":

@@ -52,3 +52,22 @@ def test_predict_skips_an_unreadable_file_and_writes_where_asked(tmp_path, capsy
                                                             reverse=True)
     assert cli.main(["image-classifier", "predict", run.run_dir, str(tmp_path / "broken.png")]) == 2
     assert "none of the 1 inputs could be read" in capsys.readouterr().err
+
+
+def test_errors_name_the_flag_on_the_command_line_and_the_argument_in_python(tmp_path, capsys):
+    from apps import cli, text_classifier
+    from apps.cli import cli_words
+    from toolkit.data import DataError
+    from toolkit.data.images import parse_image_size
+
+    path = tmp_path / "tickets.csv"
+    path.write_text("body,queue\nprinter broken,it\n")
+    assert cli.main(["text-classifier", "train", "--data", str(path), "--run-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "no column 'text'" in err and "--text-column / --label-column" in err and "text_column=" not in err
+    with pytest.raises(DataError, match="text_column= / label_column="):
+        text_classifier.train(str(path), run_dir=str(tmp_path / "runs"))
+    assert cli_words("sizes differ; pass image_size=(H, W) to resize them") == "sizes differ; pass --image-size HxW to resize them"
+    assert parse_image_size((64, 48)) == (64, 48) and parse_image_size("64x48") == (64, 48)
+    with pytest.raises(ValueError, match=r"HxW \(e.g. 96x96\) or \(H, W\)"):
+        parse_image_size((64,))

@@ -355,13 +355,21 @@ def _conform_images(x, image_size, channels):
 
 
 def parse_image_size(text) -> tuple | None:
-    """`"96x128"` -> `(96, 128)`; empty -> None (keep the data's size)."""
-    if not text:
+    """`"96x128"` or `(96, 128)` -> `(96, 128)`; empty -> None (keep the data's size).
+
+    Examples:
+    >>> parse_image_size("96x128"), parse_image_size((64, 64)), parse_image_size("")
+    ((96, 128), (64, 64), None)
+    """
+    if text is None or (isinstance(text, str) and not text.strip()):
         return None
     try:
-        height, width = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise ValueError(f"image_size must look like HxW (e.g. 96x96). Received: {text!r}") from None
+        values = text if isinstance(text, (tuple, list)) else str(text).lower().split("x")
+        height, width = (int(v) for v in values)
+        if height < 1 or width < 1:
+            raise ValueError
+    except (ValueError, TypeError):
+        raise ValueError(f"image_size must look like HxW (e.g. 96x96) or (H, W). Received: {text!r}") from None
     return height, width
 
 

@@ -229,7 +229,7 @@ def folder_image_shape(scan: FolderScan, root: str, image_size, channels) -> tup
         if len(distinct) > 1:
             examples = ", ".join(f"{path} is {h}x{w}" for (h, w), path in list(distinct.items())[:3])
             raise DataError(f"images in {root!r} have different shapes ({len(distinct)} sizes: {examples}); "
-                            "pass an image size, image_size=(H, W) (--image-size HxW), to resize them")
+                            "pass image_size=(H, W) to resize them")
         image_size = next(iter(distinct))
     if channels is None:
         found = {1 if c == 2 else c for c in scan.channels}
