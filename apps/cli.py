@@ -265,10 +265,11 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, KeyError, TypeError) as error:
         print(f"toolkit: error: {cli_words(str(error), apps.get(args.command))}", file=sys.stderr)
         return 2
-    except Exception as error:  # an export that failed its parity check or conversion: no traceback
-        if type(error).__name__ != "ExportError":
+    except Exception as error:  # the toolkit's own errors (export, strategy, divergence): a message, no traceback
+        if not type(error).__module__.startswith("toolkit."):
             raise
-        print(f"toolkit: error: export failed: {error}", file=sys.stderr)
+        what = "export failed: " if type(error).__name__ == "ExportError" else ""
+        print(f"toolkit: error: {what}{error}", file=sys.stderr)
         return 2
 
 

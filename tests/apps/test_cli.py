@@ -71,3 +71,31 @@ def test_errors_name_the_flag_on_the_command_line_and_the_argument_in_python(tmp
     assert parse_image_size((64, 48)) == (64, 48) and parse_image_size("64x48") == (64, 48)
     with pytest.raises(ValueError, match=r"HxW \(e.g. 96x96\) or \(H, W\)"):
         parse_image_size((64,))
+
+
+def test_offline_imagenet_weights_and_a_missing_tpu_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    from keras.src.utils import file_utils
+
+    from apps import cli
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None -- [Errno -3] no network")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    for index, name in enumerate(("a", "b")):
+        (folder / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((32, 32, 3), 90 * index + i, np.uint8)).save(folder / name / f"{i}.png")
+    code = cli.main(["image-classifier", "train", "--data", str(folder), "--backbone", "MobileNetV2", "--weights",
+                     "imagenet", "--run-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "'imagenet' weights need a network connection" in err and "--weights PATH" in err
+    code = cli.main(["image-classifier", "train", "--data", str(folder), "--strategy", "tpu",
+                     "--run-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and "strategy 'tpu': no TPU found" in err and "Traceback" not in err

@@ -10,6 +10,10 @@ import tensorflow as tf
 from toolkit.data.batching import needs_static_batches, static_batches  # noqa: F401  (re-exported for apps)
 
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
+
+
+class StrategyError(RuntimeError):
+    """The requested tf.distribute strategy cannot run here (no TPU, a bad TF_CONFIG, ...)."""
 _PROCESS_WIDE: dict = {}  # multi-worker and TPU strategies can be created once per process
 
 
@@ -49,7 +53,7 @@ def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.St
                             or "TPU_ACCELERATOR_TYPE" in os.environ):
         # Without a name or local TPU devices the resolver would probe the cloud metadata server over the
         # network; fail fast with a clear message instead.
-        raise RuntimeError(
+        raise StrategyError(
             "strategy 'tpu': no TPU found (no TPU_NAME, no local TPU devices). Run on a TPU VM, set TPU_NAME "
             "or pass the TPU name/address; on CPU or GPU use strategy 'auto'")
     try:
@@ -57,7 +61,7 @@ def get_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.St
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.OpError, RuntimeError) as error:
-        raise RuntimeError(
+        raise StrategyError(
             f"strategy 'tpu': no TPU found ({str(error).splitlines()[0]}). Run on a TPU VM or pass the TPU "
             "name/address; on CPU or GPU use strategy 'auto'"
         ) from None

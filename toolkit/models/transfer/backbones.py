@@ -13,6 +13,10 @@ import keras
 from toolkit.saving import load_model
 
 BUILTIN_BACKBONES = ("small_cnn", "small_resnet")
+
+
+class WeightsUnavailableError(ValueError):
+    """Pretrained weights that cannot be had here (offline, no local file)."""
 # Running-average momentum of the built-in backbones' BatchNorm: the seed's 0.9 (SEED_CATALOGUE.md section 2)
 # rather than Keras' 0.99, so inference statistics settle within a short training run.
 BN_MOMENTUM = 0.9
@@ -134,9 +138,18 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
     local_file = weights not in (None, "imagenet")
     if local_file and not os.path.isfile(weights):
         raise FileNotFoundError(f"backbone weights file {weights!r} does not exist")
-    model = getattr(keras.applications, spec)(
-        include_top=False, weights=None if local_file else weights, input_shape=tuple(input_shape)
-    )
+    try:
+        model = getattr(keras.applications, spec)(
+            include_top=False, weights=None if local_file else weights, input_shape=tuple(input_shape)
+        )
+    except Exception as error:  # Keras raises a bare Exception("URL fetch failure ...") when offline
+        if weights != "imagenet" or "fetch failure" not in str(error).lower() and not isinstance(error, OSError):
+            raise
+        raise WeightsUnavailableError(
+            f"backbone {spec!r}: the 'imagenet' weights need a network connection to download "
+            f"({str(error).splitlines()[0][:160]}). Offline: copy the weights file Keras downloads for {spec} into "
+            f"$KERAS_HOME/models/ (default ~/.keras/models/) on this machine, or pass a local weights file "
+            f"(weights=PATH, --weights PATH)") from None
     if local_file:
         model.load_weights(weights)
     backbone = keras.Model(model.input, model.output, name="backbone")
