@@ -367,6 +367,11 @@ class App:
         if held_out is not None:
             run.metrics = self.score(_LivePredictor(run), held_out, run.info)
             run.metrics["evaluated_on"] = "test" if getattr(task_data, "test", None) is not None else "validation"
+            count = held_out_size(held_out, FEW_EXAMPLES)
+            if count is not None and count < FEW_EXAMPLES:
+                run.metrics["warning"] = (f"only {count} held-out example(s): these metrics are rough (one example "
+                                          f"moves accuracy by {100 / max(count, 1):.0f} points); hold out more data")
+                logger.warning("%s: %s", self.name, run.metrics["warning"])
         self.finish(run, ctx)
         run.plots = self.plot(run, ctx)
         self._write_run_dir(run)
@@ -479,6 +484,31 @@ class App:
                 writer.writerow(["epoch", *keys])
                 for epoch in range(max(len(v) for v in run.history.values())):
                     writer.writerow([epoch + 1, *[_at(run.history[k], epoch) for k in keys]])
+
+
+FEW_EXAMPLES = 20  # held-out metrics on fewer examples than this carry a warning
+
+
+def held_out_size(dataset, limit: int = FEW_EXAMPLES) -> int | None:
+    """Examples in a held-out set, counted up to `limit` (batched tf.data, `[(inputs, labels)]` lists, arrays
+    with `.x`); None when the form is unknown.
+
+    Examples:
+    >>> held_out_size(tf.data.Dataset.range(7).batch(3)), held_out_size(tf.data.Dataset.range(99).batch(8), 20)
+    (7, 24)
+    """
+    if isinstance(dataset, tf.data.Dataset):
+        count = 0
+        for batch in dataset:
+            count += int(tf.nest.flatten(batch)[0].shape[0] or 0)
+            if count >= limit:
+                break
+        return count
+    if hasattr(dataset, "x"):
+        return len(dataset.x)
+    if isinstance(dataset, (list, tuple)) and all(isinstance(item, (list, tuple)) and item for item in dataset):
+        return sum(len(item[0]) for item in dataset)
+    return None
 
 
 def merge_histories(*histories) -> dict:

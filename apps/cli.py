@@ -148,7 +148,7 @@ def _run_task(app, args) -> int:
             check_export_options(app.kind(app.make_config(**overrides)), args.target, args.formats)
         run = app.train(args.data, test_data=args.test_data, **overrides)
         print(f"\n== {app.name}: held-out metrics ({run.metrics.get('evaluated_on', 'n/a')}) ==")
-        print(app.summary(run.metrics))
+        print(_metrics_text(app, run.metrics))
         print(f"run directory: {run.run_dir}")
         for name, path in run.plots.items():
             print(f"plot {name}: {path}")
@@ -162,7 +162,7 @@ def _run_task(app, args) -> int:
         options = {k: v for k, v in (("score_threshold", args.score_threshold), ("encoding", args.encoding))
                    if v is not None}
         metrics = app.evaluate(_resolve(app, args.model), args.data, **options)
-        print(json.dumps(metrics, indent=2) if args.json else app.summary(metrics))
+        print(json.dumps(metrics, indent=2) if args.json else _metrics_text(app, metrics))
         return 0
     if args.verb == "export":
         from toolkit.export.formats import parse_formats
@@ -207,6 +207,11 @@ def cli_words(message: str, app=None) -> str:
         message = re.sub(rf"(?<![\w.])({name})=(['\"]?)([^\s,;)'\"]*)\2",
                          lambda m: f"--{m.group(1).replace('_', '-')} {m.group(3)}".rstrip(), message)
     return message
+
+
+def _metrics_text(app, metrics: dict) -> str:
+    text = app.summary(metrics)
+    return f"{text}\nwarning: {metrics['warning']}" if metrics.get("warning") and "warning" not in text else text
 
 
 def _one_line(prediction: dict) -> str:

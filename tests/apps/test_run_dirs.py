@@ -80,3 +80,13 @@ def test_semi_supervised_counts_fit_the_smallest_class():
         [10, 30], "semi_supervised: the smallest class has 30 labelled training images; 100 labels/class shrunk to 30")
     assert fit_label_counts([10], labels) == ([10], "")
     assert fit_label_counts([5], np.array([], "int64"))[0] == []
+
+
+def test_metrics_on_a_handful_of_examples_carry_a_warning(tmp_path, capsys):
+    from apps import cli
+
+    code = cli.main(["image-classifier", "train", "--data", _folder(tmp_path / "data", n=6), "--run-dir",
+                     str(tmp_path / "runs"), "--validation-split", "0.25", "--epochs", "1", "--width", "4",
+                     "--dense-units", "8", "--augment", "none", "--verbose", "0", "--no-tensorboard"])
+    out = capsys.readouterr().out
+    assert code == 0 and "warning: only 3 held-out example(s): these metrics are rough" in out
