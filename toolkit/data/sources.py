@@ -125,7 +125,11 @@ def list_image_folder(root: str, require_labels: bool = True) -> tuple:
         d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
     )
     files_per_class = {name: _images_in(os.path.join(root, name)) for name in class_dirs}
+    empty = [name for name, paths in files_per_class.items() if not paths]
     files_per_class = {k: v for k, v in files_per_class.items() if v}
+    if len(files_per_class) >= 2 and empty:  # a class the model would silently never learn
+        raise DataError(f"class folder(s) {[os.path.join(root, e) for e in empty]} have no images "
+                        f"({'|'.join(IMAGE_EXTENSIONS)}); add images or remove the folder(s)")
     if len(files_per_class) >= 2:
         files = [path for paths in files_per_class.values() for path in paths]
         labels = np.repeat(np.arange(len(files_per_class)), [len(v) for v in files_per_class.values()])

@@ -150,7 +150,7 @@ def test_mixed_formats_sizes_and_channels_with_image_size(tmp_path, channels, ex
 
 def test_mixed_sizes_without_image_size_name_files_and_the_fix(tmp_path):
     root = write_mixed_folder(tmp_path / "mixed")
-    with pytest.raises(DataError, match=r"different shapes.*\.(png|jpg) is \d+x\d+.*pass an image size"):
+    with pytest.raises(DataError, match=r"different shapes.*\.(png|jpg) is \d+x\d+.*pass image_size=\(H, W\)"):
         load_image_dataset(root)
 
 
@@ -270,3 +270,14 @@ def test_folder_loading_streams_from_the_files(tmp_path, monkeypatch):
         f.write(encode_png(np.full((4, 4, 1), 7, "uint8")))
     images, labels = next(iter(data.train))
     assert (images[0].numpy() == 7).all() and labels[0] == 0
+
+
+def test_an_empty_class_folder_is_an_error_as_in_text_folders(tmp_path):
+    from PIL import Image
+
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name / "1.png")
+    (tmp_path / "bird").mkdir()
+    with pytest.raises(DataError, match=r"class folder\(s\) \[.*bird'\] have no images"):
+        load_image_dataset(str(tmp_path))
