@@ -137,7 +137,8 @@ def _with_worker(path: str) -> str:
 
 
 def list_runs(root: str = "runs") -> list:
-    """Every run directory under `root` (`root/<app>/<run>/`) with its status and headline metrics."""
+    """Every run directory under `root` (`root/<app>/<run>/`) with its status and headline metrics (and, from
+    status.json, a failed run's `reason` and `stage`, a finished run's `note`)."""
     rows = []
     if not os.path.isdir(root):
         return rows
@@ -151,5 +152,6 @@ def list_runs(root: str = "runs") -> list:
             metrics = read_json(os.path.join(path, "metrics.json")) or {}
             headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             rows.append({"app": app, "run": name, "path": path, "status": status.get("status", "unknown"),
-                         "reason": status.get("reason", ""), "metrics": dict(list(headline.items())[:3])})
+                         "reason": status.get("reason", ""), "stage": status.get("stage", ""),
+                         "note": status.get("note", ""), "metrics": dict(list(headline.items())[:3])})
     return rows

@@ -26,7 +26,12 @@ def main(args) -> int:
             return 0
         for row in rows:
             metrics = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row["metrics"].items())
-            print(f"{row['status']:<9} {row['path']}  {metrics}")
+            why = ""
+            if row["status"] == "failed" and row.get("reason"):
+                why = f"  [{row.get('stage') or '?'}] {_short(row['reason'])}"
+            elif row.get("note"):
+                why = f"  note: {_short(row['note'])}"
+            print(f"{row['status']:<9} {row['path']}  {metrics}{why}".rstrip())
         return 0
     path = args.path
     if not os.path.isdir(path):
@@ -46,3 +51,9 @@ def main(args) -> int:
         print("== history.csv (last 5 epochs)\n" + "\n".join([lines[0], *lines[1:][-5:]]))
     print("== files\n" + "\n".join(sorted(os.listdir(path))))
     return 0
+
+
+def _short(text: str, width: int = 70) -> str:
+    """The first line of a reason, cut to `width` characters."""
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return line if len(line) <= width else line[: width - 3] + "..."

@@ -76,7 +76,7 @@ def colorize(mask, palette=None) -> np.ndarray:
     return np.where((mask >= 0)[..., None], palette[np.clip(mask, 0, len(palette) - 1)], 0).astype(np.uint8)
 
 
-def overlay(image, mask, palette=None, alpha: float = 0.5) -> np.ndarray:
+def overlay(image, mask, palette=None, alpha: float = 0.5, class_names=None) -> np.ndarray:
     """Blends the coloured mask over the image (background pixels, class 0, are left as they are).
 
     Args:
@@ -84,6 +84,8 @@ def overlay(image, mask, palette=None, alpha: float = 0.5) -> np.ndarray:
         mask: `[H, W]` class ids, the image's size.
         palette: `[K, 3]` colours.
         alpha: mask opacity.
+        class_names: names, index = class id; when given, a legend strip (colour -> name of each class in
+            the mask) is added under the image (see `with_legend`).
     """
     image = np.asarray(image, np.float32)
     if image.ndim == 2:
@@ -94,4 +96,53 @@ def overlay(image, mask, palette=None, alpha: float = 0.5) -> np.ndarray:
     colours = colorize(mask, palette).astype(np.float32)
     foreground = (np.asarray(mask) > 0)[..., None]
     blended = np.where(foreground, (1 - alpha) * image + alpha * colours, image)
-    return np.clip(blended, 0, 255).astype(np.uint8)
+    blended = np.clip(blended, 0, 255).astype(np.uint8)
+    if class_names is None:
+        return blended
+    return with_legend(blended, class_names, palette, ids=np.unique(np.asarray(mask)))
+
+
+LEGEND_MIN_WIDTH = 128  # narrower pictures are padded (white, on the right) so the names stay readable
+
+
+def with_legend(picture, class_names, palette=None, ids=None) -> np.ndarray:
+    """`picture` (uint8 `[H, W, 3]`) with a legend strip under it: a colour swatch and the name of each class
+    in `ids` (default: every class but the background, id 0), wrapped into rows.
+
+    Examples:
+    >>> out = with_legend(np.zeros((8, 8, 3), np.uint8), ["background", "cat", "dog"])
+    >>> out.shape[0] > 8, out.shape[1] == LEGEND_MIN_WIDTH, out.dtype.name
+    (True, True, 'uint8')
+    """
+    from PIL import Image, ImageDraw
+
+    picture = np.asarray(picture, np.uint8)
+    palette = np.asarray(palette if palette is not None else default_palette(len(class_names)), np.uint8)
+    ids = [int(k) for k in (range(1, len(class_names)) if ids is None else ids) if 0 < int(k) < len(class_names)]
+    height, width = picture.shape[:2]
+    width_out = max(width, LEGEND_MIN_WIDTH)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    entries = [(k, str(class_names[k]), 16 + int(probe.textlength(str(class_names[k])))) for k in ids] or [
+        (None, "no foreground", 4 + int(probe.textlength("no foreground")))]
+    rows, row, used = [], [], 0
+    for entry in entries:
+        if row and used + entry[2] > width_out - 4:
+            rows.append(row)
+            row, used = [], 0
+        row.append(entry)
+        used += entry[2] + 6
+    rows.append(row)
+    line = 14
+    canvas = Image.new("RGB", (width_out, height + line * len(rows) + 4), (255, 255, 255))
+    canvas.paste(Image.fromarray(picture), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for r, row in enumerate(rows):
+        x, y = 2, height + 3 + r * line
+        for k, name, size in row:
+            if k is not None:
+                draw.rectangle([x, y + 1, x + 10, y + 11], fill=tuple(int(v) for v in palette[k]), outline=(0, 0, 0))
+                draw.text((x + 14, y), name, fill=(0, 0, 0))
+            else:
+                draw.text((x + 2, y), name, fill=(96, 96, 96))
+            x += size + 6
+    return np.asarray(canvas)

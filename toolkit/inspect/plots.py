@@ -79,3 +79,16 @@ def save_curve(x, ys: dict, path: str, xlabel: str, ylabel: str, title: str = ""
     fig.tight_layout()
     return save_figure(fig, path)
 
+
+
+def class_label(index: int, class_names=None) -> str:
+    """How a plot names a class: `"2 (cat)"` when the model's class names are known, else `"2"`.
+
+    Examples:
+    >>> class_label(1, ["cat", "dog"]), class_label(1), class_label(5, ["cat"])
+    ('1 (dog)', '1', '5')
+    """
+    index = int(index)
+    if class_names is not None and 0 <= index < len(class_names):
+        return f"{index} ({class_names[index]})"
+    return str(index)

@@ -97,3 +97,65 @@ def format_map(metrics: dict) -> str:
     for name, row in metrics.get("per_class", {}).items():
         lines.append(f"{name:>16} {row['ap']:>12.4f} {row['ap_50']:>8.4f} {row['instances']:>6d}")
     return "\n".join(lines)
+
+
+def pr_curves(ground_truth, detections, class_names, iou_threshold: float = 0.5, points: int = 50) -> dict:
+    """Per-class precision-recall curves at one IoU threshold (greedy matching by score, as in COCO).
+
+    Args:
+        ground_truth, detections: as for `coco_map` (the same lists the score step builds).
+        class_names: names, index = class id.
+        iou_threshold: a detection matches an unmatched ground-truth box of its class at IoU >= this.
+        points: the curve is thinned to at most this many points (it goes into metrics.json).
+
+    Returns:
+        `{name: {"precision": [...], "recall": [...], "ap": all-point interpolated AP, "instances": n}}` for
+        every class with ground truth.
+
+    Examples:
+    >>> gt = [(np.array([[0, 0, 10, 10]]), np.array([0]))]
+    >>> det = [(np.array([[0, 0, 10, 10], [20, 20, 30, 30]]), np.array([0.9, 0.5]), np.array([0, 0]))]
+    >>> curve = pr_curves(gt, det, ["a"])["a"]
+    >>> curve["precision"], curve["recall"], curve["ap"]
+    ([1.0, 1.0, 0.5], [0.0, 1.0, 1.0], 1.0)
+    """
+    curves = {}
+    for k, name in enumerate(class_names):
+        truth = [np.asarray(b, np.float64).reshape(-1, 4)[np.asarray(c).reshape(-1) == k] for b, c in ground_truth]
+        instances = sum(len(t) for t in truth)
+        if not instances:
+            continue
+        found = []  # (score, image, box)
+        for image, (boxes, scores, classes) in enumerate(detections):
+            boxes, scores, classes = np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1), \
+                np.asarray(classes).reshape(-1)
+            found += [(float(s), image, b) for b, s, c in zip(boxes, scores, classes) if c == k]
+        found.sort(key=lambda item: -item[0])
+        matched = [np.zeros(len(t), bool) for t in truth]
+        hits = []
+        for _, image, box in found:
+            gt = truth[image]
+            overlap = np.where(matched[image], -1.0, _iou(box, gt)) if len(gt) else np.zeros(0)
+            best = int(np.argmax(overlap)) if len(overlap) else -1
+            hit = best >= 0 and overlap[best] >= iou_threshold
+            if hit:
+                matched[image][best] = True
+            hits.append(hit)
+        tp = np.cumsum(hits) if hits else np.zeros(0)
+        precision = np.concatenate([[1.0], tp / np.arange(1, len(tp) + 1)])
+        recall = np.concatenate([[0.0], tp / instances])
+        envelope = np.maximum.accumulate(precision[::-1])[::-1]
+        ap = float(np.sum(np.diff(recall) * envelope[1:]))
+        keep = np.unique(np.linspace(0, len(precision) - 1, min(points, len(precision))).round().astype(int))
+        curves[str(name)] = {"precision": [round(float(v), 4) for v in precision[keep]],
+                             "recall": [round(float(v), 4) for v in recall[keep]], "ap": round(ap, 4),
+                             "instances": int(instances)}
+    return curves
+
+
+def _iou(box, boxes) -> np.ndarray:
+    box = np.asarray(box, np.float64)
+    lo, hi = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    union = np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) - inter
+    return inter / np.maximum(union, 1e-9)
