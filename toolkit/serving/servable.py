@@ -160,7 +160,9 @@ class Servable:
             raise ValueError(f"smoke call of '{signature}' returned unexpected outputs {bad or outputs}")
 
     def describe(self) -> dict:
-        """A JSON-able summary for the model list and the web page."""
+        """A JSON-able summary for the model list and the web page (which reads `task`, `labels`, the
+        signatures, `box_format` for detectors, `palette` for segmenters, `corpus_size` for embedders and
+        `latent_dim` for VAEs; `None` where the export does not record it)."""
         md = self.metadata
         return {
             "task": self.task,
@@ -176,4 +178,7 @@ class Servable:
             "input": md.get("input"),
             "preprocessing": md.get("preprocessing"),
             "box_format": md.get("box_format"),
+            "palette": md.get("palette"),
+            "corpus_size": md.get("corpus_size"),
+            "latent_dim": md.get("latent_dim"),
         }

@@ -1,4 +1,5 @@
-"""Shared fixtures: two tiny exported image classifiers (distinct weights) and a running server."""
+"""Shared fixtures: two tiny exported image classifiers (distinct weights), a running server, and one tiny
+export per task type (detector, segmenter, text classifier, text embedder, VAE) for the web-page tests."""
 
 import os
 import shutil
@@ -94,3 +95,55 @@ def tools():
     import types
 
     return types.SimpleNamespace(make_base=make_base, publish=publish, export_classifier=export_classifier)
+
+
+def export_task_models(root):
+    """One tiny export per task the toolkit's apps export, each through its app (train -> `run.export`):
+    `{"detector", "segmenter", "sentiment", "embedder", "vae"}` -> version folder. Untrained or barely
+    trained (1 epoch, a few examples): the page tests need the exports' outputs, not their accuracy."""
+    import keras
+
+    from apps import image_segmenter, object_detector, text_classifier, text_embedder, vae
+    from toolkit.data import samples
+    from toolkit.data.scenes import digit_scenes
+    from toolkit.models import bert
+
+    runs, out = str(root / "runs"), {}
+    scenes = digit_scenes(4, image_size=64, objects=(1, 2), object_size=(20, 28), classes=[0, 1, 2], seed=1)
+    # score_threshold 0 and 3 detections: an untrained detector still returns exactly 3 boxes
+    run = object_detector.train(scenes, model="yolo", image_size="64x64", epochs=1, repeat=1, batch_size=4,
+                                validation_split=0.0, augment="none", verbose=0, width=8, anchors=2,
+                                score_threshold=0.0, max_detections=3, run_dir=runs)
+    out["detector"] = run.export(str(root / "detector"))
+    seg = digit_scenes(4, image_size=24, objects=(1, 2), object_size=(10, 16), classes=[0, 1], seed=3)
+    run = image_segmenter.train((seg.images, seg.masks, ["background", "0", "1"]), epochs=1, batch_size=4,
+                                filters="4,8", bottleneck=8, validation_split=0.0, patience=-1, augment="none",
+                                verbose=0, run_dir=runs, seed=0)
+    out["segmenter"] = run.export(str(root / "segmenter"))
+    texts = ["a wonderful film", "great fun", "a lovely story", "a dull film", "an awful mess", "a boring story"]
+    run = text_classifier.train((texts, ["pos"] * 3 + ["neg"] * 3), model="tfidf-mlp", epochs=2, batch_size=8,
+                                validation_split=0.0, patience=-1, verbose=0, run_dir=runs, seed=1)
+    out["sentiment"] = run.export(str(root / "sentiment"))
+    keras.utils.set_random_seed(0)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + "the a cat dog sat on mat good bad film movie".split()
+    backbone, tokenizer = bert.tiny_bert(vocab, hidden_dim=16, num_heads=2, max_sequence_length=32)
+    preset = str(root / "tiny_bert")
+    backbone.save_to_preset(preset)
+    tokenizer.save_to_preset(preset)
+    run = text_embedder.train(EMBEDDER_CORPUS, checkpoint=preset, top_k=2, sequence_length=16, run_dir=runs)
+    out["embedder"] = run.export(str(root / "embedder"))
+    x, y, names = samples.digits()
+    run = vae.train((x[:200], y[:200], names), epochs=1, batch_size=32, architecture="dense", latent_dim=2,
+                    hidden=16, iw_samples=2, iw_images=20, semi_supervised="2", semi_supervised_repeats=1,
+                    verbose=0, patience=-1, run_dir=runs)
+    out["vae"] = run.export(str(root / "vae"))
+    return out
+
+
+EMBEDDER_CORPUS = ["the cat sat on the mat", "a dog sat", "good film", "bad movie"]
+
+
+@pytest.fixture(scope="session")
+def task_exports(tmp_path_factory):
+    """`export_task_models` once per session (about 50 s on 2 cores)."""
+    return export_task_models(tmp_path_factory.mktemp("task-exports"))
