@@ -327,7 +327,8 @@ class App:
             stage = (read_json(os.path.join(run_dir, "status.json")) or {}).get("stage", "data")
             write_status(run_dir, "failed", stage=stage, reason=f"{type(error).__name__}: {error}", **status)
             raise
-        write_status(run_dir, "finished", resumed=resumed, **status)
+        note = run.metrics.get("stopped_early")  # e.g. the detector's --max-minutes cut the run short
+        write_status(run_dir, "finished", resumed=resumed, **status, **({"note": note} if note else {}))
         return run
 
     def _train_in(self, ctx: RunContext, data, test_data, status: dict) -> Run:

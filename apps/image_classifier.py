@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 
 import keras
 import numpy as np
@@ -19,7 +21,8 @@ from apps.classification import ClassificationOutputs
 from toolkit.data import build_augmentation, load_image_dataset
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.export import image_classification_adapter, random_samples
-from toolkit.metrics import classification_report
+from toolkit.metrics import classification_report, plot_history
+from toolkit.metrics.plots import phase_boundaries_of
 from toolkit.models.transfer import (
     BUILTIN_BACKBONES,
     build_image_classifier,
@@ -27,6 +30,7 @@ from toolkit.models.transfer import (
     unfreeze_top_layers,
     validate_backbone,
 )
+from toolkit.training.fault_tolerance import read_json
 from toolkit.training import CyclicalLearningRate, SmoothedSparseCategoricalCrossentropy, apply_weight_regularization
 
 TRAINING_MODES = ("auto", "scratch", "head", "fine-tune")
@@ -110,6 +114,29 @@ class ImageClassifierApp(ClassificationOutputs, App):
             second = model.fit(data.train, validation_data=data.validation, epochs=config.fine_tune_epochs,
                                callbacks=callbacks, verbose=config.verbose, shuffle=False)
         return merge_histories(first, second)
+
+    def finish(self, run, ctx) -> None:
+        """Two-phase runs mark their phases: `history["phase"]` (1 = head, 2 = fine-tune; a column of
+        history.csv, a labelled line on history.png) and `info["fine_tune_from_epoch"]`."""
+        if not run.run_dir or not run.history:
+            return
+        states = [read_json(os.path.join(run.run_dir, "checkpoints", f"phase{k}", "state.json")) for k in (1, 2)]
+        if states[1] is None or not states[1].get("history"):
+            return
+        head = len(states[0]["history"])
+        total = max(len(v) for v in run.history.values())
+        run.history["phase"] = [1] * head + [2] * (total - head)
+        run.info["fine_tune_from_epoch"] = head + 1
+        with open(os.path.join(run.run_dir, "info.json"), "w") as f:
+            json.dump(run.info, f, indent=2, default=str)
+
+    def plot(self, run, ctx=None) -> dict:
+        plots = super().plot(run, ctx)
+        if run.history.get("phase") and run.run_dir:  # the boundary line labelled by what starts there
+            plots["history"] = plot_history(run.history, os.path.join(run.run_dir, "history.png"), title=self.name,
+                                            phase_boundaries={b: "fine-tune" for b in
+                                                              phase_boundaries_of(run.history["phase"])})
+        return plots
 
     def _compile(self, model, config, learning_rate, total_steps):
         if config.lr_schedule == "cyclical":

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 import keras
@@ -18,7 +19,7 @@ import tensorflow as tf
 
 from apps.base import App, BaseConfig, Run, input_name, merge_histories, option, output_stem
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
-from toolkit.data.mask_writer import overlay
+from toolkit.data.mask_writer import overlay, with_legend
 from toolkit.data.masks import build_joint_augmentation, default_palette, load_segmentation_dataset, to_arrays
 from toolkit.data.masks import pairs_to_dataset
 from toolkit.export import encode_png, random_samples
@@ -28,6 +29,8 @@ from toolkit.metrics.segmentation import segmentation_report
 from toolkit.models.transfer import validate_backbone
 from toolkit.models.unet import build_unet
 from toolkit.training.segmentation_losses import LOSSES, get_segmentation_loss
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -162,10 +165,40 @@ class ImageSegmenterApp(App):
                 os.makedirs(output_dir, exist_ok=True)
                 stem = output_stem(item, index)
                 image = tf.io.decode_image(encode_image_inputs([item])[0], channels=3, expand_animations=False).numpy()
-                result["overlay"] = _write_png(overlay(image, mask, palette), output_dir, f"{stem}.overlay.png")
+                result["overlay"] = _write_png(overlay(image, mask, palette, class_names=names), output_dir,
+                                               f"{stem}.overlay.png")
                 result["mask"] = _write_png(mask.astype(np.uint8), output_dir, f"{stem}.mask.png")
             results.append(result)
         return results
+
+    def plot(self, run: Run, ctx=None) -> dict:
+        """Training curves, and `samples/overlay_<i>.png` for a few held-out images: truth | prediction, with
+        a legend (one forward pass on one batch, not a re-evaluation)."""
+        plots = super().plot(run, ctx)
+        data = getattr(ctx, "data", None)
+        held_out = getattr(data, "test", None) if getattr(data, "test", None) is not None else getattr(
+            data, "validation", None)
+        if isinstance(held_out, tf.data.Dataset) and run.run_dir:
+            try:  # pictures only: a drawing problem never fails a trained, scored run
+                self._draw_samples(run, held_out, plots)
+            except Exception as error:  # noqa: BLE001
+                logger.warning("%s: could not draw sample predictions: %s", self.name, error)
+        return plots
+
+    def _draw_samples(self, run, held_out, plots) -> None:
+        names = run.info["class_names"]
+        palette = np.asarray(run.info.get("palette") or default_palette(len(names)), np.uint8)
+        images, masks = next(iter(held_out.take(1)))
+        images, masks = images.numpy()[:SAMPLES], masks.numpy()[:SAMPLES]
+        predicted = self.predictor(run)({"pixels": images}, signature="serving_dense")["masks"]
+        folder = os.path.join(run.run_dir, "samples")
+        os.makedirs(folder, exist_ok=True)
+        for i, (image, truth, guess) in enumerate(zip(images, masks, np.asarray(predicted))):
+            truth, guess = truth.reshape(guess.shape).astype(np.int64), guess.astype(np.int64)
+            gap = np.full((image.shape[0], 2, 3), 255, np.uint8)
+            pair = np.concatenate([overlay(image, truth, palette), gap, overlay(image, guess, palette)], axis=1)
+            picture = with_legend(pair, names, palette, ids=np.union1d(np.unique(truth), np.unique(guess)))
+            plots[f"sample_{i}"] = _write_png(picture, folder, f"overlay_{i}.png")
 
     def summary(self, metrics) -> str:
         return format_segmentation_report(metrics) if "per_class" in metrics else super().summary(metrics)
@@ -174,6 +207,9 @@ class ImageSegmenterApp(App):
         """`run.export` with the raw signature also returning per-class `probabilities` when asked."""
         return run.export(directory, target=target, adapter=self.serving_adapter(run, probabilities=probabilities),
                           **kwargs)
+
+
+SAMPLES = 4  # held-out images drawn into the run directory
 
 
 def _write_png(array, folder, name):

@@ -48,11 +48,12 @@ def add_arguments(parser) -> None:
                    help="channels per layer the heatmap shows (the JSON has all; the title says what is left out)")
     p.add_argument("--per-channel", action="store_true", help="also print one line per channel")
     p = action("occlusion", "occlusion sensitivity map (drop of the class probability)", image=True)
-    p.add_argument("--class", dest="class_index", type=int, default=None, help="class (default: predicted)")
+    p.add_argument("--class", dest="class_index", default=None,
+                   help="class id or name (default: predicted)")
     p.add_argument("--patch", type=int, default=8, help="occluder size in pixels")
     p.add_argument("--stride", type=int, default=4, help="occluder step in pixels")
     p = action("gradcam", "Grad-CAM heatmap for a class", image=True)
-    p.add_argument("--class", dest="class_index", type=int, default=None)
+    p.add_argument("--class", dest="class_index", default=None, help="class id or name (default: predicted)")
     p.add_argument("--layer", default=None, help="top-level 4-D layer (default: the last, e.g. the backbone)")
     p = action("filters", "first conv layer's filters as an image grid")
     p.add_argument("--layer", default=None, help="conv layer (default: the first)")
@@ -62,7 +63,7 @@ def add_arguments(parser) -> None:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--layer", help="layer name (or backbone/name)")
     p.add_argument("--channel", type=int, help="channel of --layer")
-    p.add_argument("--class", dest="class_index", type=int, default=None, help="maximise a class instead")
+    p.add_argument("--class", dest="class_index", default=None, help="maximise a class (id or name) instead")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--step-size", type=float, default=2.0, help="pixels per step (normalised gradient)")
     p.add_argument("--top-k", type=int, default=9)
@@ -119,11 +120,43 @@ def _image(args, model):
     return x[args.index]
 
 
+def class_names_of(model_path: str):
+    """The class names of a run directory's `info.json` (beside a `.keras` file too), else None."""
+    folder = model_path if os.path.isdir(model_path) else os.path.dirname(os.path.abspath(model_path))
+    info_file = os.path.join(folder, "info.json")
+    if not os.path.isfile(info_file):
+        return None
+    try:
+        with open(info_file) as f:
+            names = json.load(f).get("class_names")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return [str(n) for n in names] if isinstance(names, list) and names else None
+
+
+def _class_index(value, names):
+    """`--class` as given (an id, or one of the run's class names) -> the id (None stays None)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if names and text in names:
+        return names.index(text)
+    known = f"; the model's classes: {names}" if names else " (this model has no class names: give an id)"
+    raise ValueError(f"--class {text!r} is not a class id or name{known}")
+
+
 def main(args) -> int:
     from toolkit import inspect
+    from toolkit.inspect.common import last_feature_layer
+    from toolkit.inspect.plots import class_label, save_grid, save_heatmap
     from toolkit.inspect.statistics import layer_statistics
 
     model = inspect.load_model(args.model)
+    names = class_names_of(args.model)
+    if hasattr(args, "class_index"):
+        args.class_index = _class_index(args.class_index, names)
     out = args.output
     os.makedirs(out, exist_ok=True)
     written = []
@@ -139,15 +172,20 @@ def main(args) -> int:
         if note:
             print(f"note: {note}: {written[0]} (raise --heatmap-channels to plot more)")
     elif args.action == "occlusion":
-        result = inspect.occlusion_map(model, _image(args, model), args.class_index, args.patch, args.stride,
-                                       path=os.path.join(out, "occlusion.png"))
-        print(f"class {result['class_index']}: baseline probability {result['baseline']:.4f}, "
+        image = _image(args, model)
+        result = inspect.occlusion_map(model, image, args.class_index, args.patch, args.stride)
+        save_heatmap(image, result["map"], os.path.join(out, "occlusion.png"),
+                     title=f"occlusion: drop of class {class_label(result['class_index'], names)}")
+        print(f"class {class_label(result['class_index'], names)}: baseline probability {result['baseline']:.4f}, "
               f"largest drop {result['grid'].max():.4f}")
         written.append(os.path.join(out, "occlusion.png"))
     elif args.action == "gradcam":
-        result = inspect.grad_cam(model, _image(args, model), args.class_index, args.layer,
-                                  path=os.path.join(out, "gradcam.png"))
-        print(f"class {result['class_index']}: map {result['map'].shape}")
+        image = _image(args, model)
+        result = inspect.grad_cam(model, image, args.class_index, args.layer)
+        save_heatmap(image, result["map"], os.path.join(out, "gradcam.png"),
+                     title=f"Grad-CAM class {class_label(result['class_index'], names)} at "
+                           f"{args.layer or last_feature_layer(model)}")
+        print(f"class {class_label(result['class_index'], names)}: map {result['map'].shape}")
         written.append(os.path.join(out, "gradcam.png"))
     elif args.action == "filters":
         filters = inspect.first_layer_filters(model, os.path.join(out, "filters.png"), args.layer)
@@ -157,7 +195,10 @@ def main(args) -> int:
         if args.class_index is None and (args.layer is None or args.channel is None):
             raise ValueError("give --class K, or --layer NAME and --channel C")
         result = inspect.gradient_ascent(model, args.layer, args.channel, args.class_index, args.steps,
-                                         args.step_size, path=os.path.join(out, "maximize.png"))
+                                         args.step_size)
+        target = (f"class {class_label(args.class_index, names)}" if args.class_index is not None
+                  else f"{args.layer}[{args.channel}]")
+        save_grid([result["image"]], os.path.join(out, "maximize.png"), title=f"gradient ascent: {target}", scale=3.0)
         print(f"objective {result['objective'][0]:.4f} -> {result['objective'][-1]:.4f}")
         written.append(os.path.join(out, "maximize.png"))
         if args.data and args.layer is not None:

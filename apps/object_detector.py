@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 
@@ -23,7 +24,8 @@ from toolkit.data.box_augment import augment_example
 from toolkit.data import DataError
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.export.detection import detection_adapter, sample_images
-from toolkit.metrics.detection import coco_map, format_map
+from toolkit.metrics.detection import coco_map, format_map, pr_curves
+from toolkit.metrics.plots import plot_pr_curves
 from toolkit.models.detection import (
     SSDLoss, SSDMatcher, YoloEncoder, YoloLoss, build_ssd, build_yolo, cell_anchors, kmeans_anchors,
     ssd_default_boxes, ssd_detect, yolo_detect,
@@ -31,8 +33,10 @@ from toolkit.models.detection import (
 from toolkit.models.detection.ssd import feature_sizes_of
 from toolkit.models.transfer import validate_backbone
 
+logger = logging.getLogger(__name__)
 MODELS = ("yolo", "ssd")
 EVAL_SCORE_THRESHOLD = 0.01
+SAMPLES = 4  # held-out images drawn into the run directory
 SSD_RATIOS = (1.0, 2.0, 0.5, 3.0, 1 / 3)
 
 
@@ -183,7 +187,9 @@ class ObjectDetectorApp(App):
         steps = max(1, -(-len(data.data) * max(1, config.repeat) // config.batch_size))
         rate = config.learning_rate
         if config.max_minutes:  # the schedule follows the time budget (the epoch count is only an upper bound)
-            callbacks = [*callbacks, TimeLimit(config.max_minutes * 60, rate if config.lr_schedule == "cosine" else None)]
+            ctx.state["time_limit"] = TimeLimit(config.max_minutes * 60,
+                                                rate if config.lr_schedule == "cosine" else None)
+            callbacks = [*callbacks, ctx.state["time_limit"]]
         elif config.lr_schedule == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps * config.epochs, alpha=0.05)
         # no XLA: it slows CPU training (DESIGN.md) and its compile time dominates short runs
@@ -191,6 +197,47 @@ class ObjectDetectorApp(App):
         history = model.fit(data.train, validation_data=data.fit_validation, epochs=config.epochs,
                             callbacks=callbacks, verbose=config.verbose)
         return merge_histories(history)
+
+    def finish(self, run: Run, ctx) -> None:
+        """A run `--max-minutes` cut short says so in its metrics (and status.json's `note`)."""
+        limit = ctx.state.get("time_limit")
+        if limit is not None and limit.message:
+            run.metrics["stopped_early"] = limit.message
+
+    def plot(self, run: Run, ctx=None) -> dict:
+        """Training curves, the per-class precision-recall curves at IoU 0.5 of the held-out scoring
+        (`pr_curves.png`), and `samples/detections_<i>.png`: a few held-out images with their detections
+        (green: ground truth; one forward pass on one batch, not a re-evaluation)."""
+        plots = super().plot(run, ctx)
+        if not run.run_dir:
+            return plots
+        if run.metrics.get("pr_curve_50"):
+            plots["pr_curves"] = plot_pr_curves(run.metrics["pr_curve_50"], os.path.join(run.run_dir, "pr_curves.png"))
+        data = getattr(ctx, "data", None)
+        held_out = getattr(data, "test", None) if getattr(data, "test", None) is not None else getattr(
+            data, "validation", None)
+        if isinstance(held_out, tf.data.Dataset):
+            try:  # pictures only: a drawing problem never fails a trained, scored run
+                self._draw_samples(run, held_out, plots)
+            except Exception as error:  # noqa: BLE001
+                logger.warning("%s: could not draw sample predictions: %s", self.name, error)
+        return plots
+
+    def _draw_samples(self, run, held_out, plots) -> None:
+        batch = next(iter(held_out.take(1)))
+        pixels = batch["images"].numpy()[:SAMPLES]
+        out = self.predictor(run)({"pixels": pixels}, signature="serving_dense")
+        names = run.info["class_names"]
+        folder = os.path.join(run.run_dir, "samples")
+        os.makedirs(folder, exist_ok=True)
+        for i, image in enumerate(pixels):
+            n = int(out["num_detections"][i])
+            found = [{"box": [float(v) for v in out["boxes"][i][j]], "class": int(out["classes"][i][j]),
+                      "label": str(names[int(out["classes"][i][j])]), "score": float(out["scores"][i][j])}
+                     for j in range(n) if int(out["classes"][i][j]) >= 0]
+            truth = [[float(v) for v in box] for box in batch["boxes"][i].numpy()]
+            plots[f"sample_{i}"] = draw_detections(image, found, os.path.join(folder, f"detections_{i}.png"),
+                                                   truth=truth)
 
     def export_adapter(self, run: Run, target: str, formats: tuple, score_threshold: float | None = None):
         """With `nms="auto"`, the NMS op the requested formats can carry: `padded` for tflite (the TFLite
@@ -255,6 +302,7 @@ class ObjectDetectorApp(App):
                 detections.append((out["boxes"][i][:n], out["scores"][i][:n], out["classes"][i][:n]))
                 ground_truth.append((batch["boxes"][i].numpy(), batch["classes"][i].numpy()))
         metrics = coco_map(ground_truth, detections, info["class_names"])
+        metrics["pr_curve_50"] = pr_curves(ground_truth, detections, info["class_names"], iou_threshold=0.5)
         metrics["images"] = len(ground_truth)
         metrics["score_threshold"] = threshold
         return metrics
@@ -288,19 +336,26 @@ class ObjectDetectorApp(App):
 
 class TimeLimit(keras.callbacks.Callback):
     """Stops training after `seconds` of wall-clock time; with `cosine_from`, decays the learning rate from
-    that value to 5% of it along a cosine over the time budget (so a time-capped run still anneals)."""
+    that value to 5% of it along a cosine over the time budget (so a time-capped run still anneals).
+
+    When it stops a run early it says so (printed, and in `message`: "stopped after N of M epochs: ...")."""
 
     def __init__(self, seconds: float, cosine_from: float | None = None):
         super().__init__()
         self.seconds, self.cosine_from = seconds, cosine_from
+        self.message: str | None = None
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
+        self.epoch, self.stopped, self.message = 0, False, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
         elapsed = time.monotonic() - self.start
         if elapsed > self.seconds:
-            self.model.stop_training = True
+            self._stop(mid_epoch=True)
         if self.cosine_from is not None:
             fraction = min(1.0, elapsed / self.seconds)
             rate = self.cosine_from * (0.05 + 0.95 * 0.5 * (1.0 + np.cos(np.pi * fraction)))
@@ -308,11 +363,26 @@ class TimeLimit(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if time.monotonic() - self.start > self.seconds:
-            self.model.stop_training = True
+            self._stop(mid_epoch=False)
+
+    def _stop(self, mid_epoch: bool):
+        self.model.stop_training = True
+        if not self.stopped:
+            total = int(self.params.get("epochs") or 0)
+            done = self.epoch + 1
+            if mid_epoch or done < total:
+                self.stopped = True
+                self.message = (f"stopped after {done} of {total} epochs: --max-minutes {self.seconds / 60:g} "
+                                f"reached" + (" (mid-epoch)" if mid_epoch else ""))
+
+    def on_train_end(self, logs=None):
+        if self.message:
+            print(self.message)
 
 
-def draw_detections(image, detections: list, path: str) -> str:
-    """Draws `detections` (dicts with `box`, `label`, `score`) on an image (path, bytes or array); saves a PNG."""
+def draw_detections(image, detections: list, path: str, truth=None) -> str:
+    """Draws `detections` (dicts with `box`, `label`, `score`) on an image (path, bytes or array); saves a PNG.
+    `truth`: ground-truth xyxy boxes, drawn first in thin green."""
     import io
 
     from PIL import Image, ImageDraw
@@ -327,6 +397,8 @@ def draw_detections(image, detections: list, path: str) -> str:
     picture = picture.convert("RGB")
     draw = ImageDraw.Draw(picture)
     palette = [(255, 64, 64), (64, 255, 64), (64, 128, 255), (255, 200, 0), (255, 0, 255), (0, 255, 255)]
+    for box in truth or []:
+        draw.rectangle(box, outline=(0, 200, 0), width=1)
     for det in detections:
         colour = palette[det["class"] % len(palette)]
         draw.rectangle(det["box"], outline=colour, width=1)
