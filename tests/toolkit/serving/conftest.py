@@ -100,29 +100,39 @@ def tools():
 def export_task_models(root):
     """One tiny export per task the toolkit's apps export, each through its app (train -> `run.export`):
     `{"detector", "segmenter", "sentiment", "embedder", "vae"}` -> version folder. Untrained or barely
-    trained (1 epoch, a few examples): the page tests need the exports' outputs, not their accuracy."""
+    trained (1 epoch, a few examples): the page tests need the exports' outputs, not their accuracy. The apps'
+    plots (their own tests check them; matplotlib costs seconds per run) and TensorBoard logs are skipped."""
+    from apps import image_segmenter, object_detector, text_classifier, text_embedder, vae
+
+    apps = (image_segmenter, object_detector, text_classifier, text_embedder, vae)
+    with pytest.MonkeyPatch.context() as patch:
+        for app in apps:
+            patch.setattr(app.APP, "plot", lambda run, ctx=None: {})
+        return _export_task_models(root, *apps)
+
+
+def _export_task_models(root, image_segmenter, object_detector, text_classifier, text_embedder, vae):
     import keras
 
-    from apps import image_segmenter, object_detector, text_classifier, text_embedder, vae
     from toolkit.data import samples
     from toolkit.data.scenes import digit_scenes
     from toolkit.models import bert
 
-    runs, out = str(root / "runs"), {}
+    runs, out, quiet = str(root / "runs"), {}, dict(verbose=0, tensorboard=False)
     scenes = digit_scenes(4, image_size=64, objects=(1, 2), object_size=(20, 28), classes=[0, 1, 2], seed=1)
     # score_threshold 0 and 3 detections: an untrained detector still returns exactly 3 boxes
     run = object_detector.train(scenes, model="yolo", image_size="64x64", epochs=1, repeat=1, batch_size=4,
-                                validation_split=0.0, augment="none", verbose=0, width=8, anchors=2,
+                                validation_split=0.0, augment="none", width=8, anchors=2, **quiet,
                                 score_threshold=0.0, max_detections=3, run_dir=runs)
     out["detector"] = run.export(str(root / "detector"))
     seg = digit_scenes(4, image_size=24, objects=(1, 2), object_size=(10, 16), classes=[0, 1], seed=3)
     run = image_segmenter.train((seg.images, seg.masks, ["background", "0", "1"]), epochs=1, batch_size=4,
                                 filters="4,8", bottleneck=8, validation_split=0.0, patience=-1, augment="none",
-                                verbose=0, run_dir=runs, seed=0)
+                                run_dir=runs, seed=0, **quiet)
     out["segmenter"] = run.export(str(root / "segmenter"))
     texts = ["a wonderful film", "great fun", "a lovely story", "a dull film", "an awful mess", "a boring story"]
     run = text_classifier.train((texts, ["pos"] * 3 + ["neg"] * 3), model="tfidf-mlp", epochs=2, batch_size=8,
-                                validation_split=0.0, patience=-1, verbose=0, run_dir=runs, seed=1)
+                                validation_split=0.0, patience=-1, run_dir=runs, seed=1, **quiet)
     out["sentiment"] = run.export(str(root / "sentiment"))
     keras.utils.set_random_seed(0)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + "the a cat dog sat on mat good bad film movie".split()
@@ -130,12 +140,12 @@ def export_task_models(root):
     preset = str(root / "tiny_bert")
     backbone.save_to_preset(preset)
     tokenizer.save_to_preset(preset)
-    run = text_embedder.train(EMBEDDER_CORPUS, checkpoint=preset, top_k=2, sequence_length=16, run_dir=runs)
+    run = text_embedder.train(EMBEDDER_CORPUS, checkpoint=preset, top_k=2, sequence_length=16, run_dir=runs, **quiet)
     out["embedder"] = run.export(str(root / "embedder"))
     x, y, names = samples.digits()
-    run = vae.train((x[:200], y[:200], names), epochs=1, batch_size=32, architecture="dense", latent_dim=2,
+    run = vae.train((x[:64], y[:64], names), epochs=1, batch_size=32, architecture="dense", latent_dim=2,
                     hidden=16, iw_samples=2, iw_images=20, semi_supervised="2", semi_supervised_repeats=1,
-                    verbose=0, patience=-1, run_dir=runs)
+                    patience=-1, run_dir=runs, **quiet)
     out["vae"] = run.export(str(root / "vae"))
     return out
 
