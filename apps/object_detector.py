@@ -74,7 +74,7 @@ class Config(BaseConfig):
     lr_schedule: str = option("cosine", "constant | cosine", choices=("constant", "cosine"))
     repeat: int = option(1, "passes over the training data per epoch (tiny datasets: fewer, longer epochs)")
     strict: bool = option(False, "refuse any box past the image border (default: boxes past it by at most "
-                          "max(2 px, 2% of the side) are clipped, with a warning)")
+                          "max(2 px, 2 percent of the side) are clipped, with a warning)")
     max_minutes: float = option(0.0, "stop training after this many wall-clock minutes (0: no limit)")
     epochs: int = option(40, "training epochs")
     batch_size: int = option(32, "examples per batch")
