@@ -138,7 +138,8 @@ function show(m, p, image) {
   const boxes = p.boxes || p.detection_boxes;
   if (Array.isArray(boxes)) {
     const n = p.num_detections ?? boxes.length, scores = p.scores || [], labels = p.labels || [];
-    for (let i = 0; i < n; i++) scored(labels[i] ?? String((p.classes || [])[i]), scores[i] ?? 1);
+    for (let i = 0; i < n; i++) { scored(labels[i] ?? String((p.classes || [])[i]), scores[i] ?? 1);  // swatch = box colour
+      $("result").lastChild.firstChild.style.borderLeft = `6px solid rgb(${COLORS[i % COLORS.length]})`; }
     if (!n) fact("no detections", "none above the export's score threshold");
     if (image) drawBoxes(image, boxes.slice(0, n), labels, m.box_format || "xyxy");
     return;

@@ -102,7 +102,13 @@ def export_task_models(root):
     `{"detector", "segmenter", "sentiment", "embedder", "vae"}` -> version folder. Untrained or barely
     trained (1 epoch, a few examples): the page tests need the exports' outputs, not their accuracy. The apps'
     plots (their own tests check them; matplotlib costs seconds per run) and TensorBoard logs are skipped."""
-    from apps import image_segmenter, object_detector, text_classifier, text_embedder, vae
+    from apps import (
+        image_segmenter,
+        object_detector,
+        text_classifier,
+        text_embedder,
+        vae,
+    )
 
     apps = (image_segmenter, object_detector, text_classifier, text_embedder, vae)
     with pytest.MonkeyPatch.context() as patch:
@@ -118,7 +124,7 @@ def _export_task_models(root, image_segmenter, object_detector, text_classifier,
     from toolkit.data.scenes import digit_scenes
     from toolkit.models import bert
 
-    runs, out, quiet = str(root / "runs"), {}, dict(verbose=0, tensorboard=False)
+    runs, out, quiet = str(root / "runs"), {}, {"verbose": 0, "tensorboard": False}
     scenes = digit_scenes(4, image_size=64, objects=(1, 2), object_size=(20, 28), classes=[0, 1, 2], seed=1)
     # score_threshold 0 and 3 detections: an untrained detector still returns exactly 3 boxes
     run = object_detector.train(scenes, model="yolo", image_size="64x64", epochs=1, repeat=1, batch_size=4,
@@ -131,11 +137,11 @@ def _export_task_models(root, image_segmenter, object_detector, text_classifier,
                                 run_dir=runs, seed=0, **quiet)
     out["segmenter"] = run.export(str(root / "segmenter"))
     texts = ["a wonderful film", "great fun", "a lovely story", "a dull film", "an awful mess", "a boring story"]
-    run = text_classifier.train((texts, ["pos"] * 3 + ["neg"] * 3), model="tfidf-mlp", epochs=2, batch_size=8,
-                                validation_split=0.0, patience=-1, run_dir=runs, seed=1, **quiet)
+    run = text_classifier.train((texts, ["pos"] * 3 + ["neg"] * 3), model="tfidf-mlp", epochs=10, batch_size=8,
+                                learning_rate=0.05, validation_split=0.0, patience=-1, run_dir=runs, seed=1, **quiet)
     out["sentiment"] = run.export(str(root / "sentiment"))
     keras.utils.set_random_seed(0)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + "the a cat dog sat on mat good bad film movie".split()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + ["the", "a", "cat", "dog", "sat", "on", "mat", "good", "bad", "film", "movie"]
     backbone, tokenizer = bert.tiny_bert(vocab, hidden_dim=16, num_heads=2, max_sequence_length=32)
     preset = str(root / "tiny_bert")
     backbone.save_to_preset(preset)
