@@ -97,7 +97,11 @@ def test_failed_export_leaves_nothing_behind(trained, tmp_path):
     model, adapter, _ = trained
     with pytest.raises(ExportError, match="tolerance"):
         export(model, str(tmp_path / "m"), adapter=adapter, tolerance=-1.0)
-    assert os.listdir(tmp_path / "m") == []
+    assert not (tmp_path / "m").exists()  # not even an empty model folder for `toolkit serve` to list
+    os.makedirs(tmp_path / "m" / "1")  # an existing model folder keeps its versions, gains nothing
+    with pytest.raises(ExportError, match="tolerance"):
+        export(model, str(tmp_path / "m"), adapter=adapter, tolerance=-1.0)
+    assert os.listdir(tmp_path / "m") == ["1"]
 
 
 def test_tflite_and_onnx_formats_are_parity_checked(trained, tmp_path):
@@ -143,14 +147,3 @@ def test_tpu_static_batch_converts_to_tflite_and_onnx(tmp_path):
     assert meta["batch_size"] == 4 and meta["parity_max_abs_diff"]["tflite"] <= 1e-4
     assert meta["parity_max_abs_diff"]["onnx"] <= 1e-4
 
-
-def test_a_failed_first_export_leaves_no_model_folder(tmp_path):
-    import keras
-    import pytest
-
-    from toolkit.export import ExportError, export
-
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    with pytest.raises(ExportError):
-        export(model, str(tmp_path / "never"), tolerance=-1.0)  # no output can be within a negative tolerance
-    assert not (tmp_path / "never").exists()
