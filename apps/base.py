@@ -18,72 +18,18 @@ import numpy as np
 import tensorflow as tf
 
 from apps import run_dirs
+from apps.config import BaseConfig, explicit_options, make_config, option  # noqa: F401  (apps import them here)
+from apps.results import (  # noqa: F401
+    FEW_EXAMPLES, _at, _jsonable, held_out_size, input_name, merge_histories, output_stem, text_of,
+)
 from toolkit.export import Predictor, ServingAdapter, export, load
 from toolkit.export.adapter import to_numpy_dict
 from toolkit.export.formats import check_export_options
 from toolkit.saving import load_model
-from toolkit.training.distribution import STRATEGIES, get_strategy, needs_static_batches, static_batches
+from toolkit.training.distribution import get_strategy, needs_static_batches, static_batches
 from toolkit.training.fault_tolerance import PhaseCheckpoint, TrainingDivergedError, read_json, write_status
 
 logger = logging.getLogger(__name__)
-
-
-def option(default, help: str, choices=None):
-    """A config field with its `--help` text (and allowed values) for the CLI."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
-
-
-@dataclasses.dataclass
-class BaseConfig:
-    """Fields every app has."""
-
-    epochs: int = option(10, "training epochs")
-    batch_size: int = option(64, "examples per batch (global, across replicas)")
-    learning_rate: float = option(1e-3, "Adam learning rate")
-    validation_split: float = option(0.1, "fraction of the training data held out for validation")
-    patience: int = option(5, "early stopping patience in epochs (best weights are restored); -1 disables")
-    seed: int = option(1337, "random seed for splits, shuffling and initialisation")
-    strategy: str = option("auto", "tf.distribute strategy", choices=STRATEGIES)
-    run_dir: str = option("runs", "folder for run directories (config, history, plots, model)")
-    resume: str = option("auto", "auto: continue an unfinished run with the same options and data (after a "
-                         "crash or kill); never: always start fresh; or the path of a run directory to continue")
-    tensorboard: bool = option(True, "write TensorBoard logs to RUN_DIR/logs")
-    verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
-    monitor_layers: str = option("", "record per-channel layer statistics while training and warn when filters "
-                                 "die: 'all' (every conv/dense layer) or a comma list of layer names; empty: off")
-    monitor_every: int = option(1, "with monitor_layers: check every N epochs (on a few validation batches)")
-
-
-def explicit_options(config_cls, config=None, **overrides) -> frozenset:
-    """Names of the options a caller set: keyword overrides, dict keys, or fields of a Config instance that
-    differ from the defaults. Recipes fill in only the others (a user's explicit value always wins)."""
-    names = set(overrides)
-    if isinstance(config, dict):
-        names |= set(config)
-    elif config is not None:
-        defaults = config_cls()
-        names |= {f.name for f in dataclasses.fields(config_cls)
-                  if getattr(config, f.name) != getattr(defaults, f.name)}
-    return frozenset(names)
-
-
-def make_config(config_cls, config=None, **overrides):
-    """A config from a dataclass instance, a dict, or keyword overrides; unknown keys are an error."""
-    if config is None:
-        config = config_cls()
-    elif isinstance(config, dict):
-        overrides = {**config, **overrides}
-        config = config_cls()
-    known = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for {config_cls.__name__}; known: {sorted(known)}")
-    config = dataclasses.replace(config, **overrides)
-    for field in dataclasses.fields(config):
-        choices = field.metadata.get("choices")
-        if choices and getattr(config, field.name) not in choices:
-            raise ValueError(f"{field.name} must be one of {tuple(choices)}. Received: {getattr(config, field.name)!r}")
-    return config
 
 
 @dataclasses.dataclass
@@ -485,72 +431,3 @@ class App:
                 writer.writerow(["epoch", *keys])
                 for epoch in range(max(len(v) for v in run.history.values())):
                     writer.writerow([epoch + 1, *[_at(run.history[k], epoch) for k in keys]])
-
-
-FEW_EXAMPLES = 20  # held-out metrics on fewer examples than this carry a warning
-
-
-def held_out_size(dataset, limit: int = FEW_EXAMPLES) -> int | None:
-    """Examples in a held-out set, counted up to `limit` (batched tf.data, `[(inputs, labels)]` lists, arrays
-    with `.x`); None when the form is unknown.
-
-    Examples:
-    >>> held_out_size(tf.data.Dataset.range(7).batch(3)), held_out_size(tf.data.Dataset.range(99).batch(8), 20)
-    (7, 24)
-    """
-    if isinstance(dataset, tf.data.Dataset):
-        count = 0
-        for batch in dataset:
-            count += int(tf.nest.flatten(batch)[0].shape[0] or 0)
-            if count >= limit:
-                break
-        return count
-    if hasattr(dataset, "x"):
-        return len(dataset.x)
-    if isinstance(dataset, (list, tuple)) and all(isinstance(item, (list, tuple)) and item for item in dataset):
-        return sum(len(item[0]) for item in dataset)
-    return None
-
-
-def merge_histories(*histories) -> dict:
-    """Concatenates Keras History objects or history dicts (two-phase training) into one dict of floats."""
-    merged: dict = {}
-    for history in histories:
-        if history is None:
-            continue
-        for key, values in getattr(history, "history", history).items():
-            merged.setdefault(key, []).extend(float(v) for v in values)
-    return merged
-
-
-def input_name(item, index: int) -> str:
-    """How a result names its input: the file path or text, else `input<index>`."""
-    if isinstance(item, (str, os.PathLike)):
-        return os.fspath(item)
-    return f"input{index}"
-
-
-def output_stem(item, index: int) -> str:
-    """A file-name stem for an input's output pictures (`cat` for `photos/cat.jpg`, else `input<index>`)."""
-    if isinstance(item, (str, os.PathLike)):
-        return os.path.splitext(os.path.basename(os.fspath(item)))[0]
-    return f"input{index}"
-
-
-def text_of(value) -> str:
-    """bytes (what string tensors give back) or anything else -> str."""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _at(values, index):
-    return values[index] if index < len(values) else ""
-
-
-def _jsonable(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()] if value.dtype.kind in "SO" else value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -1,0 +1,65 @@
+"""App options: one dataclass per app (`BaseConfig` + the app's fields), each field documented for `--help`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from toolkit.training.distribution import STRATEGIES
+
+
+def option(default, help: str, choices=None):
+    """A config field with its `--help` text (and allowed values) for the CLI."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclasses.dataclass
+class BaseConfig:
+    """Fields every app has."""
+
+    epochs: int = option(10, "training epochs")
+    batch_size: int = option(64, "examples per batch (global, across replicas)")
+    learning_rate: float = option(1e-3, "Adam learning rate")
+    validation_split: float = option(0.1, "fraction of the training data held out for validation")
+    patience: int = option(5, "early stopping patience in epochs (best weights are restored); -1 disables")
+    seed: int = option(1337, "random seed for splits, shuffling and initialisation")
+    strategy: str = option("auto", "tf.distribute strategy", choices=STRATEGIES)
+    run_dir: str = option("runs", "folder for run directories (config, history, plots, model)")
+    resume: str = option("auto", "auto: continue an unfinished run with the same options and data (after a "
+                         "crash or kill); never: always start fresh; or the path of a run directory to continue")
+    tensorboard: bool = option(True, "write TensorBoard logs to RUN_DIR/logs")
+    verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
+    monitor_layers: str = option("", "record per-channel layer statistics while training and warn when filters "
+                                 "die: 'all' (every conv/dense layer) or a comma list of layer names; empty: off")
+    monitor_every: int = option(1, "with monitor_layers: check every N epochs (on a few validation batches)")
+
+
+def explicit_options(config_cls, config=None, **overrides) -> frozenset:
+    """Names of the options a caller set: keyword overrides, dict keys, or fields of a Config instance that
+    differ from the defaults. Recipes fill in only the others (a user's explicit value always wins)."""
+    names = set(overrides)
+    if isinstance(config, dict):
+        names |= set(config)
+    elif config is not None:
+        defaults = config_cls()
+        names |= {f.name for f in dataclasses.fields(config_cls)
+                  if getattr(config, f.name) != getattr(defaults, f.name)}
+    return frozenset(names)
+
+
+def make_config(config_cls, config=None, **overrides):
+    """A config from a dataclass instance, a dict, or keyword overrides; unknown keys are an error."""
+    if config is None:
+        config = config_cls()
+    elif isinstance(config, dict):
+        overrides = {**config, **overrides}
+        config = config_cls()
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for {config_cls.__name__}; known: {sorted(known)}")
+    config = dataclasses.replace(config, **overrides)
+    for field in dataclasses.fields(config):
+        choices = field.metadata.get("choices")
+        if choices and getattr(config, field.name) not in choices:
+            raise ValueError(f"{field.name} must be one of {tuple(choices)}. Received: {getattr(config, field.name)!r}")
+    return config
