@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.data.errors import DataError
+from toolkit.data.image_samples import digits, fashion_mnist
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +69,11 @@ def parse_image_source(source, split: str = "train") -> tuple:
         return ("tfds", parts[1], parts[2] if len(parts) > 2 else "train")
     name, _, sample_split = text.partition(":")
     if name.lower() in SAMPLES and not os.path.exists(text):
-        from toolkit.data import samples
-
         if name.lower() == "digits":
             if sample_split:
                 raise DataError(f"the digits sample has no splits. Received: {text!r}")
-            return ("arrays", *samples.digits())
-        return ("arrays", *samples.fashion_mnist(sample_split or split))
+            return ("arrays", *digits())
+        return ("arrays", *fashion_mnist(sample_split or split))
     if text.lower().endswith((".npz", ".npy")):
         return ("arrays", *_array_file(text))
     if not os.path.isdir(text):

@@ -248,7 +248,9 @@ def test_array_file_and_sample_sources(tmp_path, monkeypatch):
         calls.append(split)
         return x[:20], y[:20] % 2, ["a", "b"]
 
-    monkeypatch.setattr(samples, "fashion_mnist", fake_fashion_mnist)
+    from toolkit.data import sources
+
+    monkeypatch.setattr(sources, "fashion_mnist", fake_fashion_mnist)
     for source, split, expected in (("fashion-mnist", "train", "train"), ("fashion-mnist", "test", "test"),
                                     ("fashion-mnist:test", "train", "test"), ("Fashion_MNIST:train", "test", "train")):
         data = load_image_dataset(source, split=split, validation_split=0.0)
