@@ -238,9 +238,26 @@ class App:
         """Task plots as `{name: png path}` (training curves by default)."""
         from toolkit.metrics import plot_history
 
-        if not run.history or not run.run_dir:
+        if not run.run_dir:
             return {}
-        return {"history": plot_history(run.history, os.path.join(run.run_dir, "history.png"), title=self.name)}
+        plots = {}
+        if run.history:
+            plots["history"] = plot_history(run.history, os.path.join(run.run_dir, "history.png"), title=self.name)
+        held_out = self.held_out(getattr(ctx, "data", None))
+        if isinstance(held_out, tf.data.Dataset):
+            try:  # pictures only: a drawing problem never fails a trained, scored run
+                self.draw_samples(run, held_out, plots)
+            except Exception as error:  # noqa: BLE001
+                logger.warning("%s: could not draw sample predictions: %s", self.name, error)
+        return plots
+
+    def draw_samples(self, run: Run, held_out, plots: dict) -> None:
+        """Optional: pictures of a few held-out predictions into the run directory, their paths into `plots`."""
+
+    def held_out(self, data):
+        """The task data's test set, else its validation split (None when it has neither)."""
+        test = getattr(data, "test", None)
+        return test if test is not None else getattr(data, "validation", None)
 
     # ---- shared plumbing ------------------------------------------------------------------------
     def make_config(self, config=None, **overrides):
@@ -310,7 +327,7 @@ class App:
         # saved before evaluation: a failing metric never loses the trained model (`export --allow-unfinished`)
         self._save_model(run)
         write_status(run_dir, "running", stage="evaluation", **status)
-        held_out = task_data.test if getattr(task_data, "test", None) is not None else task_data.validation
+        held_out = self.held_out(task_data)
         if held_out is not None:
             run.metrics = self.score(_LivePredictor(run), held_out, run.info)
             run.metrics["evaluated_on"] = "test" if getattr(task_data, "test", None) is not None else "validation"

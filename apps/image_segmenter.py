@@ -171,21 +171,9 @@ class ImageSegmenterApp(App):
             results.append(result)
         return results
 
-    def plot(self, run: Run, ctx=None) -> dict:
-        """Training curves, and `samples/overlay_<i>.png` for a few held-out images: truth | prediction, with
-        a legend (one forward pass on one batch, not a re-evaluation)."""
-        plots = super().plot(run, ctx)
-        data = getattr(ctx, "data", None)
-        held_out = getattr(data, "test", None) if getattr(data, "test", None) is not None else getattr(
-            data, "validation", None)
-        if isinstance(held_out, tf.data.Dataset) and run.run_dir:
-            try:  # pictures only: a drawing problem never fails a trained, scored run
-                self._draw_samples(run, held_out, plots)
-            except Exception as error:  # noqa: BLE001
-                logger.warning("%s: could not draw sample predictions: %s", self.name, error)
-        return plots
-
-    def _draw_samples(self, run, held_out, plots) -> None:
+    def draw_samples(self, run, held_out, plots) -> None:
+        """`samples/overlay_<i>.png` for a few held-out images: truth | prediction, with a legend (one forward
+        pass on one batch, not a re-evaluation)."""
         names = run.info["class_names"]
         palette = np.asarray(run.info.get("palette") or default_palette(len(names)), np.uint8)
         images, masks = next(iter(held_out.take(1)))

@@ -213,17 +213,9 @@ class ObjectDetectorApp(App):
             return plots
         if run.metrics.get("pr_curve_50"):
             plots["pr_curves"] = plot_pr_curves(run.metrics["pr_curve_50"], os.path.join(run.run_dir, "pr_curves.png"))
-        data = getattr(ctx, "data", None)
-        held_out = getattr(data, "test", None) if getattr(data, "test", None) is not None else getattr(
-            data, "validation", None)
-        if isinstance(held_out, tf.data.Dataset):
-            try:  # pictures only: a drawing problem never fails a trained, scored run
-                self._draw_samples(run, held_out, plots)
-            except Exception as error:  # noqa: BLE001
-                logger.warning("%s: could not draw sample predictions: %s", self.name, error)
         return plots
 
-    def _draw_samples(self, run, held_out, plots) -> None:
+    def draw_samples(self, run, held_out, plots) -> None:
         batch = next(iter(held_out.take(1)))
         pixels = batch["images"].numpy()[:SAMPLES]
         out = self.predictor(run)({"pixels": pixels}, signature="serving_dense")
