@@ -147,6 +147,7 @@ class App:
     description = ""
     config_cls = BaseConfig
     ignored_options: tuple = ()  # Config fields this app does not use (left out of `train --help`)
+    phase_names: tuple = ()  # labels of training phases 2, 3, ... on the history plot (default "phase N")
 
     # ---- hooks every app implements -------------------------------------------------------------
     def load_data(self, data, config, test_data=None):
@@ -242,7 +243,13 @@ class App:
             return {}
         plots = {}
         if run.history:
-            plots["history"] = plot_history(run.history, os.path.join(run.run_dir, "history.png"), title=self.name)
+            from toolkit.metrics.plots import phase_boundaries_of
+
+            starts = phase_boundaries_of(run.history.get("phase") or [])
+            labels = {epoch: (self.phase_names[i] if i < len(self.phase_names) else f"phase {i + 2}")
+                      for i, epoch in enumerate(starts)}
+            plots["history"] = plot_history(run.history, os.path.join(run.run_dir, "history.png"), title=self.name,
+                                            phase_boundaries=labels)
         held_out = self.held_out(getattr(ctx, "data", None))
         if isinstance(held_out, tf.data.Dataset):
             try:  # pictures only: a drawing problem never fails a trained, scored run

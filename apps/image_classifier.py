@@ -21,8 +21,7 @@ from apps.classification import ClassificationOutputs
 from toolkit.data import build_augmentation, load_image_dataset
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.export import image_classification_adapter, random_samples
-from toolkit.metrics import classification_report, plot_history
-from toolkit.metrics.plots import phase_boundaries_of
+from toolkit.metrics import classification_report
 from toolkit.models.transfer import (
     BUILTIN_BACKBONES,
     build_image_classifier,
@@ -64,6 +63,7 @@ class ImageClassifierApp(ClassificationOutputs, App):
     name = "image-classifier"
     description = "Image classification with transfer learning (folder of class sub-folders, arrays, TFDS)."
     config_cls = Config
+    phase_names = ("fine-tune",)  # phase 2 of training="fine-tune" unfreezes the top backbone layers
 
     def load_data(self, data, config, test_data=None):
         size = parse_image_size(config.image_size)
@@ -129,14 +129,6 @@ class ImageClassifierApp(ClassificationOutputs, App):
         run.info["fine_tune_from_epoch"] = head + 1
         with open(os.path.join(run.run_dir, "info.json"), "w") as f:
             json.dump(run.info, f, indent=2, default=str)
-
-    def plot(self, run, ctx=None) -> dict:
-        plots = super().plot(run, ctx)
-        if run.history.get("phase") and run.run_dir:  # the boundary line labelled by what starts there
-            plots["history"] = plot_history(run.history, os.path.join(run.run_dir, "history.png"), title=self.name,
-                                            phase_boundaries={b: "fine-tune" for b in
-                                                              phase_boundaries_of(run.history["phase"])})
-        return plots
 
     def _compile(self, model, config, learning_rate, total_steps):
         if config.lr_schedule == "cyclical":
