@@ -1,28 +1,49 @@
 """Server-side batching: concurrent requests to one model signature are merged into one call.
 
 Hand-written because TF Serving's batching (`BatchingSession`) is C++ inside the model server and has no
-Python API. Behaviour:
-- requests queue per (model version, signature); one worker thread takes whatever is queued, up to
-  `max_batch_size` rows, concatenates the inputs, makes one call and splits the outputs back by rows;
-- adaptive wait: the worker waits up to `max_wait_ms` for batch-mates only when the previous batch had
-  company (concurrent load); a lone client is never delayed by the timer;
-- only requests with the same trailing input shapes are merged; inputs are validated before they queue;
-- if a merged call fails (one image that does not decode, ...), every request of that batch is retried
-  alone, so one bad request never fails its batch-mates: each gets its own result or its own error.
+Python API. It takes TF Serving's knobs (`BatchingOptions`, or a `--batching-parameters-file`):
+- `max_batch_size`: most rows per merged call; `allowed_batch_sizes`: calls are padded (last row repeated)
+  up to one of these (default: powers of two up to `max_batch_size`), so kernels see a few shapes;
+- `batch_timeout_micros`: longest a batch waits for batch-mates. Adaptive: the wait applies only when the
+  previous batch had company (concurrent load); a lone client is never delayed by the timer;
+- `num_batch_threads`: batches run concurrently on this many threads (one gathers while others compute);
+- `max_enqueued_batches`: queued rows beyond `max_enqueued_batches * max_batch_size` are refused at once
+  with `QueueFull` (HTTP 503 / gRPC UNAVAILABLE), as TF Serving does, instead of queueing without bound.
+Only requests with the same trailing input shapes are merged; inputs are validated before they queue. A
+request whose future was cancelled (client gone, REST timeout) or whose deadline passed before its batch
+started is dropped, not computed. If a merged call fails (one image that does not decode, ...), every
+request of that batch is retried alone, so one bad request never fails its batch-mates.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import dataclasses
 import logging
-import queue
 import threading
 import time
 from typing import Callable
 
 import numpy as np
 
+from toolkit.serving.limits import LimitError
+
 logger = logging.getLogger(__name__)
+
+
+class QueueFull(LimitError):
+    """The batching queue is full (HTTP 503, gRPC UNAVAILABLE)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 503, "UNAVAILABLE")
+
+
+class DeadlineExceeded(LimitError):
+    """The request's deadline passed before its model call started (HTTP 504, gRPC DEADLINE_EXCEEDED)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 504, "DEADLINE_EXCEEDED")
 
 
 def _powers_of_two(limit: int) -> list:
@@ -33,14 +54,62 @@ def _powers_of_two(limit: int) -> list:
     return sizes + [limit]
 
 
-class _Item:
-    __slots__ = ("arrays", "rows", "future", "key")
+@dataclasses.dataclass
+class BatchingOptions:
+    """TF Serving's `BatchingParameters` (session_bundle_config.proto), with this server's defaults.
 
-    def __init__(self, arrays: dict):
+    Examples:
+    >>> BatchingOptions.from_text('max_batch_size { value: 16 } allowed_batch_sizes: 4 allowed_batch_sizes: 16')
+    BatchingOptions(max_batch_size=16, batch_timeout_micros=2000, num_batch_threads=1, allowed_batch_sizes=(4, 16), max_enqueued_batches=64)
+    """
+
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 2000
+    num_batch_threads: int = 1
+    allowed_batch_sizes: tuple = ()
+    max_enqueued_batches: int = 64
+
+    def __post_init__(self):
+        self.allowed_batch_sizes = tuple(int(s) for s in self.allowed_batch_sizes or ())
+        for name in ("max_batch_size", "num_batch_threads", "max_enqueued_batches"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1. Received: {getattr(self, name)}")
+        if self.batch_timeout_micros < 0:
+            raise ValueError(f"batch_timeout_micros must be >= 0. Received: {self.batch_timeout_micros}")
+        sizes = self.allowed_batch_sizes
+        if sizes and (list(sizes) != sorted(set(sizes)) or sizes[0] < 1 or sizes[-1] != self.max_batch_size):
+            raise ValueError(f"allowed_batch_sizes must increase and end with max_batch_size "
+                             f"({self.max_batch_size}), as in TF Serving. Received: {list(sizes)}")
+
+    @classmethod
+    def from_text(cls, text: str, **defaults) -> "BatchingOptions":
+        """Parses TF Serving's `--batching_parameters_file` text proto (`BatchingParameters`)."""
+        from google.protobuf import text_format
+        from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
+
+        proto = session_bundle_config_pb2.BatchingParameters()
+        try:
+            text_format.Parse(text, proto)
+        except text_format.ParseError as error:
+            raise ValueError(f"batching parameters: {error}") from None
+        values = dict(defaults)
+        for name in ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches"):
+            if proto.HasField(name):
+                values[name] = getattr(proto, name).value
+        if proto.allowed_batch_sizes:
+            values["allowed_batch_sizes"] = tuple(proto.allowed_batch_sizes)
+        return cls(**values)
+
+
+class _Item:
+    __slots__ = ("arrays", "rows", "future", "key", "deadline", "queued")
+
+    def __init__(self, arrays: dict, deadline: float | None):
         self.arrays = arrays
         self.rows = int(len(next(iter(arrays.values()))))
         self.future: concurrent.futures.Future = concurrent.futures.Future()
         self.key = tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(arrays.items()))
+        self.deadline, self.queued = deadline, time.monotonic()
 
 
 class Batcher:
@@ -48,9 +117,11 @@ class Batcher:
 
     Args:
         fn: the model call; takes and returns `{name: array}` with rows on axis 0.
-        max_batch_size: most rows per merged call.
-        max_wait_ms: longest a batch waits for more rows under concurrent load.
-        on_batch: optional `callback(rows)` after each merged call (metrics).
+        max_batch_size, allowed_batch_sizes, num_batch_threads, max_enqueued_batches: as in `BatchingOptions`.
+        max_wait_ms: longest a batch waits for more rows under concurrent load (`batch_timeout_micros` / 1000).
+        on_batch: optional `callback(rows)` after each model call (metrics).
+        on_queue: optional `callback(queued_rows)` when the queue changes (metrics).
+        pad: pad calls up to an allowed batch size (off for a one-row "batcher" of unbatched calls).
 
     Examples:
     >>> b = Batcher(lambda a: {"y": a["x"] * 2}, max_batch_size=8)
@@ -60,72 +131,119 @@ class Batcher:
     """
 
     def __init__(self, fn: Callable, max_batch_size: int = 32, max_wait_ms: float = 2.0,
-                 on_batch: Callable | None = None, name: str = "batcher", allowed_batch_sizes=None):
+                 on_batch: Callable | None = None, name: str = "batcher", allowed_batch_sizes=None,
+                 num_batch_threads: int = 1, max_enqueued_batches: int | None = None,
+                 on_queue: Callable | None = None, pad: bool = True):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1. Received: {max_batch_size}")
         self.fn, self.max_batch_size, self.max_wait = fn, int(max_batch_size), max(0.0, max_wait_ms) / 1000.0
-        # Like TF Serving's `allowed_batch_sizes`: calls are padded (last row repeated) up to one of a few
-        # sizes, so the kernels see a handful of shapes (each new shape costs oneDNN a new primitive).
-        self.allowed = sorted(set(allowed_batch_sizes or _powers_of_two(self.max_batch_size)))
-        self.on_batch = on_batch
-        self._queue: queue.Queue = queue.Queue()
-        self._held: _Item | None = None
+        self.allowed = sorted(set(allowed_batch_sizes or _powers_of_two(self.max_batch_size))) if pad else []
+        self.max_rows = None if not max_enqueued_batches else int(max_enqueued_batches) * self.max_batch_size
+        self.name, self.on_batch, self.on_queue = name, on_batch, on_queue
+        self._queue: collections.deque = collections.deque()
+        self._queued_rows = 0
+        self._cond = threading.Condition()
+        self._gather = threading.Lock()  # one thread gathers a batch at a time; others compute
         self._company = False
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
+                         for i in range(max(1, int(num_batch_threads)))]
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, arrays: dict) -> concurrent.futures.Future:
-        """Queues one request; the future gives its outputs (only its rows) or its exception."""
-        if self._closed:
-            raise RuntimeError("the batcher is closed (server shutting down)")
-        item = _Item(arrays)
-        self._queue.put(item)
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    def submit(self, arrays: dict, deadline: float | None = None) -> concurrent.futures.Future:
+        """Queues one request; the future gives its outputs (only its rows) or its exception.
+
+        Args:
+            arrays: validated inputs, rows on axis 0.
+            deadline: `time.monotonic()` after which the request is dropped if its call has not started.
+        Raises QueueFull when `max_enqueued_batches` batches are already waiting, RuntimeError once closed.
+        """
+        item = _Item(arrays, deadline)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the batcher is closed (server shutting down)")
+            if self.max_rows is not None and self._queued_rows and self._queued_rows + item.rows > self.max_rows:
+                raise QueueFull(f"the batching queue of {self.name} is full ({self._queued_rows} rows waiting; "
+                                f"max_enqueued_batches={self.max_rows // self.max_batch_size} of "
+                                f"max_batch_size={self.max_batch_size}); retry later")
+            self._queue.append(item)
+            self._queued_rows += item.rows
+            depth = self._queued_rows
+            self._cond.notify()
+        if self.on_queue:
+            self.on_queue(depth)
         return item.future
 
     def close(self, timeout: float = 10.0) -> None:
-        """Finishes what is queued, then stops the worker."""
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout)
+        """Finishes what is queued, then stops the workers (idempotent)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
 
-    def _next(self, timeout=None):
-        if self._held is not None:
-            item, self._held = self._held, None
-            return item
-        try:
-            return self._queue.get(timeout=timeout) if timeout is None or timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return False
+    # ---- workers ----------------------------------------------------------------------------------
+    def _pop(self):
+        """The queue head if it is still wanted (not cancelled, deadline not passed), else None. Holds _cond."""
+        item = self._queue.popleft()
+        self._queued_rows -= item.rows
+        if not item.future.set_running_or_notify_cancel():
+            return None
+        if item.deadline is not None and time.monotonic() > item.deadline:
+            item.future.set_exception(DeadlineExceeded(
+                f"the request's deadline passed after {time.monotonic() - item.queued:.3f} s in the queue of {self.name}"))
+            return None
+        return item
+
+    def _take(self):
+        """Blocks for the next batch; None once closed and drained."""
+        with self._gather, self._cond:
+            first = None
+            while first is None:
+                while not self._queue:
+                    if self._closed:
+                        return None
+                    self._cond.wait()
+                first = self._pop()
+            batch, rows = [first], first.rows
+            deadline = time.monotonic() + (self.max_wait if self._company else 0.0)
+            while rows < self.max_batch_size:
+                if not self._queue:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._closed:
+                        break
+                    self._cond.wait(remaining)
+                    continue
+                head = self._queue[0]
+                if head.key != first.key or rows + head.rows > self.max_batch_size:
+                    break  # starts the next batch
+                item = self._pop()
+                if item is not None:
+                    batch.append(item)
+                    rows += item.rows
+            self._company = len(batch) > 1 or bool(self._queue)
+            depth = self._queued_rows
+        if self.on_queue:
+            self.on_queue(depth)
+        return batch
 
     def _loop(self) -> None:
         while True:
-            first = self._next()
-            if first is None:
+            batch = self._take()
+            if batch is None:
                 return
-            batch, rows = [first], first.rows
-            deadline = time.monotonic() + (self.max_wait if self._company else 0.0)
-            stop = False
-            while rows < self.max_batch_size:
-                item = self._next(max(0.0, deadline - time.monotonic()))
-                if item is False:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                if item.key != first.key or rows + item.rows > self.max_batch_size:
-                    self._held = item  # starts the next batch
-                    break
-                batch.append(item)
-                rows += item.rows
-            self._company = len(batch) > 1 or self._held is not None or not self._queue.empty()
-            self._run(batch)
-            if stop:
-                while self._held is not None or not self._queue.empty():  # drain what is left
-                    item = self._next(0)
-                    if item not in (None, False):
-                        self._run([item])
-                return
+            try:
+                self._run(batch)
+            except Exception as error:  # noqa: BLE001 - never lose a worker; deliver the error
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
 
     def _run(self, batch: list) -> None:
         if len(batch) == 1:

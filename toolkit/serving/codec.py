@@ -9,27 +9,93 @@ not part of any Python package; this follows its documented behaviour:
 - columnar format `{"inputs": value | {input: value}}` -> `{"outputs": value | {output: value}}`.
 - binary values are `{"b64": "<base64>"}`; string outputs whose name ends in `_bytes` are returned that
   way, other string outputs as UTF-8 text.
+- numbers: a value that does not fit the input's dtype exactly (an integer float32 cannot hold, such as
+  16777217; anything beyond float32's range, such as 1e39; an int32 out of range; a fraction for an integer
+  input) is a 400 "... without loss of precision"; `NaN`, `Infinity` and `-Infinity` are read and written as
+  bare literals, and float32 outputs are printed in their shortest round-trip float32 form (0.2, not
+  0.20000000298023224).
+Parsing and printing use orjson (C); nesting deeper than the limit is refused before parsing.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import math
+import json
 
 import numpy as np
+import orjson
+
+from toolkit.serving.limits import LimitError
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 class RequestError(ValueError):
     """A bad request (HTTP 400 / gRPC INVALID_ARGUMENT); the message names the field and the problem."""
 
 
-def _decode_value(value, spec_dtype: str, where: str):
+# ---- body -> JSON document ---------------------------------------------------------------------------
+def json_depth(body: bytes) -> int:
+    """Deepest `[`/`{` nesting of a JSON text, brackets inside strings ignored (vectorized; no parse).
+
+    Examples:
+    >>> json_depth(b'{"a": [[1], "]]][[["]}')
+    3
+    """
+    data = np.frombuffer(body, np.uint8)
+    quotes = data == 34
+    if b"\\" in body:  # a quote preceded by an odd run of backslashes is escaped
+        backslash = data == 92
+        index = np.arange(len(data))
+        last_other = np.maximum.accumulate(np.where(backslash, -1, index))
+        run_before = np.empty(len(data), np.int64)
+        run_before[0] = 0
+        run_before[1:] = index[:-1] - last_other[:-1]
+        quotes &= (run_before % 2) == 0
+    in_string = (np.cumsum(quotes) % 2).astype(bool)  # True from an opening quote up to its closing one
+    outside = ~in_string & ~quotes
+    steps = (((data == 91) | (data == 123)) & outside).astype(np.int32) - (((data == 93) | (data == 125)) & outside)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def decode_body(body: bytes, max_depth: int = 100):
+    """Request bytes -> JSON document; RequestError (400) if malformed, LimitError (400) if nested too deep.
+
+    Examples:
+    >>> decode_body(b'{"instances": [NaN, 1.5]}')
+    {'instances': [nan, 1.5]}
+    >>> decode_body(b"[" * 200 + b"]" * 200)
+    Traceback (most recent call last):
+    ...
+    toolkit.serving.limits.LimitError: the JSON body is nested 200 levels deep, over the limit of 100 (--max-json-depth)
+    """
+    if body.count(b"[") + body.count(b"{") > max_depth:
+        depth = json_depth(body)
+        if depth > max_depth:
+            raise LimitError(f"the JSON body is nested {depth} levels deep, over the limit of {max_depth} "
+                             "(--max-json-depth)", 400)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        first = error
+    if b"NaN" in body or b"Infinity" in body:  # TF Serving accepts bare NaN / Infinity; orjson does not
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            pass
+    raise RequestError(f"malformed JSON in the request body: {first}") from None
+
+
+# ---- JSON values -> numpy ----------------------------------------------------------------------------
+def _decode_value(value, spec_dtype: str, where: str, depth: int = 0):
     """Recursively replaces `{"b64": ...}` objects by bytes and checks string/number kinds."""
+    if depth > 64:
+        raise RequestError(f"{where}: values nested deeper than 64 levels (a tensor has at most 64 dimensions)")
     if isinstance(value, list):
-        return [_decode_value(v, spec_dtype, where) for v in value]
+        return [_decode_value(v, spec_dtype, where, depth + 1) for v in value]
     if isinstance(value, dict):
-        if set(value) == {"b64"}:
+        if len(value) == 1 and "b64" in value:
             if spec_dtype != "string":
                 raise RequestError(f"{where}: {{\"b64\": ...}} given for a {spec_dtype} input (b64 is for string inputs)")
             if not isinstance(value["b64"], str):
@@ -45,6 +111,8 @@ def _decode_value(value, spec_dtype: str, where: str):
         raise RequestError(f"{where}: expected a string or {{\"b64\": ...}}, got {type(value).__name__} {_short(value)}")
     if isinstance(value, bool) and spec_dtype != "bool":
         raise RequestError(f"{where}: expected {spec_dtype} numbers, got a boolean")
+    if spec_dtype == "bool" and not isinstance(value, bool):
+        raise RequestError(f"{where}: expected booleans (true/false), got {type(value).__name__} {_short(value)}")
     if not isinstance(value, (int, float, bool)):
         raise RequestError(f"{where}: expected {spec_dtype} numbers, got {type(value).__name__} {_short(value)}")
     return value
@@ -55,11 +123,69 @@ def _short(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _lossy(where: str, value, dtype: str, why: str = "") -> RequestError:
+    value = value.item() if isinstance(value, np.generic) else value
+    return RequestError(f"{where}: JSON value {_short(value)} cannot be converted to {dtype} without loss of "
+                        f"precision{why}")
+
+
+def _numeric(value, spec, where: str) -> np.ndarray:
+    """Nested lists of JSON numbers -> an array of the spec's dtype, refusing lossy conversions."""
+    target = spec.numpy_dtype
+    try:
+        inferred = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        inferred = None
+    if inferred is None or inferred.dtype.kind not in "biuf":
+        _decode_value(value, spec.dtype, where)  # raises a precise error for a wrong kind of value
+        raise RequestError(f"{where}: cannot convert to {spec.dtype}; are the rows ragged (every example needs the same shape)?")
+    kind = inferred.dtype.kind
+    if target.kind == "b":
+        if kind != "b":
+            _decode_value(value, spec.dtype, where)
+        return inferred
+    if kind == "b":
+        raise RequestError(f"{where}: expected {spec.dtype} numbers, got a boolean")
+    if target.kind == "f":
+        if kind == "f":
+            with np.errstate(over="ignore"):
+                converted = inferred.astype(target)
+            if target.itemsize < 8:
+                finite = np.isfinite(inferred)
+                overflow = np.isinf(converted) & finite
+                if overflow.any():
+                    raise _lossy(where, inferred[overflow].flat[0], spec.dtype, f" (beyond {spec.dtype}'s range)")
+                whole = finite & (inferred == np.floor(inferred)) & (np.abs(inferred) > 2 ** (np.finfo(target).nmant + 1))
+                if whole.any():
+                    bad = whole & (converted.astype(np.float64) != inferred)
+                    if bad.any():
+                        raise _lossy(where, int(inferred[bad].flat[0]), spec.dtype)
+            return converted
+        with np.errstate(over="ignore"):
+            converted = inferred.astype(target)
+        big = np.abs(inferred.astype(np.float64)) > 2 ** (np.finfo(target).nmant + 1)  # beyond: not every int fits
+        if big.any():
+            for wanted, got in zip(inferred[big].tolist(), converted[big].tolist()):
+                if not np.isfinite(got) or int(got) != wanted:
+                    raise _lossy(where, wanted, spec.dtype)
+        return converted
+    # integer inputs
+    if kind == "f":
+        odd = inferred[~np.isfinite(inferred) | (inferred != np.floor(inferred))]
+        shown = odd.flat[0] if odd.size else inferred.flat[0]
+        raise _lossy(where, float(shown), spec.dtype, " (integer inputs take JSON integers)")
+    info = np.iinfo(target)
+    low, high = inferred.min(initial=0), inferred.max(initial=0)
+    if low < info.min or high > info.max:
+        shown = int(low) if low < info.min else int(high)
+        raise _lossy(where, shown, spec.dtype, f" (outside [{info.min}, {info.max}])")
+    return inferred.astype(target)
+
+
 def to_array(value, spec, where: str) -> np.ndarray:
     """JSON value (already holding one batch) -> numpy array checked against `spec` (`InputSpec`)."""
-    value = _decode_value(value, spec.dtype, where)
     if spec.dtype == "string":
-        array = np.empty(0, dtype=object)
+        value = _decode_value(value, spec.dtype, where)
         try:
             array = np.array(value, dtype=object)
             if array.dtype != object or any(not isinstance(v, bytes) for v in array.reshape(-1)):
@@ -67,10 +193,7 @@ def to_array(value, spec, where: str) -> np.ndarray:
         except ValueError:
             raise RequestError(f"{where}: ragged or mixed string values (every example needs the same shape)") from None
     else:
-        try:
-            array = np.asarray(value, dtype=spec.numpy_dtype)
-        except (ValueError, TypeError, OverflowError) as error:
-            raise RequestError(f"{where}: cannot convert to {spec.dtype} ({error}); are the rows ragged?") from None
+        array = _numeric(value, spec, where)
     check_shape(array, spec, where)
     return array
 
@@ -106,7 +229,7 @@ def parse_request(body, specs: dict) -> tuple[dict, str]:
             raise RequestError("\"instances\" must be a non-empty list (one element per example)")
         columns = {name: [] for name in names}
         for index, row in enumerate(rows):
-            if isinstance(row, dict) and not (set(row) == {"b64"}):
+            if isinstance(row, dict) and not (len(row) == 1 and "b64" in row):
                 _check_names(row, names, f"instances[{index}]")
                 for name in names:
                     columns[name].append(row[name])
@@ -117,7 +240,7 @@ def parse_request(body, specs: dict) -> tuple[dict, str]:
         arrays = {name: to_array(columns[name], specs[name], f"instances: input '{name}'") for name in names}
         return arrays, "row"
     value = body["inputs"]
-    if isinstance(value, dict) and set(value) != {"b64"}:
+    if isinstance(value, dict) and not (len(value) == 1 and "b64" in value):
         _check_names(value, names, "inputs")
     elif len(names) == 1:
         value = {names[0]: value}
@@ -139,7 +262,17 @@ def _check_names(given: dict, names: list, where: str) -> None:
         raise RequestError(f"{where}: missing input(s) {missing}; the signature takes {names}")
 
 
+# ---- outputs -> JSON ---------------------------------------------------------------------------------
+def _literal(value) -> orjson.Fragment:
+    if np.isnan(value):
+        return orjson.Fragment(b"NaN")
+    if np.isinf(value):
+        return orjson.Fragment(b"Infinity" if value > 0 else b"-Infinity")
+    return orjson.Fragment(str(value).encode() if isinstance(value, np.float32) else repr(float(value)).encode())
+
+
 def _jsonable(array: np.ndarray, name: str):
+    """An output array -> what orjson prints as TF Serving does (numpy arrays stay numpy: printed in C)."""
     if array.dtype == object or array.dtype.kind in "SU":
         as_b64 = name.endswith("_bytes")
 
@@ -149,25 +282,26 @@ def _jsonable(array: np.ndarray, name: str):
 
         return np.vectorize(convert, otypes=[object])(array).tolist() if array.size else array.tolist()
     if array.dtype.kind == "f":
-        values = array.tolist()
-        return _nan_safe(values) if not np.isfinite(array).all() else values
-    return array.tolist()
+        if array.dtype.itemsize < 4 or array.dtype not in (np.float32, np.float64):
+            array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            return np.array([_literal(v) for v in array.reshape(-1)], dtype=object).reshape(array.shape).tolist()
+    elif array.dtype.kind not in "biu":
+        return array.tolist()
+    if array.ndim == 0:
+        return array[()]
+    return np.ascontiguousarray(array)
 
 
-def _nan_safe(values):
-    if isinstance(values, list):
-        return [_nan_safe(v) for v in values]
-    return values if math.isfinite(values) else ("NaN" if math.isnan(values) else ("Infinity" if values > 0 else "-Infinity"))
-
-
-def format_response(outputs: dict, layout: str) -> dict:
-    """Signature outputs `{name: array}` -> TF Serving's `{"predictions": ...}` or `{"outputs": ...}`."""
+def response_body(outputs: dict, layout: str) -> dict:
+    """Signature outputs `{name: array}` -> TF Serving's `{"predictions": ...}` or `{"outputs": ...}` (values
+    still numpy arrays / orjson fragments: print it with `dumps`)."""
     names = sorted(outputs)
     if layout == "columnar":
         if len(names) == 1:
             return {"outputs": _jsonable(outputs[names[0]], names[0])}
         return {"outputs": {n: _jsonable(outputs[n], n) for n in names}}
-    sizes = {n: (outputs[n].shape[0] if outputs[n].ndim else None) for n in names}
+    sizes = {n: (outputs[n].shape[0] if np.ndim(outputs[n]) else None) for n in names}
     if len(set(sizes.values())) != 1 or None in sizes.values():
         raise RequestError(f"outputs have different batch sizes {sizes}; use the columnar \"inputs\" format")
     if len(names) == 1:
@@ -175,3 +309,23 @@ def format_response(outputs: dict, layout: str) -> dict:
     columns = {n: _jsonable(outputs[n], n) for n in names}
     count = next(iter(sizes.values()))
     return {"predictions": [{n: columns[n][i] for n in names} for i in range(count)]}
+
+
+def dumps(document) -> bytes:
+    """orjson with numpy arrays printed natively (float32 in shortest round-trip form)."""
+    return orjson.dumps(document, option=_NUMPY)
+
+
+def encode_response(outputs: dict, layout: str) -> bytes:
+    """Signature outputs -> the response bytes.
+
+    Examples:
+    >>> encode_response({"y": np.array([0.2, np.nan, -np.inf], np.float32)}, "columnar")
+    b'{"outputs":[0.2,NaN,-Infinity]}'
+    """
+    return dumps(response_body(outputs, layout))
+
+
+def format_response(outputs: dict, layout: str) -> dict:
+    """`encode_response` read back into Python values (for callers that want a dict)."""
+    return json.loads(encode_response(outputs, layout))

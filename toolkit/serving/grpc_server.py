@@ -1,5 +1,11 @@
 """The gRPC front end: TF Serving's `PredictionService` (Predict, GetModelMetadata) and
 `ModelService.GetModelStatus`, on the servicer classes generated in `tensorflow_serving.apis`.
+
+Limits: a client deadline is honoured (a call whose deadline has passed is answered DEADLINE_EXCEEDED and its
+queued work dropped, never counted OK); a cancelled call drops its queued work; tensors are checked for size
+before they are materialised and image inputs for their decoded pixels; a full batching queue answers
+UNAVAILABLE; connections idle longer than `idle_timeout_s` are closed; at most `max_concurrent_rpcs` calls
+run at once (RESOURCE_EXHAUSTED beyond).
 """
 
 from __future__ import annotations
@@ -8,6 +14,8 @@ import concurrent.futures
 import hmac
 import time
 
+import numpy as np
+
 import grpc
 from tensorflow_serving.apis import (
     model_service_pb2_grpc,
@@ -15,17 +23,41 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from toolkit.serving.batcher import DeadlineExceeded
 from toolkit.serving.codec import RequestError
+from toolkit.serving.dispatch import Dispatcher
+from toolkit.serving.limits import LimitError, Limits, check_image_pixels, model_roots, redact_paths
 from toolkit.serving.protos import array_to_tensor, metadata_response, status_response, tensor_to_array
 from toolkit.serving.repository import ModelRepository, NotFoundError
 
+_ITEM_BYTES = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 7: 8, 9: 8, 10: 1, 14: 2, 17: 2, 19: 2, 22: 4, 23: 8}  # DataType -> bytes
+
 
 def _version_of(model_spec):
+    """(version number or None, version label or None) of a ModelSpec."""
     if model_spec.HasField("version"):
-        return model_spec.version.value
-    if model_spec.version_label:
-        raise RequestError(f"version labels are not supported (got '{model_spec.version_label}'); use a version number")
-    return None
+        return model_spec.version.value, None
+    return None, (model_spec.version_label or None)
+
+
+def _lookup(repository, model_spec):
+    version, label = _version_of(model_spec)
+    if label is not None:
+        return repository.get(model_spec.name, version, label=label)
+    return repository.get(model_spec.name, version)
+
+
+def _check_tensor_size(proto, where: str, limit: int) -> None:
+    """A TensorProto's shape may promise far more elements than it carries (one value is broadcast):
+    refuse before `make_ndarray` allocates it."""
+    count = 1
+    for dim in proto.tensor_shape.dim:
+        if dim.size < 0:
+            raise RequestError(f"{where}: negative dimension {dim.size} in tensor_shape")
+        count *= dim.size
+    if count * _ITEM_BYTES.get(proto.dtype, 1) > limit:
+        raise LimitError(f"{where}: a tensor of shape {[d.size for d in proto.tensor_shape.dim]} is over the "
+                         f"limit of {limit} bytes per request (--max-body-mb)")
 
 
 class _Guard:
@@ -49,7 +81,9 @@ class _Guard:
 
         code = grpc.StatusCode.OK
         if error is not None:
-            if isinstance(error, (RequestError, ValueError, tf.errors.InvalidArgumentError)):
+            if isinstance(error, LimitError):
+                code = getattr(grpc.StatusCode, error.grpc_code)
+            elif isinstance(error, (RequestError, ValueError, tf.errors.InvalidArgumentError)):
                 code = grpc.StatusCode.INVALID_ARGUMENT
             elif isinstance(error, NotFoundError):
                 code = grpc.StatusCode.NOT_FOUND
@@ -64,23 +98,30 @@ class _Guard:
         if error is not None:
             from toolkit.serving.servable import describe_error
 
-            self.context.abort(code, describe_error(error))
+            message = str(error) if isinstance(error, LimitError) else describe_error(error)
+            self.context.abort(code, redact_paths(message, self.servicer.roots))
         return False
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict and GetModelMetadata over the repository (Classify/Regress/MultiInference: UNIMPLEMENTED)."""
 
-    def __init__(self, repository: ModelRepository, auth_token: str | None = None):
+    def __init__(self, repository: ModelRepository, auth_token: str | None = None, limits: Limits | None = None,
+                 dispatcher: Dispatcher | None = None):
         self.repository, self.auth_token = repository, auth_token
+        self.limits, self.dispatcher = limits or Limits(), dispatcher or Dispatcher(repository)
+        self.roots = model_roots(repository)
 
     def Predict(self, request, context):  # noqa: N802 - gRPC method name
         name = request.model_spec.name
         with _Guard(self, context, "predict", name):
-            version = _version_of(request.model_spec)
+            remaining = context.time_remaining()
+            deadline = time.monotonic() + remaining if remaining is not None else None
             signature = request.model_spec.signature_name or "serving_default"
+            for key, proto in request.inputs.items():
+                _check_tensor_size(proto, f"input '{key}'", self.limits.max_body_bytes)
             for _attempt in range(3):
-                entry = self.repository.get(name, version)
+                entry = _lookup(self.repository, request.model_spec)
                 specs = entry.servable.specs(signature)
                 unknown = sorted(set(request.inputs) - set(specs))
                 missing = sorted(set(specs) - set(request.inputs))
@@ -91,14 +132,24 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 rows = {a.shape[0] for a in arrays.values()}
                 if len(rows) > 1:
                     raise RequestError(f"inputs have different batch sizes {sorted(rows)}")
+                check_image_pixels(arrays, specs, self.limits.max_image_pixels)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DeadlineExceeded("the client's deadline passed before the prediction was queued")
                 try:
-                    future = self.repository.submit(entry, signature, arrays)
+                    future = self.dispatcher.submit(entry, signature, arrays, deadline)
                     break
                 except RuntimeError:
                     continue
             else:
                 raise NotFoundError(f"Servable not found for request: {name} (being swapped, retry)")
-            outputs = future.result()
+            context.add_callback(future.cancel)  # the call ended (cancelled, deadline): drop queued work
+            try:
+                outputs = future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                future.cancel()
+                raise DeadlineExceeded("the prediction did not finish before the client's deadline") from None
+            if not context.is_active():
+                raise DeadlineExceeded("the call ended (deadline or cancellation) before the prediction finished")
             wanted = list(request.output_filter) or sorted(outputs)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:
@@ -108,7 +159,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.model_spec.version.value = entry.number
             response.model_spec.signature_name = signature
             for key in wanted:
-                response.outputs[key].CopyFrom(array_to_tensor(outputs[key]))
+                response.outputs[key].CopyFrom(array_to_tensor(np.asarray(outputs[key])))
             return response
 
     def GetModelMetadata(self, request, context):  # noqa: N802
@@ -116,8 +167,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             fields = list(request.metadata_field)
             if fields != ["signature_def"]:
                 raise RequestError(f"metadata_field must be ['signature_def'] (the only one supported); got {fields}")
-            entry = self.repository.get(request.model_spec.name, _version_of(request.model_spec))
-            return metadata_response(entry)
+            return metadata_response(_lookup(self.repository, request.model_spec))
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
@@ -125,25 +175,40 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def __init__(self, repository: ModelRepository, auth_token: str | None = None):
         self.repository, self.auth_token = repository, auth_token
+        self.roots = model_roots(repository)
 
     def GetModelStatus(self, request, context):  # noqa: N802
         with _Guard(self, context, "status", request.model_spec.name):
-            version = _version_of(request.model_spec)
-            return status_response(self.repository.versions(request.model_spec.name, version))
+            version, label = _version_of(request.model_spec)
+            name = request.model_spec.name
+            entries = (self.repository.versions(name, version, label=label) if label
+                       else self.repository.versions(name, version))
+            response = status_response(entries)
+            for status in response.model_version_status:
+                status.status.error_message = redact_paths(status.status.error_message, self.roots)
+            return response
+
 
 
 def create_grpc_server(repository: ModelRepository, address: str, auth_token: str | None = None,
-                       workers: int = 16, max_message_bytes: int = 64 * 1024 * 1024):
+                       workers: int = 16, max_message_bytes: int = 64 * 1024 * 1024, limits: Limits | None = None,
+                       dispatcher: Dispatcher | None = None, max_concurrent_rpcs: int | None = None):
     """A started-ready `grpc.Server` bound to `address` (`host:port`, port 0 picks one); returns (server, port)."""
+    limits = limits or Limits()
+    idle_ms = int(limits.idle_timeout_s * 1000) if limits.idle_timeout_s else 0
+    options = [("grpc.max_receive_message_length", max_message_bytes),
+               ("grpc.max_send_message_length", max_message_bytes)]
+    if idle_ms:  # an idle connection is closed after this long (TF Serving leaves it to gRPC's defaults)
+        options.append(("grpc.max_connection_idle_ms", max(idle_ms, 1000)))
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", max_message_bytes),
-                 ("grpc.max_send_message_length", max_message_bytes)],
+        options=options, maximum_concurrent_rpcs=max_concurrent_rpcs or limits.max_connections,
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository, auth_token), server)
+    dispatcher = dispatcher or Dispatcher(repository)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(repository, auth_token, limits, dispatcher), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(repository, auth_token), server)
     port = server.add_insecure_port(address)
     if not port:
         raise OSError(f"cannot bind the gRPC server to {address}")
     return server, port
-

@@ -1,4 +1,11 @@
-"""Prometheus metrics of the server (prometheus_client, one registry per server)."""
+"""Prometheus metrics of the server (prometheus_client, one registry per server).
+
+Exposed at `/monitoring/prometheus/metrics` (TF Serving's path) and `/metrics`:
+- `toolkit_serving_requests_total{api,model,method,code}` and `toolkit_serving_request_latency_seconds` (histogram);
+- `toolkit_serving_batch_size` (histogram of rows per model call) and `toolkit_serving_queue_rows` (rows waiting
+  for a model call, per model and signature: the batching queue depth);
+- `toolkit_serving_model_versions{model,state}` and `toolkit_serving_load_failures_total`.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +34,8 @@ class Metrics:
                                  ["api", "model", "method"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.batch_size = Histogram("toolkit_serving_batch_size", "Rows per model call (merged batches).",
                                     ["model", "signature"], buckets=BATCH_BUCKETS, registry=self.registry)
+        self.queue_rows = Gauge("toolkit_serving_queue_rows", "Rows waiting for a model call (queue depth).",
+                                ["model", "signature"], registry=self.registry)
         self.loaded = Gauge("toolkit_serving_model_versions", "Model versions by state.", ["model", "state"],
                             registry=self.registry)
         self.load_failures = Counter("toolkit_serving_load_failures", "Model versions that failed to load.",
@@ -38,6 +47,9 @@ class Metrics:
 
     def batch(self, model: str, signature: str, rows: int) -> None:
         self.batch_size.labels(model, signature).observe(rows)
+
+    def queue(self, model: str, signature: str, rows: int) -> None:
+        self.queue_rows.labels(model, signature).set(rows)
 
     def load_failed(self, model: str) -> None:
         self.load_failures.labels(model).inc()

@@ -1,210 +1,324 @@
-"""The REST front end (FastAPI): TF Serving's `/v1/models/...` API, metrics, and the web page at `/`.
+"""The REST front end: TF Serving's `/v1/models/...` API, metrics, and the web page at `/`.
 
 Endpoints (as TF Serving documents them):
-- `GET  /v1/models/NAME[/versions/N]`: version status (state, error code and message);
-- `GET  /v1/models/NAME[/versions/N]/metadata`: SignatureDefs, plus `metadata.toolkit` (labels, task, ...);
-- `POST /v1/models/NAME[/versions/N]:predict`: `{"instances": ...}` or `{"inputs": ...}`, `signature_name`;
-- errors are `{"error": "..."}` with 400 (bad request), 401 (token), 404 (unknown model/version/route),
-  413 (body too large), 500 (model failure).
+- `GET  /v1/models/NAME[/versions/N | /labels/LABEL]`: version status (state, error code and message);
+- `GET  /v1/models/NAME[/versions/N | /labels/LABEL]/metadata`: SignatureDefs, plus `metadata.toolkit`;
+- `POST /v1/models/NAME[/versions/N | /labels/LABEL]:predict`: `{"instances": ...}` or `{"inputs": ...}`,
+  `signature_name`;
+- errors are `{"error": "..."}` with 400 (bad request, JSON nested too deep), 401 (token), 403 (Host or
+  Origin not allowed), 404 (unknown model/version/route), 413 (body or decoded image too large), 415
+  (content type), 500 (model failure), 503 (queue full), 504 (`--rest-api-timeout-in-ms` passed).
 Extensions: `GET /v1/models` (list), `GET /monitoring/prometheus/metrics` (also `/metrics`), `GET /`.
+
+The request path is a plain ASGI handler in front of FastAPI (which keeps the GET routes): Host, Origin and
+token checks for every request, and `:predict` handled without FastAPI's per-request machinery. Bodies over
+`OFFLOAD_BYTES` are parsed (and large outputs printed) on a worker thread, so a big request never holds
+the event loop while other requests wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
 import hmac
-import json
 import logging
+import re
 import time
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from toolkit.serving.codec import RequestError, format_response, parse_request
+from toolkit.serving.batcher import DeadlineExceeded
+from toolkit.serving.codec import RequestError, decode_body, dumps, encode_response, parse_request
+from toolkit.serving.dispatch import Dispatcher
+from toolkit.serving.limits import HostCheck, LimitError, Limits, check_image_pixels, model_roots, redact_paths
 from toolkit.serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from toolkit.serving.protos import metadata_json, status_response, to_json
 from toolkit.serving.repository import ModelRepository, NotFoundError
 
 logger = logging.getLogger(__name__)
 
-
-class PayloadTooLarge(Exception):
-    pass
-
-
-class Unauthorized(Exception):
-    pass
-
-
-def _tf_error_message(error) -> str:
-    from toolkit.serving.servable import describe_error
-
-    return describe_error(error)
+OFFLOAD_BYTES = 64 * 1024  # bodies (and outputs, in elements) beyond this are handled on a worker thread
+PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/([^/:]+)|/labels/([^/:]+))?:([^/:]*)$")
+PROTECTED = ("/v1/", "/metrics", "/monitoring/")
+# TF Serving reads any body as JSON; browsers can send text/plain and multipart/form-data cross-origin
+# without a preflight, so those are refused. x-www-form-urlencoded stays: it is what `curl -d` sends (TF
+# Serving's documented examples); browser posts of it carry an Origin header, checked below.
+ACCEPTED_TYPES = (b"", b"application/json", b"application/x-www-form-urlencoded")
 
 
-def _error_status(error) -> tuple[int, str]:
-    """Exception -> (HTTP status, message) for the `{"error": ...}` body."""
+class HTTPError(Exception):
+    """An error with its own HTTP status (401, 403, 415, ...)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was complete."""
+
+
+def error_status(error, roots=()) -> tuple[int, str]:
+    """Exception -> (HTTP status, client-facing message without absolute paths)."""
     import tensorflow as tf
 
-    if isinstance(error, (RequestError, tf.errors.InvalidArgumentError)):
-        return 400, _tf_error_message(error)
-    if isinstance(error, NotFoundError):
-        return 404, str(error)
-    if isinstance(error, PayloadTooLarge):
-        return 413, str(error)
-    if isinstance(error, Unauthorized):
-        return 401, str(error)
-    if isinstance(error, ValueError):  # invalid model name / version
-        return 400, str(error)
-    logger.exception("prediction failed", exc_info=error)
-    return 500, f"{type(error).__name__}: {_tf_error_message(error)}"
+    from toolkit.serving.servable import describe_error
+
+    if isinstance(error, HTTPError):
+        code, message = error.status, str(error)
+    elif isinstance(error, LimitError):
+        code, message = error.status, str(error)
+    elif isinstance(error, (RequestError, tf.errors.InvalidArgumentError)):
+        code, message = 400, describe_error(error)
+    elif isinstance(error, NotFoundError):
+        code, message = 404, str(error).strip("'\"")
+    elif isinstance(error, ValueError):  # invalid model name / version
+        code, message = 400, str(error)
+    else:
+        logger.error("prediction failed: %s: %s", type(error).__name__, error, exc_info=error)
+        code, message = 500, f"{type(error).__name__}: {describe_error(error)}"
+    return code, redact_paths(message, roots)
 
 
-def create_app(repository: ModelRepository, metrics: Metrics | None = None, auth_token: str | None = None,
-               max_body_bytes: int = 16 * 1024 * 1024) -> FastAPI:
-    """The FastAPI application serving `repository`.
+async def send_json(send, status: int, body: bytes, headers=()) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
 
-    Args:
-        repository: a started `ModelRepository`.
-        metrics: the `Metrics` to record into and expose (default: a new one).
-        auth_token: when set, `/v1/...` and metrics need `Authorization: Bearer <token>`.
-        max_body_bytes: larger request bodies get 413.
-    """
-    metrics = metrics or repository.metrics or Metrics()
-    app = FastAPI(title="toolkit serving", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.repository, app.state.metrics = repository, metrics
 
-    def check_auth(request: Request) -> None:
-        if not auth_token:
-            return
-        header = request.headers.get("authorization", "")
-        if not (header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), auth_token.encode())):
-            raise Unauthorized("missing or wrong bearer token (send 'Authorization: Bearer <token>')")
+class ServingApp:
+    """The ASGI application: checks, the `:predict` fast path, and the FastAPI app for the rest."""
 
-    def error_response(error, name="-", method="-", started=None) -> JSONResponse:
-        code, message = _error_status(error)
-        if started is not None:
-            metrics.request("rest", name, method, code, time.perf_counter() - started)
-        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
-        return JSONResponse({"error": message}, status_code=code, headers=headers)
+    def __init__(self, api: FastAPI, repository, dispatcher: Dispatcher, metrics: Metrics, limits: Limits,
+                 auth_token: str | None, hosts: HostCheck):
+        self.api, self.repository, self.dispatcher, self.metrics = api, repository, dispatcher, metrics
+        self.limits, self.hosts = limits, hosts
+        self.token = auth_token.encode() if auth_token else None
+        self.roots = model_roots(repository)
+        self.state = api.state
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="rest-codec")
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request, error):  # unknown routes, wrong methods: TF Serving's {"error": ...} shape
-        return JSONResponse({"error": f"{error.detail}: {request.method} {request.url.path}"},
-                            status_code=error.status_code)
-
-    @app.exception_handler(Exception)
-    async def any_error(request, error):
-        return error_response(error)
-
-    @app.get("/", response_class=HTMLResponse)
-    async def page():
-        from toolkit.serving.page import PAGE
-
-        return HTMLResponse(PAGE)
-
-    @app.get("/v1/models")
-    async def list_models(request: Request):
-        check_auth(request)
-        models = []
-        for name in repository.names():
-            versions = repository.versions(name)
-            entry = next((v for v in versions if v.state == "AVAILABLE"), None)
-            models.append({"name": name, "version": entry.number if entry else None,
-                           "versions": [{"version": v.number, "state": v.state, "error": v.error} for v in versions],
-                           **(entry.servable.describe() if entry and entry.servable else {})})
-        return {"models": models}
-
-    @app.get("/v1/models/{name}")
-    async def model_status(name: str, request: Request):
-        return _status(name, None, request)
-
-    @app.get("/v1/models/{name}/versions/{version}")
-    async def version_status(name: str, version: str, request: Request):
-        return _status(name, version, request)
-
-    def _status(name, version, request):
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.api(scope, receive, send)
+        headers = dict(scope["headers"])
+        path = scope["path"]
         try:
-            check_auth(request)
-            return to_json(status_response(repository.versions(name, version)))
-        except Exception as error:  # noqa: BLE001 - mapped to {"error": ...}
-            return error_response(error)
+            self.check(headers, path)
+        except HTTPError as error:
+            extra = [(b"www-authenticate", b"Bearer")] if error.status == 401 else []
+            return await send_json(send, error.status, dumps({"error": str(error)}), extra)
+        if scope["method"] == "POST":
+            match = PREDICT.match(path)
+            if match:
+                return await self.predict(match, headers, receive, send)
+        return await self.api(scope, receive, send)
 
-    @app.get("/v1/models/{name}/metadata")
-    async def model_metadata(name: str, request: Request):
-        return _metadata(name, None, request)
+    def check(self, headers: dict, path: str) -> None:
+        host = headers.get(b"host")
+        if not self.hosts.host_ok(host.decode("latin-1") if host is not None else None):
+            raise HTTPError(403, f"Host {host.decode('latin-1')!r} is not allowed; this server answers "
+                                 "localhost, its bound address and --allowed-hosts")
+        origin = headers.get(b"origin")
+        if origin is not None and not self.hosts.origin_ok(origin.decode("latin-1")):
+            raise HTTPError(403, f"cross-origin request from {origin.decode('latin-1')!r} refused "
+                                 "(allow its host with --allowed-hosts)")
+        if self.token and path.startswith(PROTECTED):
+            header = headers.get(b"authorization", b"")
+            if not (header.startswith(b"Bearer ") and hmac.compare_digest(header[7:], self.token)):
+                raise HTTPError(401, "missing or wrong bearer token (send 'Authorization: Bearer <token>')")
 
-    @app.get("/v1/models/{name}/versions/{version}/metadata")
-    async def version_metadata(name: str, version: str, request: Request):
-        return _metadata(name, version, request)
-
-    def _metadata(name, version, request):
-        try:
-            check_auth(request)
-            return metadata_json(repository.get(name, version))
-        except Exception as error:  # noqa: BLE001
-            return error_response(error)
-
-    @app.post("/v1/models/{name}:{method}")
-    async def predict_latest(name: str, method: str, request: Request):
-        return await _predict(name, None, method, request)
-
-    @app.post("/v1/models/{name}/versions/{version}:{method}")
-    async def predict_version(name: str, version: str, method: str, request: Request):
-        return await _predict(name, version, method, request)
-
-    async def read_body(request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_body_bytes:
-            raise PayloadTooLarge(f"request body of {int(length)} bytes exceeds the limit of {max_body_bytes} bytes")
+    async def read_body(self, headers: dict, receive) -> bytes:
+        limit = self.limits.max_body_bytes
+        length = headers.get(b"content-length")
+        if length and length.isdigit() and int(length) > limit:
+            raise LimitError(f"request body of {int(length)} bytes exceeds the limit of {limit} bytes (--max-body-mb)")
         chunks, size = [], 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            chunk = message.get("body", b"")
             size += len(chunk)
-            if size > max_body_bytes:
-                raise PayloadTooLarge(f"request body exceeds the limit of {max_body_bytes} bytes")
+            if size > limit:
+                raise LimitError(f"request body exceeds the limit of {limit} bytes (--max-body-mb)")
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _predict(name, version, method, request):
+    def prepare(self, body: bytes, name: str, version, label):
+        """Body -> (version entry, signature, arrays, layout): parse, look up, validate, check limits."""
+        document = decode_body(body, self.limits.max_json_depth)
+        signature = document.get("signature_name") if isinstance(document, dict) else None
+        if signature is not None and not isinstance(signature, str):
+            raise RequestError("\"signature_name\" must be a string")
+        entry = self.lookup(name, version, label)
+        specs = entry.servable.specs(signature) if entry.servable else {}
+        arrays, layout = parse_request(document, specs)
+        check_image_pixels(arrays, specs, self.limits.max_image_pixels)
+        return entry, signature, arrays, layout
+
+    def lookup(self, name, version, label):
+        if label is not None:
+            return self.repository.get(name, version, label=label)
+        return self.repository.get(name, version)
+
+    async def predict(self, match, headers, receive, send):
         started = time.perf_counter()
-        label = name if name in repository.names() else "-"
+        name, version, label, method = match.groups()
+        model = name if name in self.repository.names() else "-"
+        loop = asyncio.get_running_loop()
+        timeout = self.limits.rest_timeout_ms / 1000.0 if self.limits.rest_timeout_ms else None
         try:
-            check_auth(request)
             if method != "predict":
                 raise RequestError(f"method ':{method}' is not supported; these signatures are predict signatures, use ':predict'")
-            body = await read_body(request)
-            try:
-                document = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise RequestError(f"malformed JSON in the request body: {error}") from None
-            signature = document.get("signature_name") if isinstance(document, dict) else None
-            if signature is not None and not isinstance(signature, str):
-                raise RequestError("\"signature_name\" must be a string")
+            kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if kind not in ACCEPTED_TYPES and not kind.endswith(b"+json"):
+                raise HTTPError(415, f"Content-Type {kind.decode('latin-1')!r} is not accepted; send the JSON body "
+                                     "as application/json")
+            body = await self.read_body(headers, receive)
+            deadline = time.monotonic() + timeout if timeout else None
             for _attempt in range(3):
-                entry = repository.get(name, version)
-                arrays, layout = parse_request(document, entry.servable.specs(signature) if entry.servable else {})
+                if len(body) > OFFLOAD_BYTES:
+                    entry, signature, arrays, layout = await loop.run_in_executor(
+                        self.pool, self.prepare, body, name, version, label)
+                else:
+                    entry, signature, arrays, layout = self.prepare(body, name, version, label)
                 try:
-                    future = repository.submit(entry, signature, arrays)
+                    future = self.dispatcher.submit(entry, signature, arrays, deadline)
                     break
                 except RuntimeError:  # unloaded between lookup and submit (a swap): take the new version
                     continue
             else:
                 raise NotFoundError(f"Servable not found for request: {name} (being swapped, retry)")
-            outputs = await asyncio.wrap_future(future)
-            result = format_response(outputs, layout)
+            try:
+                outputs = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            except asyncio.TimeoutError:
+                future.cancel()
+                raise DeadlineExceeded(f"the prediction did not finish within {self.limits.rest_timeout_ms} ms "
+                                       "(--rest-api-timeout-in-ms)") from None
+            if sum(getattr(v, "size", 1) for v in outputs.values()) > OFFLOAD_BYTES:
+                payload = await loop.run_in_executor(self.pool, encode_response, outputs, layout)
+            else:
+                payload = encode_response(outputs, layout)
+        except ClientGone:
+            self.metrics.request("rest", model, "predict", 499, time.perf_counter() - started)
+            return
         except Exception as error:  # noqa: BLE001 - every failure becomes {"error": ...}
-            return error_response(error, label, "predict", started)
-        metrics.request("rest", label, "predict", 200, time.perf_counter() - started)
-        return Response(json.dumps(result, separators=(",", ":")), media_type="application/json")
+            code, message = error_status(error, self.roots)
+            self.metrics.request("rest", model, "predict", code, time.perf_counter() - started)
+            return await send_json(send, code, dumps({"error": message}))
+        self.metrics.request("rest", model, "predict", 200, time.perf_counter() - started)
+        await send_json(send, 200, payload)
 
-    @app.get("/monitoring/prometheus/metrics")
-    @app.get("/metrics")
-    async def prometheus(request: Request):
+    def close(self) -> None:
+        self.pool.shutdown(wait=False)
+
+
+def create_app(repository: ModelRepository, metrics: Metrics | None = None, auth_token: str | None = None,
+               max_body_bytes: int | None = None, *, limits: Limits | None = None,
+               dispatcher: Dispatcher | None = None, host: str = "127.0.0.1") -> ServingApp:
+    """The ASGI application serving `repository`.
+
+    Args:
+        repository: a started `ModelRepository`.
+        metrics: the `Metrics` to record into and expose (default: the repository's, or a new one).
+        auth_token: when set, `/v1/...` and metrics need `Authorization: Bearer <token>` (401 otherwise).
+        max_body_bytes: larger request bodies get 413 (overrides `limits.max_body_bytes`).
+        limits: the per-request `Limits` (defaults: see `toolkit.serving.limits.Limits`).
+        dispatcher: where predictions are queued (default: a `Dispatcher` with default batching options).
+        host: the bound address; with `limits.allowed_hosts` it decides which Host headers are answered.
+    """
+    metrics = metrics or repository.metrics or Metrics()
+    if repository.metrics is None:
+        repository.metrics = metrics
+    limits = dataclasses.replace(limits or Limits(), **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}))
+    dispatcher = dispatcher or Dispatcher(repository)
+    roots = model_roots(repository)
+    api = FastAPI(title="toolkit serving", docs_url=None, redoc_url=None, openapi_url=None)
+    api.state.repository, api.state.metrics = repository, metrics
+
+    def error_response(error) -> JSONResponse:
+        code, message = error_status(error, roots)
+        return JSONResponse({"error": message}, status_code=code)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request, error):  # unknown routes, wrong methods: TF Serving's {"error": ...} shape
+        return JSONResponse({"error": f"{error.detail}: {request.method} {request.url.path}"},
+                            status_code=error.status_code)
+
+    @api.get("/", response_class=HTMLResponse)
+    async def page():
+        from toolkit.serving.page import PAGE
+
+        return HTMLResponse(PAGE)
+
+    @api.get("/v1/models")
+    async def list_models():
         try:
-            check_auth(request)
-        except Unauthorized as error:
+            models = []
+            for name in repository.names():
+                versions = repository.versions(name)
+                entry = next((v for v in versions if v.state == "AVAILABLE"), None)
+                models.append({"name": name, "version": entry.number if entry else None,
+                               "versions": [{"version": v.number, "state": v.state, "error": redact_paths(v.error, roots)}
+                                            for v in versions],
+                               **(entry.servable.describe() if entry and entry.servable else {})})
+            return {"models": models}
+        except Exception as error:  # noqa: BLE001
             return error_response(error)
+
+    def status(name, version=None, label=None):
+        try:
+            entries = repository.versions(name, version, label=label) if label else repository.versions(name, version)
+            body = to_json(status_response(entries))
+            for entry in body.get("model_version_status", []):
+                status_field = entry.get("status") or {}
+                if status_field.get("error_message"):
+                    status_field["error_message"] = redact_paths(status_field["error_message"], roots)
+            return body
+        except Exception as error:  # noqa: BLE001 - mapped to {"error": ...}
+            return error_response(error)
+
+    def metadata(name, version=None, label=None):
+        try:
+            entry = repository.get(name, version, label=label) if label else repository.get(name, version)
+            return metadata_json(entry)
+        except Exception as error:  # noqa: BLE001
+            return error_response(error)
+
+    @api.get("/v1/models/{name}")
+    async def model_status(name: str):
+        return status(name)
+
+    @api.get("/v1/models/{name}/versions/{version}")
+    async def version_status(name: str, version: str):
+        return status(name, version)
+
+    @api.get("/v1/models/{name}/labels/{label}")
+    async def label_status(name: str, label: str):
+        return status(name, label=label)
+
+    @api.get("/v1/models/{name}/metadata")
+    async def model_metadata(name: str):
+        return metadata(name)
+
+    @api.get("/v1/models/{name}/versions/{version}/metadata")
+    async def version_metadata(name: str, version: str):
+        return metadata(name, version)
+
+    @api.get("/v1/models/{name}/labels/{label}/metadata")
+    async def label_metadata(name: str, label: str):
+        return metadata(name, label=label)
+
+    @api.get("/monitoring/prometheus/metrics")
+    @api.get("/metrics")
+    async def prometheus():
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    hosts = HostCheck(host, limits.allowed_hosts)
+    return ServingApp(api, repository, dispatcher, metrics, limits, auth_token, hosts)

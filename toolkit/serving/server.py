@@ -7,6 +7,8 @@ import signal
 import socket
 import threading
 
+from toolkit.serving.batcher import BatchingOptions
+from toolkit.serving.limits import Limits
 from toolkit.serving.metrics import Metrics
 from toolkit.serving.repository import ModelRepository
 
@@ -22,8 +24,11 @@ class Server:
         rest_port: REST port (0 picks a free one; see `.rest_port` after `start`).
         grpc_port: gRPC port (0 picks a free one; None disables gRPC).
         auth_token: bearer token required by `/v1/...`, metrics and gRPC calls.
-        max_body_bytes: REST request body limit (413 beyond it).
+        max_body_bytes: REST request body limit (413 beyond it; overrides `limits.max_body_bytes`).
         grace_s: seconds in-flight requests get to finish on shutdown.
+        limits: per-request `Limits` (body, JSON depth, image pixels, timeouts, connections, allowed hosts).
+        batching: `BatchingOptions` (TF Serving's knobs) for versions the repository batches.
+        workers: threads per model signature for unbatched calls.
 
     Examples:
     >>> import httpx
@@ -41,11 +46,18 @@ class Server:
 
     def __init__(self, repository: ModelRepository, host: str = "127.0.0.1", rest_port: int = 8501,
                  grpc_port: int | None = 8500, auth_token: str | None = None,
-                 max_body_bytes: int = 16 * 1024 * 1024, grace_s: float = 10.0):
+                 max_body_bytes: int | None = None, grace_s: float = 10.0, limits: Limits | None = None,
+                 batching: BatchingOptions | None = None, workers: int = 4):
+        import dataclasses
+
+        from toolkit.serving.dispatch import Dispatcher
+
         self.repository, self.host = repository, host
         self.metrics = repository.metrics = repository.metrics or Metrics()
         self.rest_port, self.grpc_port = rest_port, grpc_port
-        self.auth_token, self.max_body_bytes, self.grace_s = auth_token, max_body_bytes, grace_s
+        self.limits = dataclasses.replace(limits or Limits(), **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}))
+        self.auth_token, self.max_body_bytes, self.grace_s = auth_token, self.limits.max_body_bytes, grace_s
+        self.dispatcher = Dispatcher(repository, batching, workers=workers)
         self._uvicorn = None
         self._thread: threading.Thread | None = None
         self._grpc = None
@@ -73,11 +85,20 @@ class Server:
             from toolkit.serving.grpc_server import create_grpc_server
 
             address = f"[{self.host}]:{self.grpc_port}" if ":" in self.host else f"{self.host}:{self.grpc_port}"
-            self._grpc, self.grpc_port = create_grpc_server(self.repository, address, self.auth_token)
+            self._grpc, self.grpc_port = create_grpc_server(
+                self.repository, address, self.auth_token, max_message_bytes=max(self.max_body_bytes, 4 * 1024 * 1024),
+                limits=self.limits, dispatcher=self.dispatcher)
             self._grpc.start()
-        app = create_app(self.repository, self.metrics, self.auth_token, self.max_body_bytes)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=self.grace_s,
-                                lifespan="off", backlog=1024)
+        from toolkit.serving.http_protocol import guarded_protocol
+
+        self._app = create_app(self.repository, self.metrics, self.auth_token, limits=self.limits,
+                               dispatcher=self.dispatcher, host=self.host)
+        limits = self.limits
+        config = uvicorn.Config(self._app, log_level="warning", access_log=False, timeout_graceful_shutdown=self.grace_s,
+                                lifespan="off", backlog=1024, timeout_keep_alive=limits.idle_timeout_s,
+                                limit_concurrency=limits.max_connections,
+                                http=guarded_protocol(limits.header_timeout_s, limits.body_timeout_s,
+                                                      limits.max_header_bytes))
         self._uvicorn = uvicorn.Server(config)
         logger.info("serving REST on %s, gRPC on port %s, models %s", self.url, self.grpc_port, self.repository.names())
 
@@ -130,6 +151,8 @@ class Server:
             self._grpc.stop(self.grace_s).wait()
             self._grpc = None
         self.repository.close()
+        if getattr(self, "_app", None) is not None:
+            self._app.close()
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -149,7 +149,7 @@ def test_auth_token(server):
     from toolkit.serving import create_app
 
     app = create_app(server.repository, auth_token="s3cret")
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         denied = client.get("/v1/models/tiny")
         assert denied.status_code == 401 and "bearer token" in denied.json()["error"]
         assert client.get("/v1/models/tiny", headers={"Authorization": "Bearer wrong"}).status_code == 401
