@@ -12,11 +12,15 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from toolkit.serving.codec import RequestError, check_shape
 
-ERROR_CODES = {"OK": 0, "NOT_FOUND": 5, "UNKNOWN": 2}
+# tensorflow.error.Code, the enum of StatusProto.error_code: name -> number ("OK": 0, "NOT_FOUND": 5, ...)
+ERROR_CODES = {value.name: value.number for value in
+               get_model_status_pb2.ModelVersionStatus().status.DESCRIPTOR.fields_by_name["error_code"].enum_type.values}
 
 
 def status_response(entries) -> get_model_status_pb2.GetModelStatusResponse:
-    """`repository.versions(...)` entries -> GetModelStatusResponse (state, error code and message)."""
+    """`repository.versions(...)` entries -> GetModelStatusResponse, as TF Serving's GetModelStatus: state,
+    and for a failed load END with the error's code (NOT_FOUND, INVALID_ARGUMENT, UNKNOWN, ...) and message
+    (which never holds an absolute path: `Version.error` is written for clients)."""
     response = get_model_status_pb2.GetModelStatusResponse()
     for entry in entries:
         status = response.model_version_status.add()
@@ -24,7 +28,8 @@ def status_response(entries) -> get_model_status_pb2.GetModelStatusResponse:
         status.state = get_model_status_pb2.ModelVersionStatus.State.Value(entry.state)
         status.status.SetInParent()
         if entry.error:
-            status.status.error_code = ERROR_CODES["UNKNOWN"]
+            code = getattr(entry, "error_code", "UNKNOWN")
+            status.status.error_code = ERROR_CODES.get(code, ERROR_CODES["UNKNOWN"])
             status.status.error_message = entry.error
     return response
 
