@@ -159,6 +159,13 @@ CASES = {
                          lambda: np.array(["the cat sat", "a good film on the mat"]),
                          {"token_ids": (2, 8), "segment_ids": (2, 8), "padding_mask": (2, 8)},
                          {"token_ids": "int32", "segment_ids": "int32", "padding_mask": "int32"}),
+    "MixtureOfExperts": _layer({"num_experts": 3, "hidden_dim": 4, "top_k": 2},
+                               lambda: _rng().normal(size=(2, 3, 5)).astype("float32"), (2, 3, 5), "float32"),
+    "HyperConnection": _layer(lambda: {"branch": __import__("keras").layers.Dense(4), "num_streams": 2},
+                              lambda: _rng().normal(size=(2, 2, 4)).astype("float32"), (2, 2, 4), "float32"),
+    "EulerODEBlock": _layer(lambda: {"branch": __import__("keras").layers.Dense(3, activation="tanh"), "steps": 2},
+                            lambda: _rng().normal(size=(2, 3)).astype("float32"), (2, 3), "float32"),
+    "ClassToken": _layer({}, lambda: _rng().normal(size=(2, 4, 3)).astype("float32"), (2, 5, 3), "float32"),
     # models
     "VAE": _model(_vae, lambda: _rng().uniform(0, 1, (2, 8, 8, 1)).astype("float32")),
     "Autoencoder": _model(_vae, lambda: _rng().uniform(0, 1, (2, 8, 8, 1)).astype("float32")),

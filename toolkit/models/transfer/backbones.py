@@ -12,7 +12,24 @@ import keras
 
 from toolkit.saving import load_model
 
-BUILTIN_BACKBONES = ("small_cnn", "small_resnet")
+# The lecture notes' architectures (toolkit.models.vision), trained from scratch like the two above. `width` is
+# the stage-1 filters of the ResNets (the notes' 64; the app's default 32 halves them) and half the hidden size
+# of vit_tiny; vit_base has the notes' fixed size. Small inputs (< 64 px) get the ResNets' 3x3 stem (no
+# downsampling) and vit_tiny 4 x 4 patches; the notes' 7x7/2 + max-pool stem and /16 patches otherwise.
+VISION_BACKBONES = {
+    "resnet18": "ResNet-18 (basic blocks 2-2-2-2)",
+    "resnet34": "ResNet-34 (basic blocks 3-4-6-3)",
+    "resnet50": "ResNet-50 (bottleneck blocks 3-4-6-3)",
+    "resnet18_preact": "ResNet-18, pre-activation blocks h + F(BN(ReLU(h)))",
+    "resnet18_mhc": "ResNet-18 whose identity blocks mix 4 residual streams (mHC, Sinkhorn-Knopp)",
+    "resnet_ode": "ResNet as an ODE: per stage one weight-tied F, 2 Euler steps over t in [0, 1]",
+    "vit_tiny": "Vision Transformer, 4 layers, hidden 2 x width, 4 heads",
+    "vit_tiny_moe": "vit_tiny whose every 2nd MLP is a Mixture of 4 Experts (top-2)",
+    "vit_tiny_mhc": "vit_tiny with 4 residual streams mixed by doubly-stochastic matrices (mHC)",
+    "vit_base": "ViT-Base/16 (12 layers, 768, MLP 3072, 12 heads; 86M parameters)",
+}
+BUILTIN_BACKBONES = ("small_cnn", "small_resnet", *VISION_BACKBONES)
+SMALL_INPUT = 64  # below this side the vision backbones switch to their small-image stem / patches
 
 
 class WeightsUnavailableError(ValueError):
@@ -79,6 +96,33 @@ def small_resnet(input_shape, width: int = 32, blocks_per_stage: int = 2, name: 
     return keras.Model(inputs, x, name=name)
 
 
+def _vision_backbone(spec: str, input_shape, width: int, pooled: bool):
+    """`(model, minimum side)` of one of `VISION_BACKBONES` (imported here: keras-hub loads only when used)."""
+    from toolkit.models import vision
+
+    height, width_px = input_shape[:2]
+    small = min(height, width_px) < SMALL_INPUT
+    if spec.startswith("resnet_ode"):
+        return vision.build_resnet_ode(input_shape, width=width, stem="small" if small else "imagenet",
+                                       name="backbone"), 8
+    if spec.startswith("resnet"):
+        depth = int(spec[6:8])
+        options = {"preactivation": spec.endswith("_preact"), "mixing": "mhc" if spec.endswith("_mhc") else "add"}
+        return vision.build_resnet(input_shape, depth, width=width, stem="small" if small else "imagenet",
+                                   name="backbone", **options), 8
+    size = "base" if spec == "vit_base" else "tiny"
+    config = dict(vision.VIT_SIZES[size])
+    patch = 4 if size == "tiny" and small else 16
+    if size == "tiny":
+        hidden = 2 * width
+        config.update(hidden_dim=hidden, mlp_dim=4 * hidden, num_heads=4 if hidden % 4 == 0 else 1)
+    side = (-(-height // patch) * patch, -(-width_px // patch) * patch)  # the classifier resizes up to these
+    model = vision.build_vit((*side, input_shape[2]), patch, **config, output="cls" if pooled else "grid",
+                             ffn="moe" if spec.endswith("_moe") else "dense",
+                             residual="mhc" if spec.endswith("_mhc") else "add", name="backbone")
+    return model, patch
+
+
 def validate_backbone(spec: str, option: str = "backbone") -> None:
     """Fails at once (before any data is read) on a backbone spec `build_backbone` would reject.
 
@@ -87,7 +131,7 @@ def validate_backbone(spec: str, option: str = "backbone") -> None:
     >>> validate_backbone("ResNet999")
     Traceback (most recent call last):
     ...
-    ValueError: unknown backbone 'ResNet999': use one of ('small_cnn', 'small_resnet'), a keras.applications name (e.g. MobileNet, MobileNetV2, MobileNetV3Small, MobileNetV3Large), or a path to a .keras file
+    ValueError: unknown backbone 'ResNet999': use one of ('small_cnn', 'small_resnet', 'resnet18', 'resnet34', 'resnet50', 'resnet18_preact', 'resnet18_mhc', 'resnet_ode', 'vit_tiny', 'vit_tiny_moe', 'vit_tiny_mhc', 'vit_base'), a keras.applications name (e.g. MobileNet, MobileNetV2, MobileNetV3Small, MobileNetV3Large), or a path to a .keras file
     """
     if spec in BUILTIN_BACKBONES or hasattr(keras.applications, spec):
         return
@@ -101,16 +145,19 @@ def validate_backbone(spec: str, option: str = "backbone") -> None:
     )
 
 
-def build_backbone(spec: str, input_shape, weights: str | None = None, width: int = 32):
+def build_backbone(spec: str, input_shape, weights: str | None = None, width: int = 32, pooled: bool = False):
     """Resolves a backbone spec to `(backbone model, normalisation mode, minimum input side)`.
 
     Args:
-        spec: `"small_cnn"`, `"small_resnet"`, a keras.applications name (`"MobileNetV2"`, ...), or a
-            path to a `.keras` model (a toolkit classifier's `backbone` sub-model is used when present,
-            else the model up to its last 4-D feature map).
-        input_shape: `(H, W, C)` as the backbone will receive it (after any resize).
+        spec: `"small_cnn"`, `"small_resnet"`, one of `VISION_BACKBONES` (`"resnet18"`, `"vit_tiny"`, ...), a
+            keras.applications name (`"MobileNetV2"`, ...), or a path to a `.keras` model (a toolkit
+            classifier's `backbone` sub-model is used when present, else the model up to its last 4-D feature map).
+        input_shape: `(H, W, C)` as the backbone will receive it (after any resize; a ViT rounds it up to a
+            multiple of its patch size, and its model says so in its input shape).
         weights: for keras.applications: `"imagenet"` (downloads), a local weights file, or None.
         width: base width of the built-in backbones.
+        pooled: a ViT returns z0, its [CLS] token `[B, D]` (what a classification head reads) instead of its
+            patch tokens as a feature map `[B, H/P, W/P, D]`; other backbones always return their feature map.
 
     Examples:
     >>> backbone, mode, min_side = build_backbone("small_cnn", (8, 8, 1), width=4)
@@ -131,6 +178,9 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
         return small_cnn(input_shape, width), "unit", 8
     if spec == "small_resnet":
         return small_resnet(input_shape, width), "unit", 8
+    if spec in VISION_BACKBONES:
+        model, min_side = _vision_backbone(spec, input_shape, width, pooled)
+        return model, "unit", min_side
     if spec.endswith(".keras") or os.path.isfile(spec):
         return _backbone_from_file(spec), "unit", 8
     validate_backbone(spec)

@@ -11,8 +11,8 @@ import math
 
 import keras
 
-from toolkit.layers import ImageNormalization
-from toolkit.models.transfer.backbones import build_backbone
+from toolkit.layers import ImageNormalization, MixtureOfExperts
+from toolkit.models.transfer.backbones import BUILTIN_BACKBONES, build_backbone
 
 
 def build_image_classifier(
@@ -25,6 +25,8 @@ def build_image_classifier(
     augmentation: keras.Layer | None = None,
     head_l2: float = 0.0,
     width: int = 32,
+    head_experts: int = 0,
+    head_top_k: int = 2,
     name: str = "image_classifier",
 ) -> keras.Model:
     """Builds a classifier that takes raw pixels in [0, 255] and returns class probabilities.
@@ -40,7 +42,13 @@ def build_image_classifier(
         augmentation: optional layer applied to the raw images in training (identity at inference).
         head_l2: L2 weight on the head's kernels (biases are never regularised).
         width: base width of the built-in backbones.
+        head_experts: 0 for the Dense hidden layer; N > 0 replaces it with a `MixtureOfExperts` of N experts
+            (`dense_units` hidden and output units each) routing each image to its `head_top_k`.
+        head_top_k: experts per image of the MoE head.
         name: model name.
+
+    A backbone that returns a vector (a ViT's [CLS] token z0) feeds the head directly; a feature map is
+    average-pooled first.
 
     Examples:
     >>> model = build_image_classifier((28, 28, 1), 10, width=4)
@@ -55,11 +63,11 @@ def build_image_classifier(
     if isinstance(backbone, keras.Model):
         base, mode, min_side = backbone, "unit", 8
     else:
-        min_side = 32 if backbone not in ("small_cnn", "small_resnet") else 8
+        min_side = 32 if backbone not in BUILTIN_BACKBONES else 8
         size = (max(height, min_side), max(width_px, min_side))
-        wants_rgb = backbone not in ("small_cnn", "small_resnet") and not backbone.endswith(".keras")
+        wants_rgb = backbone not in BUILTIN_BACKBONES and not backbone.endswith(".keras")
         base, mode, min_side = build_backbone(
-            backbone, size + (3 if wants_rgb else channels,), weights=weights, width=width
+            backbone, size + (3 if wants_rgb else channels,), weights=weights, width=width, pooled=True
         )
     base_h, base_w, base_c = base.input_shape[1:]
     regularizer = keras.regularizers.L2(head_l2) if head_l2 else None
@@ -70,8 +78,12 @@ def build_image_classifier(
     if (base_h, base_w) != (height, width_px) and base_h is not None:
         x = keras.layers.Resizing(base_h, base_w, name="resize")(x)
     x = base(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    if dense_units:
+    if len(x.shape) == 4:
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    if dense_units and head_experts:
+        x = MixtureOfExperts(head_experts, dense_units, units=dense_units, top_k=min(head_top_k, head_experts),
+                             activation="relu", name="head_experts")(x)
+    elif dense_units:
         x = keras.layers.Dense(dense_units, activation="relu", kernel_regularizer=regularizer, name="head_dense")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)

@@ -182,7 +182,7 @@ def build_resnet_ode(input_shape, width: int = 64, steps: int = 2, blocks: tuple
     `steps` Euler steps over t in [0, 1] (h = 1 / steps).
 
     With the default `steps=2` it has ResNet-18's depth and compute (4 stages x 2 residual steps) and about
-    half its parameters.
+    fewer parameters (2.0M against 2.9M in the image classifier at width 32).
 
     Examples:
     >>> net = build_resnet_ode((32, 32, 1), width=8, steps=4)

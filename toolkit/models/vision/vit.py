@@ -17,7 +17,7 @@ from toolkit.layers import ClassToken, HyperConnection, MixtureOfExperts
 
 # The notes' sizes (F3:14444-14459): layers, hidden D, MLP, heads; "tiny" is ours, sized to train on a CPU.
 VIT_SIZES = {
-    "tiny": {"num_layers": 4, "hidden_dim": 64, "mlp_dim": 128, "num_heads": 4},
+    "tiny": {"num_layers": 4, "hidden_dim": 64, "mlp_dim": 256, "num_heads": 4},
     "base": {"num_layers": 12, "hidden_dim": 768, "mlp_dim": 3072, "num_heads": 12},
     "large": {"num_layers": 24, "hidden_dim": 1024, "mlp_dim": 4096, "num_heads": 16},
     "huge": {"num_layers": 32, "hidden_dim": 1280, "mlp_dim": 5120, "num_heads": 16},
