@@ -83,13 +83,13 @@ class BatchingOptions:
 
     @classmethod
     def from_text(cls, text: str, **defaults) -> "BatchingOptions":
-        """Parses TF Serving's `--batching_parameters_file` text proto (`BatchingParameters`)."""
+        """Parses TF Serving's `--batching_parameters_file` text proto (`BatchingParameters`); fields this
+        server has no use for (`thread_pool_name`, `pad_variable_length_inputs`, ...) are accepted and ignored."""
         from google.protobuf import text_format
-        from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
 
-        proto = session_bundle_config_pb2.BatchingParameters()
+        proto = _batching_parameters_class()()
         try:
-            text_format.Parse(text, proto)
+            text_format.Parse(text, proto, allow_unknown_field=True)
         except text_format.ParseError as error:
             raise ValueError(f"batching parameters: {error}") from None
         values = dict(defaults)
@@ -99,6 +99,41 @@ class BatchingOptions:
         if proto.allowed_batch_sizes:
             values["allowed_batch_sizes"] = tuple(proto.allowed_batch_sizes)
         return cls(**values)
+
+
+def _batching_parameters_class():
+    """`tensorflow.serving.BatchingParameters`: from tensorflow_serving when it ships the servables protos
+    (the model server's source tree does; the tensorflow-serving-api wheel does not), else the same message
+    (the fields of session_bundle_config.proto this server reads) built from a descriptor."""
+    try:
+        from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
+
+        return session_bundle_config_pb2.BatchingParameters
+    except ImportError:
+        pass
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+
+    file = descriptor_pb2.FileDescriptorProto(name="toolkit/batching_parameters.proto", package="tensorflow.serving",
+                                              dependency=["google/protobuf/wrappers.proto"], syntax="proto3")
+    message = file.message_type.add(name="BatchingParameters")
+    field = descriptor_pb2.FieldDescriptorProto
+    for number, (name, kind) in enumerate([
+            ("max_batch_size", "Int64Value"), ("batch_timeout_micros", "Int64Value"),
+            ("max_enqueued_batches", "Int64Value"), ("num_batch_threads", "Int64Value"),
+            ("thread_pool_name", "StringValue"), ("allowed_batch_sizes", None),
+            ("pad_variable_length_inputs", "bool"), ("enable_large_batch_splitting", "bool"),
+            ("max_execution_batch_size", "Int64Value")], start=1):
+        if kind is None:
+            message.field.add(name=name, number=number, label=field.LABEL_REPEATED, type=field.TYPE_INT64)
+        elif kind == "bool":
+            message.field.add(name=name, number=number, label=field.LABEL_OPTIONAL, type=field.TYPE_BOOL)
+        else:
+            message.field.add(name=name, number=number, label=field.LABEL_OPTIONAL, type=field.TYPE_MESSAGE,
+                              type_name=f".google.protobuf.{kind}")
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
 
 
 class _Item:
