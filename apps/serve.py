@@ -20,6 +20,7 @@ REST (default http://127.0.0.1:8501):
   GET  /v1/models/NAME[/versions/N]/metadata   signature defs (+ metadata.toolkit: labels, task, ...)
   POST /v1/models/NAME[/versions/N]:predict    {"instances": [...]} (row) or {"inputs": ...} (columnar),
                                                optional "signature_name"; bytes as {"b64": "..."}
+  .../labels/LABEL instead of .../versions/N   the version a --model-config-file version label names
   GET  /v1/models                              list of served models (extension)
   GET  /monitoring/prometheus/metrics          Prometheus metrics (also /metrics)
   GET  /                                       web page: pick a model, upload an image or type text
@@ -27,10 +28,20 @@ REST (default http://127.0.0.1:8501):
 gRPC (default 127.0.0.1:8500): tensorflow.serving.PredictionService (Predict, GetModelMetadata) and
   ModelService (GetModelStatus), from the tensorflow-serving-api protos.
 
-Versions: the base path is polled every --poll-interval seconds; a new version is loaded and must answer a
-smoke call before it takes traffic (no failed requests during the swap); a version that fails to load is
-reported as END with its error in the status and the previous version keeps serving; versions deleted
-from disk are unloaded.
+Versions (TF Serving's availability-preserving policy): the base path is polled every --poll-interval
+seconds; a new version is loaded, must answer a smoke call and runs its assets.extra/tf_serving_warmup_requests
+(our exports write them) before it takes traffic, and only then is the version it replaces unloaded; deleting
+the served version keeps it answering until the next one is loaded (no failed requests). A version that fails
+to load is reported as END with its error code and message, the previous version keeps serving, and the load
+is retried --max-num-load-retries times --load-retry-interval-ms apart, and again whenever its folder changes
+(a half-written copy loads once complete). Unloaded versions stay in the status as END. Child folders not
+named by a plain ASCII integer are ignored (one warning each).
+
+Several models, version policies and labels: --model-config-file FILE reads TF Serving's ModelServerConfig
+text proto, e.g.
+  model_config_list { config { name: "fashion" base_path: "savedmodels/fashion" model_platform: "tensorflow"
+      model_version_policy { specific { versions: 1 versions: 2 } }   # or latest { num_versions: 2 } or all {}
+      version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 } } }
 
 Batching (TF Serving's knobs; --batching-parameters-file reads TF Serving's BatchingParameters text proto,
 flags given explicitly override it): concurrent requests to one model signature are merged into one call of
@@ -79,6 +90,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve only the newest loadable version, or every version (default: latest)")
     models.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS",
                         help="seconds between scans for new/removed versions; 0 scans once (default: 2)")
+    models.add_argument("--model-config-file", metavar="FILE",
+                        help="TF Serving's ModelServerConfig text proto: several models, each with its base_path, "
+                             "model_version_policy (latest/all/specific) and version_labels; instead of "
+                             "--model-base-path / --model-name")
+    models.add_argument("--max-num-load-retries", type=int, default=5, metavar="N",
+                        help="retries of a version whose load failed (TF Serving's flag; default: 5); a version is "
+                             "also retried whenever its folder's files change")
+    models.add_argument("--load-retry-interval-ms", type=float, default=60000, metavar="MS",
+                        help="wait between load retries (TF Serving's load_retry_interval_micros; default: 60000)")
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1",
                      help="address to bind (default 127.0.0.1, loopback only; 0.0.0.0 exposes it: set --auth-token)")
@@ -144,8 +164,15 @@ def main(args) -> int:
         if not (args.model_name and args.model_path):
             raise ValueError("--model-name and --model-path go together")
         models = {args.model_name: args.model_path}
-    if not models and not args.model_base_path:
-        raise ValueError("give --model-base-path DIR (or --model-name NAME --model-path DIR)")
+    configs = None
+    if args.model_config_file:
+        if models or args.model_base_path:
+            raise ValueError("--model-config-file replaces --model-base-path and --model-name/--model-path: give one")
+        from toolkit.serving.model_config import read_model_config_file
+
+        configs = read_model_config_file(args.model_config_file)
+    if not models and not args.model_base_path and not configs:
+        raise ValueError("give --model-base-path DIR (or --model-name NAME --model-path DIR, or --model-config-file FILE)")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.auth_token:
         print(f"toolkit serve: warning: listening on {args.host} without --auth-token", file=sys.stderr)
 
@@ -163,7 +190,9 @@ def main(args) -> int:
     repository = ModelRepository(args.model_base_path, models, poll_interval_s=args.poll_interval,
                                  version_policy=args.version_policy, batching=args.batching,
                                  max_batch_size=batching.max_batch_size,
-                                 max_wait_ms=batching.batch_timeout_micros / 1000.0)
+                                 max_wait_ms=batching.batch_timeout_micros / 1000.0, model_configs=configs,
+                                 max_num_load_retries=args.max_num_load_retries,
+                                 load_retry_interval_s=args.load_retry_interval_ms / 1000.0)
     server = Server(repository, host=args.host, rest_port=args.rest_port,
                     grpc_port=None if args.grpc_port < 0 else args.grpc_port, auth_token=args.auth_token,
                     grace_s=args.grace, limits=limits, batching=batching, workers=args.workers)

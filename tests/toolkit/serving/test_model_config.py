@@ -161,3 +161,26 @@ def test_model_config_validation(tmp_path):
         ModelRepository(models={"a": str(tmp_path / "a")}, model_configs=[ModelConfig("a", str(tmp_path / "a"))])
     with pytest.raises(ValueError, match="label 'x' must map to a version"):
         ModelConfig("a", "/a", labels={"x": -1})
+
+
+def test_serve_flags(tmp_path):
+    import argparse
+
+    from apps import serve
+
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    file = tmp_path / "models.config"
+    file.write_text(CONFIG % {"tiny": tmp_path, "pair": tmp_path})
+    args = parser.parse_args(["--model-config-file", str(file), "--max-num-load-retries", "2",
+                              "--load-retry-interval-ms", "250"])
+    assert (args.model_config_file, args.max_num_load_retries, args.load_retry_interval_ms) == (str(file), 2, 250)
+    defaults = parser.parse_args([])
+    assert (defaults.max_num_load_retries, defaults.load_retry_interval_ms) == (5, 60000)  # TF Serving's
+    help_text = parser.format_help()
+    assert "--model-config-file" in help_text and "version_labels" in help_text and "/labels/LABEL" in help_text
+    with pytest.raises(ValueError, match="--model-config-file replaces --model-base-path"):
+        serve.main(parser.parse_args(["--model-config-file", str(file), "--model-base-path", str(tmp_path)]))
+    with pytest.raises(ValueError, match="config #1 \\(name 'tiny'\\): 'base_path' is required"):
+        file.write_text('model_config_list { config { name: "tiny" } }')
+        serve.main(parser.parse_args(["--model-config-file", str(file)]))
