@@ -35,6 +35,7 @@ REGISTERING_MODULES = (
     "toolkit.models.text",
     "toolkit.models.vae",
     "toolkit.models.bert",
+    "toolkit.models.vision",  # registers nothing itself; imports keras-hub, whose layers its ViTs hold
     "toolkit.inspect.statistics",
 )
 
