@@ -16,14 +16,12 @@ Mirrors TF Serving's model manager with its default `AvailabilityPreservingPolic
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import re
 import threading
 import time
 
-from toolkit.serving.batcher import Batcher
 from toolkit.serving.model_config import ModelConfig, VersionPolicy, validate_label
 from toolkit.serving.servable import Servable
 from toolkit.serving.versions import Version, VersionScanner, fingerprint
@@ -69,10 +67,10 @@ class ModelRepository:
             still retried).
         version_policy: for `base_path` and `models`: `"latest"` (the newest loadable version) or `"all"`.
         batching: `"auto"` (on for dynamic-batch exports, off for static-batch tpu exports), `"on"`, `"off"`.
-        max_batch_size: most rows per merged call (static-batch exports use their own batch size).
-        max_wait_ms: longest a batch waits for batch-mates under concurrent load.
+        max_batch_size: the largest batch a batched version is warmed up for (powers of two up to it).
+        max_wait_ms: kept with the batching settings for callers that read them; the server's `Dispatcher`
+            batches with its own `BatchingOptions`.
         metrics: optional `toolkit.serving.metrics.Metrics`.
-        workers: threads for unbatched calls.
         model_configs: `[ModelConfig, ...]` (e.g. from `read_model_config_file`): models with their own
             version policy and labels.
         max_num_load_retries: retries of a failed load (TF Serving's `max_num_load_retries`, default 5).
@@ -81,7 +79,7 @@ class ModelRepository:
 
     def __init__(self, base_path: str | None = None, models: dict | None = None, poll_interval_s: float = 2.0,
                  version_policy: str = "latest", batching: str = "auto", max_batch_size: int = 32,
-                 max_wait_ms: float = 2.0, metrics=None, workers: int = 8, model_configs=None,
+                 max_wait_ms: float = 2.0, metrics=None, model_configs=None,
                  max_num_load_retries: int = 5, load_retry_interval_s: float = 60.0):
         if version_policy not in ("latest", "all"):
             raise ValueError(f"version_policy must be 'latest' or 'all'. Received: {version_policy!r}")
@@ -118,7 +116,6 @@ class ModelRepository:
         self._thread: threading.Thread | None = None
         self._next_retry: float | None = None
         self._scanner = VersionScanner()
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="predict")
 
     # ---- discovery --------------------------------------------------------------------------------
     def model_configs(self) -> dict:
@@ -308,7 +305,6 @@ class ModelRepository:
                 for version in list(versions.values()):
                     if version.state == "AVAILABLE":
                         self._unload(version)
-        self._pool.shutdown(wait=True)
 
     # ---- lookups --------------------------------------------------------------------------------
     def names(self) -> list:
@@ -365,46 +361,3 @@ class ModelRepository:
     def snapshot(self) -> dict:
         with self._lock:
             return {name: {n: v.state for n, v in versions.items()} for name, versions in self._models.items()}
-
-    # ---- prediction -----------------------------------------------------------------------------
-    def predict(self, name: str, version, signature: str | None, arrays: dict, label=None):
-        """Queues a prediction; returns `(Version, concurrent.futures.Future of {output: array})`.
-
-        Inputs must already be validated against `Version.servable.specs(signature)`.
-        """
-        for _attempt in range(3):
-            entry = self.get(name, version, label)
-            try:
-                return entry, self.submit(entry, signature, arrays)
-            except RuntimeError:  # the version was unloaded between lookup and submit: take the new one
-                continue
-        raise NotFoundError(f"Servable not found for request: {name} (being swapped, retry)")
-
-    def submit(self, entry: Version, signature: str | None, arrays: dict):
-        """Queues a call on `entry` (batched or not); RuntimeError if it was unloaded since the lookup."""
-        servable = entry.servable
-        if servable is None or entry.state != "AVAILABLE":
-            raise RuntimeError("unloaded")
-        signature = signature or "serving_default"
-        if not entry.batching:
-            return self._pool.submit(self._timed_call, entry, servable, signature, arrays)
-        with self._lock:
-            if entry.state != "AVAILABLE":
-                raise RuntimeError("unloaded")
-            batcher = entry.batchers.get(signature)
-            if batcher is None:
-                size = servable.batch_size or self.max_batch_size
-                batcher = entry.batchers[signature] = Batcher(
-                    lambda a, s=servable, sig=signature: s.run(sig, a), max_batch_size=size,
-                    max_wait_ms=self.max_wait_ms, name=f"batch-{entry.name}-{entry.number}-{signature}",
-                    on_batch=(lambda rows, n=entry.name, sig=signature: self.metrics.batch(n, sig, rows))
-                    if self.metrics else None)
-            # under the lock: an unload marks the version UNLOADING (under this lock) before it closes the
-            # batchers, so a request queued here is always ahead of the close and gets its answer
-            return batcher.submit(arrays)
-
-    def _timed_call(self, entry, servable, signature, arrays):
-        outputs = servable.run(signature, arrays)
-        if self.metrics:
-            self.metrics.batch(entry.name, signature, len(next(iter(arrays.values()))))
-        return outputs

@@ -153,9 +153,10 @@ class Version:
         self.servable = None
 
     def close(self) -> None:
-        for batcher in self.batchers.values():
+        """Drains and stops this version's batchers (a dispatcher adding one meanwhile sees the state change)."""
+        batchers, self.batchers = self.batchers, {}
+        for batcher in list(batchers.values()):
             batcher.close()
-        self.batchers = {}
 
     def __repr__(self) -> str:
         return f"Version({self.name!r}, {self.number}, {self.state}{', ' + self.error if self.error else ''})"
