@@ -181,6 +181,8 @@ class Batcher:
         self._gather = threading.Lock()  # one thread gathers a batch at a time; others compute
         self._company = False
         self._closed = False
+        self._active = 0  # model calls in progress (workers and inline callers)
+        self._slots = max(1, int(num_batch_threads))
         self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
                          for i in range(max(1, int(num_batch_threads)))]
         for thread in self._threads:
@@ -214,6 +216,24 @@ class Batcher:
             self.on_queue(depth)
         return item.future
 
+    def run_inline_if_idle(self, arrays: dict):
+        """For callers on their own thread (gRPC): when nothing is queued or running, makes the call here and
+        returns its outputs (no hand-off to a worker: lower latency for a lone client); otherwise None (then
+        `submit`). Calls that arrive meanwhile queue and are batched as usual."""
+        with self._cond:
+            if self._queue or self._active or self._closed:
+                return None
+            self._active += 1
+        try:
+            outputs = self._padded_call(arrays)
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+        if self.on_batch:
+            self.on_batch(int(len(next(iter(arrays.values())))))
+        return outputs
+
     def close(self, timeout: float = 10.0) -> None:
         """Finishes what is queued, then stops the workers (idempotent)."""
         with self._cond:
@@ -241,8 +261,9 @@ class Batcher:
         with self._gather, self._cond:
             first = None
             while first is None:
-                while not self._queue:
-                    if self._closed:
+                # wait for work, and for a free slot: an inline call counts against num_batch_threads
+                while not self._queue or self._active >= self._slots:
+                    if self._closed and not self._queue:
                         return None
                     self._cond.wait()
                 first = self._pop()
@@ -263,6 +284,7 @@ class Batcher:
                     batch.append(item)
                     rows += item.rows
             self._company = len(batch) > 1 or bool(self._queue)
+            self._active += 1
             depth = self._queued_rows
         if self.on_queue:
             self.on_queue(depth)
@@ -279,6 +301,10 @@ class Batcher:
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(error)
+            finally:
+                with self._cond:
+                    self._active -= 1
+                    self._cond.notify_all()
 
     def _run(self, batch: list) -> None:
         if len(batch) == 1:

@@ -32,6 +32,15 @@ class Dispatcher:
 
     def submit(self, entry, signature: str | None, arrays: dict, deadline: float | None = None):
         """Queues a call on `entry`; RuntimeError if it was unloaded since the lookup (take the new one)."""
+        return self.batcher(entry, signature).submit(arrays, deadline)
+
+    def run_inline_if_idle(self, entry, signature: str | None, arrays: dict):
+        """Outputs of a call made on the calling thread when `entry`'s queue is idle, else None (see
+        `Batcher.run_inline_if_idle`); RuntimeError if the version was unloaded."""
+        return self.batcher(entry, signature).run_inline_if_idle(arrays)
+
+    def batcher(self, entry, signature: str | None):
+        """The `Batcher` of (version, signature), made on first use."""
         servable = entry.servable
         if servable is None or entry.state != "AVAILABLE":
             raise RuntimeError("unloaded")
@@ -47,7 +56,7 @@ class Dispatcher:
             if entry.state != "AVAILABLE":  # unloaded while we made it: Version.close may not have seen it
                 batcher.close()
                 raise RuntimeError("unloaded")
-        return batcher.submit(arrays, deadline)
+        return batcher
 
     def predict(self, name: str, version, signature: str | None, arrays: dict, deadline=None, lookup=None):
         """Looks up the version (`lookup()` or `repository.get`) and queues; retries across a swap."""

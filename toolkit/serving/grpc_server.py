@@ -136,18 +136,20 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise DeadlineExceeded("the client's deadline passed before the prediction was queued")
                 try:
-                    future = self.dispatcher.submit(entry, signature, arrays, deadline)
+                    outputs = self.dispatcher.run_inline_if_idle(entry, signature, arrays)
+                    future = None if outputs is not None else self.dispatcher.submit(entry, signature, arrays, deadline)
                     break
                 except RuntimeError:
                     continue
             else:
                 raise NotFoundError(f"Servable not found for request: {name} (being swapped, retry)")
-            context.add_callback(future.cancel)  # the call ended (cancelled, deadline): drop queued work
-            try:
-                outputs = future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-                future.cancel()
-                raise DeadlineExceeded("the prediction did not finish before the client's deadline") from None
+            if future is not None:
+                context.add_callback(future.cancel)  # the call ended (cancelled, deadline): drop queued work
+                try:
+                    outputs = future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                    future.cancel()
+                    raise DeadlineExceeded("the prediction did not finish before the client's deadline") from None
             if not context.is_active():
                 raise DeadlineExceeded("the call ended (deadline or cancellation) before the prediction finished")
             wanted = list(request.output_filter) or sorted(outputs)
