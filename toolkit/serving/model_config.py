@@ -105,6 +105,9 @@ class ModelConfig:
             validate_label(label)
             if not isinstance(version, int) or version < 0:
                 raise ValueError(f"model {self.name!r}: label {label!r} must map to a version >= 0, got {version!r}")
+            if self.policy.kind == "specific" and version not in self.policy.versions:
+                raise ValueError(f"model {self.name!r}: label {label!r} names version {version}, which its policy "
+                                 f"specific {sorted(self.policy.versions)} never serves")
 
 
 def policy_from_proto(proto) -> VersionPolicy:

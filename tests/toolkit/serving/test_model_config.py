@@ -55,6 +55,9 @@ def test_parse_policies_labels_and_errors(tmp_path):
         'model_config_list { config { name: "../a" base_path: "/a" } }': r"invalid model name",
         'model_config_list { config { name: "a" base_path: "/a" version_labels { key: "a/b" value: 1 } } }':
             r"invalid version label 'a/b'",
+        'model_config_list { config { name: "a" base_path: "/a" model_version_policy { specific { versions: 1 } } '
+        'version_labels { key: "canary" value: 2 } } }': r"label 'canary' names version 2, which its policy specific "
+                                                        r"\[1\] never serves",
         'model_config_list { }': r"has no 'config' entries",
         '': r"expected a 'model_config_list",
     }
