@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps import run_dirs
-from apps.config import BaseConfig, explicit_options, make_config, option  # noqa: F401  (apps import them here)
+from apps.config import BaseConfig, TaskSpec, explicit_options, make_config, option  # noqa: F401  (apps import them here)
 from apps.results import (  # noqa: F401
     FEW_EXAMPLES, _at, _jsonable, held_out_size, input_name, merge_histories, output_stem, text_of,
 )
@@ -140,13 +140,10 @@ def _summary(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
 
 
-class App:
-    """Base of every task app. Subclasses set `name`, `config_cls`, `description` and the hooks."""
+class App(TaskSpec):
+    """Base of every task app: a task's spec (`apps/specs/<task>.py`: name, Config, description) plus the
+    hooks that do the work."""
 
-    name = "app"
-    description = ""
-    config_cls = BaseConfig
-    ignored_options: tuple = ()  # Config fields this app does not use (left out of `train --help`)
     phase_names: tuple = ()  # labels of training phases 2, 3, ... on the history plot (default "phase N")
 
     # ---- hooks every app implements -------------------------------------------------------------
@@ -172,11 +169,6 @@ class App:
     # ---- optional hooks -------------------------------------------------------------------------
     def validate(self, config) -> None:
         """Checks option values (model names, backbones, ...) before any work; raises ValueError."""
-
-    def kind(self, config) -> str:
-        """The model kind for the export-format table (`toolkit.export.formats`): the app name, or
-        `app/model` for apps with several model families."""
-        return self.name
 
     def prepare(self, model, ctx: RunContext) -> None:
         """After `build_model`: build what depends on the built model (e.g. target encoders), into `ctx`."""

@@ -13,14 +13,15 @@ import json
 import re
 import sys
 
-# Task apps: CLI name -> module exposing `APP` (an `apps.base.App`). Imported only when used.
+# Tasks: CLI name -> module stem. `apps.specs.<stem>` holds the task's Config and CLI facts (no TensorFlow:
+# `--help` is built from it); `apps.<stem>` exposes `APP` (an `apps.base.App`), imported only to run a verb.
 TASKS = {
-    "image-classifier": "apps.image_classifier",
-    "object-detector": "apps.object_detector",
-    "image-segmenter": "apps.image_segmenter",
-    "text-classifier": "apps.text_classifier",
-    "text-embedder": "apps.text_embedder",
-    "vae": "apps.vae",
+    "image-classifier": "image_classifier",
+    "object-detector": "object_detector",
+    "image-segmenter": "image_segmenter",
+    "text-classifier": "text_classifier",
+    "text-embedder": "text_embedder",
+    "vae": "vae",
 }
 # One line each for `toolkit --help` (which must not import TensorFlow).
 TASK_HELP = {
@@ -54,27 +55,25 @@ def _add_config_flags(parser, config_cls, ignored=()):
             group.add_argument(flag, type=type(field.default), **kwargs)
 
 
-def _export_table(app) -> str:
+def _export_table(spec) -> str:
     from toolkit.export.formats import support_table
 
-    kinds = [app.kind(dataclasses.replace(app.config_cls(), model=m)) for m in _model_names(app)] or [app.name]
     return "export targets and formats (yes: supported; a 'no' pair is refused before any work):\n" + \
-        support_table(kinds)
+        support_table(spec.kinds())
 
 
-def _model_names(app) -> list:
-    field = {f.name: f for f in dataclasses.fields(app.config_cls)}.get("model")
-    if field is None:
-        return []
-    if field.metadata.get("choices"):
-        return list(field.metadata["choices"])
-    from apps.text_models import MODELS  # the text classifier's registry
-
-    return list(MODELS)
+def task_spec(name: str):
+    """The `TaskSpec` of a CLI task name (light: no TensorFlow)."""
+    return importlib.import_module(f"apps.specs.{TASKS[name]}").SPEC
 
 
-def _task_parser(sub, name, module_name):
-    app = importlib.import_module(module_name).APP
+def task_app(name: str):
+    """The `App` of a CLI task name (imports TensorFlow)."""
+    return importlib.import_module(f"apps.{TASKS[name]}").APP
+
+
+def _task_parser(sub, name):
+    app = task_spec(name)
     task = sub.add_parser(name, help=app.description, description=app.description)
     verbs = task.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,export,predict}")
     table = _export_table(app)
@@ -234,12 +233,12 @@ def build_parser(argv=None):
                         help="Python and TensorFlow log level; below info, TensorFlow's start-up lines (oneDNN, "
                              "CUDA probes) are hidden")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    # Import only the task named on the command line (importing TensorFlow for every task is slow).
+    # Build only the task named on the command line (its spec: the App and TensorFlow load when a verb runs).
     wanted = _command_of(argv or [])
     apps = {}
-    for name, module in TASKS.items():
+    for name in TASKS:
         if wanted == name:
-            apps[name] = _task_parser(sub, name, module)
+            apps[name] = _task_parser(sub, name)
         else:
             sub.add_parser(name, help=TASK_HELP.get(name, f"{name} task") + f" (toolkit {name} --help)")
     for name, module_name in COMMANDS.items():
@@ -255,8 +254,8 @@ def main(argv=None) -> int:
 
     wanted = _command_of(argv)
     asks_help = bool({"-h", "--help"} & set(argv))
-    try:  # before anything imports TensorFlow (a task module does at import; commands when they run)
-        if wanted in TASKS or (wanted in COMMANDS and wanted != "runs" and not asks_help):
+    try:  # before anything imports TensorFlow (a task's App does at import; commands when they run); --help never does
+        if (wanted in TASKS or (wanted in COMMANDS and wanted != "runs")) and not asks_help:
             logs.configure(logs.log_level_of(argv))
     except ValueError as error:
         print(f"toolkit: error: {error}", file=sys.stderr)
@@ -265,7 +264,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command in apps:
-            return _run_task(apps[args.command], args)
+            return _run_task(task_app(args.command), args)
         return importlib.import_module(COMMANDS[args.command]).main(args)
     except (ValueError, FileNotFoundError, KeyError, TypeError) as error:
         print(f"toolkit: error: {cli_words(str(error), apps.get(args.command))}", file=sys.stderr)

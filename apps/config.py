@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from toolkit.training.distribution import STRATEGIES
+from toolkit.training.strategies import STRATEGIES
 
 
 def option(default, help: str, choices=None):
@@ -63,3 +63,26 @@ def make_config(config_cls, config=None, **overrides):
         if choices and getattr(config, field.name) not in choices:
             raise ValueError(f"{field.name} must be one of {tuple(choices)}. Received: {getattr(config, field.name)!r}")
     return config
+
+
+class TaskSpec:
+    """What the CLI needs to know about a task without importing TensorFlow: its name, one-line description,
+    Config dataclass, the options it ignores and its model kinds (for the export table). Each task's spec
+    lives in `apps/specs/<task>.py`; its `App` (in `apps/<task>.py`) subclasses it and adds the work."""
+
+    name = "app"
+    description = ""
+    config_cls = BaseConfig
+    ignored_options: tuple = ()  # Config fields this task does not use (left out of `train --help`)
+    model_names: tuple = ()  # model families of tasks with a `model` option (export-table rows)
+
+    def kind(self, config) -> str:
+        """The model kind for the export-format table (`toolkit.export.formats`): the task name, or
+        `task/model` for tasks with several model families."""
+        return self.name
+
+    def kinds(self) -> list:
+        """Every model kind of this task (rows of the export table `--help` shows)."""
+        if not self.model_names:
+            return [self.kind(self.config_cls())]
+        return [self.kind(dataclasses.replace(self.config_cls(), model=m)) for m in self.model_names]

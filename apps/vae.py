@@ -16,43 +16,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.base import App, BaseConfig, merge_histories, option, output_stem
+from apps.base import App, merge_histories, output_stem
+from apps.specs.vae import Config, VaeSpec  # noqa: F401  (Config: public as apps.vae.Config)
 from toolkit.data.images import parse_image_size
 from toolkit.data import load_image_dataset
 from toolkit.data import DataError
 from toolkit.data.images import as_image_list, encode_image_inputs, encode_png
 from toolkit.export import random_samples
 from toolkit.export.vae import vae_adapter
-from toolkit.models.vae import ARCHITECTURES, LIKELIHOODS, build_vae, kl_divergence
+from toolkit.models.vae import build_vae, kl_divergence
 from toolkit.models.vae.plots import vae_plots
 from toolkit.models.vae.semi_supervised import few_label_accuracy
 
 FASHION_MNIST = ("fashion-mnist", "fashion_mnist")
-
-
-@dataclasses.dataclass
-class Config(BaseConfig):
-    """VAE options (every field is also a `--flag` of `toolkit vae train`)."""
-
-    batch_size: int = option(128, "examples per batch")
-    architecture: str = option("conv", "encoder/decoder: conv (2 stride-2 convs) or dense (MLP)", choices=ARCHITECTURES)
-    latent_dim: int = option(16, "size of the latent z")
-    width: int = option(32, "filters of the first conv layer (the second has twice as many)")
-    hidden: int = option(256, "units of the hidden Dense layer next to the latent")
-    likelihood: str = option("bernoulli", "p(x|z): bernoulli (pixels binarised at 0.5 -> true nats) or gaussian "
-                             "(learned scalar sigma on [0, 1] pixels; a density)", choices=LIKELIHOODS)
-    binarize: bool = option(True, "bernoulli only: threshold pixels at 0.5 (off: grey levels as soft targets, "
-                            "then the nats are a cross-entropy, not a likelihood)")
-    beta: float = option(1.0, "weight of the KL term (beta-VAE); 1 optimises the ELBO")
-    kl_warmup_epochs: float = option(0.0, "raise the KL weight linearly from 0 to beta over this many epochs")
-    image_size: str = option("", "resize images to HxW (e.g. 32x32); empty keeps the data's size")
-    channels: int = option(0, "force 1 (grey) or 3 (RGB) channels; 0 keeps the data's")
-    iw_samples: int = option(100, "k of the importance-weighted bound on -log p(x) at evaluation")
-    iw_images: int = option(1000, "held-out images the k-sample bound is computed on (0: all)")
-    semi_supervised: str = option("10,100", "labels per class for the few-label classifier on mu vs raw pixels "
-                                  "(comma list; empty disables; needs labels)")
-    semi_supervised_repeats: int = option(3, "random draws of the labelled subset (mean and std reported)")
-    strict: bool = option(False, "fail on an unreadable image instead of skipping it with a warning")
 
 
 @dataclasses.dataclass
@@ -75,12 +51,7 @@ class VaeData:
     held_images: Images | None = None  # test images, else the validation split (plots, few-label metrics)
 
 
-class VaeApp(App):
-    name = "vae"
-    description = ("Variational autoencoder on images (Fashion-MNIST by default: --data fashion-mnist): "
-                   "nats per image, samples, interpolation, few-label classification, encode/decode/sample export.")
-    config_cls = Config
-
+class VaeApp(VaeSpec, App):
     def load_data(self, data, config, test_data=None):
         images = load_images(data, config, split="train")
         if test_data is None and isinstance(data, str) and data.lower() in FASHION_MNIST:

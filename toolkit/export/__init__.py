@@ -1,31 +1,42 @@
-"""The one export entry point and loader: SavedModel (cpu | gpu | tpu), TFLite, ONNX."""
+"""The one export entry point and loader: SavedModel (cpu | gpu | tpu), TFLite, ONNX.
 
-from toolkit.data.images import encode_png
-from toolkit.export.adapter import ExtraSignature, ServingAdapter, dense_adapter
-from toolkit.export.errors import ExportError
-from toolkit.export.exporter import FORMATS, export, list_versions
-from toolkit.export.image import decode_images, image_classification_adapter
-from toolkit.export.loader import Predictor, load, read_metadata, resolve_version_dir
-from toolkit.export.samples import png_samples, random_samples
-from toolkit.export.saved_model import TARGETS, function_has_xla
+Submodules are imported lazily, so `toolkit.export.formats` (the target x format table that `--help` shows)
+is read without importing TensorFlow.
+"""
 
-__all__ = [
-    "FORMATS",
-    "TARGETS",
-    "ExportError",
-    "ExtraSignature",
-    "Predictor",
-    "ServingAdapter",
-    "decode_images",
-    "dense_adapter",
-    "encode_png",
-    "export",
-    "function_has_xla",
-    "image_classification_adapter",
-    "list_versions",
-    "load",
-    "png_samples",
-    "random_samples",
-    "read_metadata",
-    "resolve_version_dir",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "encode_png": "toolkit.data.images",
+    "ExtraSignature": "toolkit.export.adapter",
+    "ServingAdapter": "toolkit.export.adapter",
+    "dense_adapter": "toolkit.export.adapter",
+    "ExportError": "toolkit.export.errors",
+    "FORMATS": "toolkit.export.formats",
+    "TARGETS": "toolkit.export.formats",
+    "export": "toolkit.export.exporter",
+    "list_versions": "toolkit.export.exporter",
+    "decode_images": "toolkit.export.image",
+    "image_classification_adapter": "toolkit.export.image",
+    "Predictor": "toolkit.export.loader",
+    "load": "toolkit.export.loader",
+    "read_metadata": "toolkit.export.loader",
+    "resolve_version_dir": "toolkit.export.loader",
+    "png_samples": "toolkit.export.samples",
+    "random_samples": "toolkit.export.samples",
+    "function_has_xla": "toolkit.export.saved_model",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'toolkit.export' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -12,6 +12,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 
@@ -25,10 +26,11 @@ from toolkit.export.parity import compare_outputs
 from toolkit.export.samples import pad_to_batch, parity_inputs
 from toolkit.export.saved_model import TARGETS, build_signatures
 from toolkit.export.tflite import export_tflite
+from toolkit.export.warmup import write_warmup_requests
+from toolkit.export.formats import FORMATS  # noqa: F401  (defined there, light; re-exported)
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("saved_model", "tflite", "onnx")
 METADATA_FILE = os.path.join("assets.extra", "toolkit.json")
 
 
@@ -36,7 +38,8 @@ def list_versions(directory: str) -> list:
     """Integer version folders under a model directory, ascending."""
     if not os.path.isdir(directory):
         return []
-    return sorted(int(d) for d in os.listdir(directory) if d.isdigit() and os.path.isdir(os.path.join(directory, d)))
+    return sorted(int(d) for d in os.listdir(directory)  # ASCII digits only: '²'.isdigit() but int('²') fails
+                  if re.fullmatch(r"[0-9]{1,18}", d) and os.path.isdir(os.path.join(directory, d)))
 
 
 def export(
@@ -104,6 +107,7 @@ def export(
                 extra_files["onnx"], parity["onnx"] = export_onnx(compute_fn, adapter, model, staging, tolerance,
                                                                   batch=static)
         _write_metadata(staging, adapter, target, batch_size, metadata, parity, extra_files)
+        write_warmup_requests(staging, adapter, static)  # assets.extra/tf_serving_warmup_requests
         final = _publish(staging, directory, version)
     except Exception as error:
         shutil.rmtree(staging, ignore_errors=True)

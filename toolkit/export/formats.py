@@ -15,8 +15,9 @@ ValueError: unknown export format(s) ['pdf']; choose from saved_model, tflite, o
 
 from __future__ import annotations
 
-from toolkit.export.exporter import FORMATS
-from toolkit.export.saved_model import TARGETS
+# Light on purpose (no TensorFlow import): `toolkit <task> --help` prints the table below.
+FORMATS = ("saved_model", "tflite", "onnx")
+TARGETS = ("cpu", "gpu", "tpu")
 
 _RECURRENT_TFLITE = ("the TFLite converter needs a static TensorList element shape, which a Keras recurrent layer "
                      "has only with a static batch; export tflite with --target tpu (static batch) or use --model "

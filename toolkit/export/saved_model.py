@@ -17,8 +17,8 @@ import keras
 import tensorflow as tf
 
 from toolkit.export.adapter import RESERVED_SIGNATURES, ServingAdapter, named_function, with_batch
+from toolkit.export.formats import TARGETS  # noqa: F401  (defined there, light; re-exported)
 
-TARGETS = ("cpu", "gpu", "tpu")
 
 
 def build_signatures(model, adapter: ServingAdapter, target: str, batch_size: int | None):
@@ -65,10 +65,10 @@ def build_signatures(model, adapter: ServingAdapter, target: str, batch_size: in
         return compute_fn(*[dense[name] for name in dense_names])
 
     def serve_raw(raw):
-        return adapter.run_raw(model, raw, compute_fn=call_compute)
+        return adapter.run_raw(model, require_batch(raw, static), compute_fn=call_compute)
 
     def serve_dense(dense):
-        return adapter.run_dense(model, dense, compute_fn=call_compute)
+        return adapter.run_dense(model, require_batch(dense, static), compute_fn=call_compute)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -87,7 +87,8 @@ def build_signatures(model, adapter: ServingAdapter, target: str, batch_size: in
             k: tf.TensorSpec(spec.shape, spec.dtype, name=k) for k, spec in extra.inputs.items()}
         archive.add_endpoint(
             name,
-            tf.function(named_function(_bind(extra.function, model), list(specs)), input_signature=list(specs.values())),
+            tf.function(named_function(_bind(extra.function, model, static), list(specs)),
+                        input_signature=list(specs.values())),
         )
     options = None
     if target == "tpu":
@@ -96,8 +97,19 @@ def build_signatures(model, adapter: ServingAdapter, target: str, batch_size: in
     return archive, options, compute_fn
 
 
-def _bind(function, model):
-    return lambda values: function(model, values)
+def _bind(function, model, batch=None):
+    return lambda values: function(model, require_batch(values, batch))
+
+
+def require_batch(tensors: dict, batch: int | None) -> dict:
+    """tpu exports take exactly `batch` rows. A signature loaded in plain TF does not check the shapes it is
+    called with, so a short batch would fail deep inside XLA (`Input to reshape is a tensor with 576 values`,
+    `Trying to access element 7 in a list with 3 elements`). `EnsureShape` checks at run time and names the
+    input: `Shape of tensor images [3] is not compatible with expected shape [8]` (an assert on `tf.shape`
+    would not: grappler folds it to the declared, here misleading, shape)."""
+    if not batch:
+        return tensors
+    return {name: tf.ensure_shape(t, t.shape) for name, t in tensors.items()}
 
 
 def _check_no_string_ops(compute_fn, specs):

@@ -1,13 +1,28 @@
-"""Training utilities: regularisation, schedules, losses, callbacks, distribution strategies."""
+"""Training utilities: regularisation, schedules, losses, callbacks, distribution strategies.
 
-from toolkit.training.callbacks import default_callbacks
-from toolkit.training.losses import SmoothedSparseCategoricalCrossentropy
-from toolkit.training.regularizers import apply_weight_regularization
-from toolkit.training.schedules import CyclicalLearningRate
+Submodules are imported lazily, so `toolkit.training.strategies` (the names `--help` lists) is read without
+importing TensorFlow.
+"""
 
-__all__ = [
-    "CyclicalLearningRate",
-    "SmoothedSparseCategoricalCrossentropy",
-    "apply_weight_regularization",
-    "default_callbacks",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "default_callbacks": "toolkit.training.callbacks",
+    "SmoothedSparseCategoricalCrossentropy": "toolkit.training.losses",
+    "apply_weight_regularization": "toolkit.training.regularizers",
+    "CyclicalLearningRate": "toolkit.training.schedules",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'toolkit.training' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

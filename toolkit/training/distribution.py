@@ -8,8 +8,8 @@ import os
 import tensorflow as tf
 
 from toolkit.data.batching import needs_static_batches, static_batches  # noqa: F401  (re-exported for apps)
+from toolkit.training.strategies import STRATEGIES
 
-STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 
 
 class StrategyError(RuntimeError):
