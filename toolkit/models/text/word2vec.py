@@ -138,15 +138,25 @@ class Word2Vec(keras.Model):
     (1, 3)
     >>> Word2Vec.from_config(model.get_config()).dim
     4
+
+    The noise table is kept in the config as repeat counts per id (`noise_counts`: V numbers, not the
+    10-million-entry table), so a reloaded model draws its negatives from the same distribution:
+    >>> table = np.array([1, 1, 1, 2, 4])
+    >>> Word2Vec(vocabulary_size=5, dim=4, noise_table=table).get_config()["noise_counts"]
+    [0, 3, 1, 0, 1]
+    >>> Word2Vec.from_config(Word2Vec(5, 4, noise_table=table).get_config()).noise_table.numpy().tolist()
+    [1, 1, 1, 2, 4]
     """
 
     def __init__(self, vocabulary_size: int, dim: int = 100, negative: int = 5, cbow: bool = False,
-                 noise_table=None, **kwargs):
+                 noise_table=None, noise_counts=None, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary_size, self.dim, self.negative, self.cbow = int(vocabulary_size), int(dim), int(negative), cbow
         init = keras.initializers.RandomUniform(-0.5 / dim, 0.5 / dim)  # word2vec's init; C starts at 0
         self.target_embedding = keras.layers.Embedding(vocabulary_size, dim, embeddings_initializer=init, name="w")
         self.context_embedding = keras.layers.Embedding(vocabulary_size, dim, embeddings_initializer="zeros", name="c")
+        if noise_table is None and noise_counts is not None:
+            noise_table = np.repeat(np.arange(len(noise_counts)), np.asarray(noise_counts, dtype="int64"))
         self.noise_table = tf.constant(np.asarray(noise_table if noise_table is not None else
                                                   np.arange(1, vocabulary_size), dtype="int32"))
 
@@ -164,8 +174,9 @@ class Word2Vec(keras.Model):
         return tf.einsum("bd,bkd->bk", hidden, self.context_embedding(candidates))
 
     def get_config(self):
+        counts = np.bincount(self.noise_table.numpy(), minlength=self.vocabulary_size)
         return {"vocabulary_size": self.vocabulary_size, "dim": self.dim, "negative": self.negative,
-                "cbow": self.cbow, "name": self.name}
+                "cbow": self.cbow, "noise_counts": counts.tolist(), "name": self.name}
 
 
 def _sum_loss(labels, logits):
@@ -202,6 +213,11 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
     model = Word2Vec(len(corpus.words), dim, negative, cbow, noise_table=table)
     make = cbow_examples if cbow else skipgram_pairs
     first = make(corpus, window, sample, rng)
+    if len(first[1]) == 0:  # nothing to learn from: say why instead of "training" 0 steps
+        raise ValueError(
+            f"no training {'examples' if cbow else 'pairs'} left from {corpus.num_tokens} tokens "
+            f"({len(corpus.words) - 1} words with min_count={min_count}) after subsampling with sample={sample}: "
+            "pass sample=0 (or a smaller sample) for a small corpus, or lower min_count")
     total_steps = max(1, epochs * -(-len(first[1]) // batch_size))
     start = learning_rate or (0.05 if cbow else 0.025)
     schedule = keras.optimizers.schedules.PolynomialDecay(start, total_steps, min_learning_rate)

@@ -118,3 +118,21 @@ def test_gensim_glove_file_loads():
     assert len(vectors.words) == 76 and vectors.vectors.shape == (76, 50)
     assert vectors["the"][:2].tolist() == pytest.approx([0.418, 0.24968])
     assert collections.Counter(vectors.words).most_common(1)[0][1] == 1
+
+
+def test_a_corpus_with_nothing_to_learn_is_refused_with_why():
+    with pytest.raises(ValueError, match=r"no training pairs left from 6 tokens .*min_count=1.*sample=0.001.*sample=0"):
+        train_word2vec([["alone"], ["again"]] * 3, dim=4, min_count=1, epochs=1, table_size=100)
+
+
+def test_noise_distribution_survives_a_keras_file_round_trip(tmp_path):
+    import keras
+
+    from toolkit.saving import load_model
+
+    vectors = train_word2vec([["the", "cat", "sat"], ["the", "dog", "sat"]] * 10, dim=4, window=2, min_count=1,
+                             epochs=1, sample=0, table_size=1000, batch_size=16)
+    vectors.model.save(tmp_path / "w2v.keras")
+    reloaded = load_model(str(tmp_path / "w2v.keras"))
+    assert isinstance(reloaded, keras.Model)
+    np.testing.assert_array_equal(reloaded.noise_table.numpy(), vectors.model.noise_table.numpy())
