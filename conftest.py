@@ -1,5 +1,7 @@
 """Doctest setup for ``toolkit/``: TensorFlow backend, quiet logs, seeded RNGs, a temporary cwd.
 
+At the repository root, not inside the package, so it never ships in the wheel.
+
 pytest collects every module of ``toolkit/`` with ``--doctest-modules`` (see pyproject.toml).
 Examples may use ``np``, ``keras`` and ``tf`` without importing them, and run in a fresh
 temporary working directory so any file they write is thrown away.
@@ -9,7 +11,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_HOME", os.path.join(os.path.dirname(__file__), "..", ".keras_home"))
+os.environ.setdefault("KERAS_HOME", os.path.join(os.path.dirname(__file__), ".keras_home"))
 
 import importlib.util  # noqa: E402
 
@@ -22,7 +24,7 @@ import pytest  # noqa: E402
 _SERVING_EXTRA = ("fastapi", "uvicorn", "httpx", "prometheus_client", "grpc", "tensorflow_serving")
 collect_ignore_glob = []
 if any(importlib.util.find_spec(name) is None for name in _SERVING_EXTRA):
-    collect_ignore_glob.append("serving/*.py")
+    collect_ignore_glob.append("toolkit/serving/*.py")
 
 
 @pytest.fixture(autouse=True)
