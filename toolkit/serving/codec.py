@@ -36,27 +36,37 @@ class RequestError(ValueError):
 
 
 # ---- body -> JSON document ---------------------------------------------------------------------------
+_TOKENS = np.zeros(256, bool)
+_TOKENS[[ord(c) for c in '[]{}"\\']] = True
+
+
 def json_depth(body: bytes) -> int:
-    """Deepest `[`/`{` nesting of a JSON text, brackets inside strings ignored (vectorized; no parse).
+    """Deepest `[`/`{` nesting of a JSON text, brackets inside strings ignored (vectorized over the few
+    structural bytes; no parse).
 
     Examples:
     >>> json_depth(b'{"a": [[1], "]]][[["]}')
     3
     """
     data = np.frombuffer(body, np.uint8)
-    quotes = data == 34
-    if b"\\" in body:  # a quote preceded by an odd run of backslashes is escaped
-        backslash = data == 92
-        index = np.arange(len(data))
-        last_other = np.maximum.accumulate(np.where(backslash, -1, index))
-        run_before = np.empty(len(data), np.int64)
-        run_before[0] = 0
-        run_before[1:] = index[:-1] - last_other[:-1]
-        quotes &= (run_before % 2) == 0
-    in_string = (np.cumsum(quotes) % 2).astype(bool)  # True from an opening quote up to its closing one
-    outside = ~in_string & ~quotes
-    steps = (((data == 91) | (data == 123)) & outside).astype(np.int32) - (((data == 93) | (data == 125)) & outside)
-    return int(np.cumsum(steps).max(initial=0))
+    where = np.flatnonzero(_TOKENS[data])
+    tokens = data[where]
+    if b"\\" in body:  # drop escaped characters (a backslash escapes the next byte), keep the rest
+        keep, skip_until = np.ones(len(tokens), bool), -1
+        for k in np.flatnonzero(tokens == 92).tolist():
+            if where[k] <= skip_until:
+                keep[k] = False  # this backslash is itself escaped
+                continue
+            skip_until = where[k] + 1
+            keep[k] = False
+            if k + 1 < len(tokens) and where[k + 1] == skip_until:
+                keep[k + 1] = False
+        where, tokens = where[keep], tokens[keep]
+    quotes = tokens == 34
+    inside = (np.cumsum(quotes) % 2).astype(bool) | quotes  # from an opening quote through its closing one
+    opens = ((tokens == 91) | (tokens == 123)) & ~inside
+    closes = ((tokens == 93) | (tokens == 125)) & ~inside
+    return int(np.cumsum(opens.astype(np.int32) - closes).max(initial=0))
 
 
 def decode_body(body: bytes, max_depth: int = 100):
@@ -329,3 +339,17 @@ def encode_response(outputs: dict, layout: str) -> bytes:
 def format_response(outputs: dict, layout: str) -> dict:
     """`encode_response` read back into Python values (for callers that want a dict)."""
     return json.loads(encode_response(outputs, layout))
+
+
+def parse_body(body: bytes, max_depth: int, signatures: dict):
+    """Body -> (signature name, arrays, layout) against `signatures` (`{name: {input: InputSpec}}`): the
+    whole parse, picklable in and out, so large bodies can run in a helper process."""
+    document = decode_body(body, max_depth)
+    signature = document.get("signature_name") if isinstance(document, dict) else None
+    if signature is not None and not isinstance(signature, str):
+        raise RequestError("\"signature_name\" must be a string")
+    name = signature or "serving_default"
+    if name not in signatures:
+        raise RequestError(f"signature_name '{name}' not found; this model has {sorted(signatures)}")
+    arrays, layout = parse_request(document, signatures[name])
+    return signature, arrays, layout

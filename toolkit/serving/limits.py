@@ -26,6 +26,9 @@ class LimitError(ValueError):
         super().__init__(message)
         self.status, self.grpc_code = status, grpc_code
 
+    def __reduce__(self):  # raised in the parsing helper process: keep the status across pickling
+        return LimitError, (str(self), self.status, self.grpc_code)
+
 
 @dataclasses.dataclass
 class Limits:

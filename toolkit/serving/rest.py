@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from concurrent.futures.process import BrokenProcessPool
 import dataclasses
 import hmac
 import logging
@@ -31,7 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from toolkit.serving.batcher import DeadlineExceeded
-from toolkit.serving.codec import RequestError, decode_body, dumps, encode_response, parse_request
+from toolkit.serving.codec import RequestError, decode_body, dumps, encode_response, parse_body, parse_request
 from toolkit.serving.dispatch import Dispatcher
 from toolkit.serving.limits import HostCheck, LimitError, Limits, check_image_pixels, model_roots, redact_paths
 from toolkit.serving.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -41,6 +42,7 @@ from toolkit.serving.repository import ModelRepository, NotFoundError
 logger = logging.getLogger(__name__)
 
 OFFLOAD_BYTES = 64 * 1024  # bodies (and outputs, in elements) beyond this are handled on a worker thread
+PROCESS_BYTES = 1024 * 1024  # bodies beyond this are parsed in a helper process (the parse holds the GIL)
 PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/([^/:]+)|/labels/([^/:]+))?:([^/:]*)$")
 PROTECTED = ("/v1/", "/metrics", "/monitoring/")
 # TF Serving reads any body as JSON; browsers can send text/plain and multipart/form-data cross-origin
@@ -101,6 +103,7 @@ class ServingApp:
         self.roots = model_roots(repository)
         self.state = api.state
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="rest-codec")
+        self._processes = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -162,6 +165,29 @@ class ServingApp:
         check_image_pixels(arrays, specs, self.limits.max_image_pixels)
         return entry, signature, arrays, layout
 
+    def process_pool(self):
+        """One helper process (spawned: it imports numpy and orjson, not TensorFlow) for large bodies."""
+        if self._processes is None:
+            import multiprocessing
+
+            self._processes = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self._processes
+
+    async def prepare_large(self, body: bytes, name, version, label):
+        """`prepare` for bodies over PROCESS_BYTES: the parse runs in the helper process, so the event loop
+        (and the GIL) stay free for other requests while megabytes of JSON become arrays."""
+        entry = self.lookup(name, version, label)
+        signatures = entry.servable.inputs if entry.servable else {}
+        loop = asyncio.get_running_loop()
+        try:
+            signature, arrays, layout = await loop.run_in_executor(
+                self.process_pool(), parse_body, body, self.limits.max_json_depth, signatures)
+        except BrokenProcessPool:
+            self._processes = None
+            return await loop.run_in_executor(self.pool, self.prepare, body, name, version, label)
+        check_image_pixels(arrays, signatures[signature or "serving_default"], self.limits.max_image_pixels)
+        return entry, signature, arrays, layout
+
     def lookup(self, name, version, label):
         if label is not None:
             return self.repository.get(name, version, label=label)
@@ -181,13 +207,15 @@ class ServingApp:
                 raise HTTPError(415, f"Content-Type {kind.decode('latin-1')!r} is not accepted; send the JSON body "
                                      "as application/json")
             body = await self.read_body(headers, receive)
-            deadline = time.monotonic() + timeout if timeout else None
             for _attempt in range(3):
-                if len(body) > OFFLOAD_BYTES:
+                if len(body) > PROCESS_BYTES:
+                    entry, signature, arrays, layout = await self.prepare_large(body, name, version, label)
+                elif len(body) > OFFLOAD_BYTES:
                     entry, signature, arrays, layout = await loop.run_in_executor(
                         self.pool, self.prepare, body, name, version, label)
                 else:
                     entry, signature, arrays, layout = self.prepare(body, name, version, label)
+                deadline = time.monotonic() + timeout if timeout else None  # the inference deadline
                 try:
                     future = self.dispatcher.submit(entry, signature, arrays, deadline)
                     break
@@ -217,6 +245,8 @@ class ServingApp:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False)
+        if self._processes is not None:
+            self._processes.shutdown(wait=False, cancel_futures=True)
 
 
 def create_app(repository: ModelRepository, metrics: Metrics | None = None, auth_token: str | None = None,

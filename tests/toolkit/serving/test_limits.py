@@ -116,6 +116,17 @@ def test_large_bodies_are_parsed_off_the_event_loop(server, pngs, monkeypatch):
     assert not threads[0].startswith("rest-codec") and threads[1].startswith("rest-codec")
 
 
+def test_megabyte_bodies_are_parsed_in_a_helper_process(http, pngs):
+    padding = "x" * (1024 * 1024 + 10)
+    response = http.post("/v1/models/tiny:predict", json={"instances": [b64(pngs[0])], "padding": padding})
+    assert response.status_code == 200 and response.json()["predictions"][0]["labels"] in ("ant", "bee", "cat")
+    deep = b'{"padding": "' + padding.encode() + b'", "instances": ' + b"[" * 200 + b"]" * 200 + b"}"
+    response = http.post("/v1/models/tiny:predict", content=deep, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "over the limit of 100 (--max-json-depth)" in response.json()["error"]
+    wrong = http.post("/v1/models/tiny:predict", json={"instances": [1.5], "padding": padding})
+    assert wrong.status_code == 400 and "expected a string" in wrong.json()["error"]
+
+
 def test_tf_serving_number_rules(server):
     url = server.url + "/v1/models/tiny:predict"
     pixels = np.zeros((1, 28, 28, 1)).tolist()
