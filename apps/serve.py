@@ -49,9 +49,9 @@ up to --max-batch-size rows, padded to one of --allowed-batch-sizes (default: po
 load a batch waits up to --batch-timeout-micros for batch-mates (a lone client is never delayed);
 --num-batch-threads batches run at once; beyond --max-enqueued-batches queued batches a request gets 503.
 TF Serving's --enable_batching is off by default; here --batching auto turns it on for dynamic-batch
-exports (cpu/gpu) and off for static-batch tpu exports, because it wins here: with 32 clients on a small CNN
-it served several times the requests/s of unbatched calls (BENCHMARKS.md, serving), at the same 1-client
-latency. A request that fails inside a merged call is retried alone, so it never fails its batch-mates.
+exports (cpu/gpu) and off for static-batch tpu exports: at 32 clients on a small CNN it never served fewer
+requests/s than unbatched calls in our runs (1.07x to 3.05x on a shared 2-core machine; BENCHMARKS.md,
+serving), and a lone client is not delayed; use --batching off to match TF Serving's default. A request that fails inside a merged call is retried alone, so it never fails its batch-mates.
 
 Limits (each answered with a status naming its flag): body size (413, --max-body-mb), JSON nesting (400,
 --max-json-depth), decoded image pixels read from PNG/JPEG/GIF/BMP/WebP headers before decoding (413,
