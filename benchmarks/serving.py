@@ -297,6 +297,11 @@ process (keep-alive `http.client`; gRPC: the tensorflow-serving-api stub), shari
   While a {rest["big_mb"]:.1f} MB JSON body (800 dense instances) was uploaded, parsed and run (answered
   {rest["big_status"]} in {rest["big_ms"]:.0f} ms), {rest["gets_during_big"]} back-to-back `GET /v1/models/fashion`
   took at most {rest["get_during_big_ms"]:.1f} ms (before: blocked 7.7 s).
+
+Honesty notes: one run, all rows side by side; the clients share the 2 cores with the server, and other
+sessions may load the machine (load average above), so a row can move 2x between runs. At 32 clients both modes
+are capped by per-request Python work (client threads, HTTP, hand-offs) rather than by the model, so batching's
+compute saving shows only when that work is cheap relative to batch-1 compute.
 """
     write_section("serving", markdown)
 
