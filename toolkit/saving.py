@@ -34,6 +34,7 @@ REGISTERING_MODULES = (
     "toolkit.models.unet",
     "toolkit.models.text",
     "toolkit.models.vae",
+    "toolkit.models.autoencoders",
     "toolkit.models.bert",
     "toolkit.models.vision",  # registers nothing itself; imports keras-hub, whose layers its ViTs hold
     "toolkit.inspect.statistics",
