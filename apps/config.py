@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from toolkit.training.optimizers import OPTIMIZERS
 from toolkit.training.strategies import STRATEGIES
 
 
@@ -18,7 +19,14 @@ class BaseConfig:
 
     epochs: int = option(10, "training epochs")
     batch_size: int = option(64, "examples per batch (global, across replicas)")
-    learning_rate: float = option(1e-3, "Adam learning rate")
+    learning_rate: float = option(1e-3, "learning rate (the notes' start: Adam 1e-3, SGD with momentum 1e-1)")
+    optimizer: str = option("adam", "adam (0.9/0.999, eps 1e-8) | adamw (decoupled weight decay) | sgd (with "
+                            "--momentum, --nesterov) | rmsprop (rho 0.9) | adagrad", choices=OPTIMIZERS)
+    momentum: float = option(0.9, "sgd: momentum beta (0: plain SGD)")
+    nesterov: bool = option(False, "sgd: Nesterov momentum (gradient at the look-ahead point)")
+    weight_decay: float = option(0.0, "decoupled weight decay lambda, theta -= lr * lambda * theta each step "
+                                 "(0: off; adamw alone defaults to 0.004)")
+    clipnorm: float = option(0.0, "clip the global gradient norm to this (0: off)")
     validation_split: float = option(0.1, "fraction of the training data held out for validation")
     patience: int = option(5, "early stopping patience in epochs (best weights are restored); -1 disables")
     seed: int = option(1337, "random seed for splits, shuffling and initialisation")

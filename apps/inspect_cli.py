@@ -139,7 +139,7 @@ def _class_index(value, names):
     if value is None:
         return None
     text = str(value).strip()
-    if text.lstrip("-").isdigit():
+    if text.lstrip("-").isascii() and text.lstrip("-").isdigit():
         return int(text)
     if names and text in names:
         return names.index(text)

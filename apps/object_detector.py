@@ -33,6 +33,7 @@ from toolkit.models.detection import (
 )
 from toolkit.models.detection.ssd import feature_sizes_of
 from toolkit.models.transfer import validate_backbone
+from toolkit.training.optimizers import optimizer_of
 
 logger = logging.getLogger(__name__)
 EVAL_SCORE_THRESHOLD = 0.01
@@ -146,7 +147,7 @@ class ObjectDetectorApp(ObjectDetectorSpec, App):
         elif config.lr_schedule == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps * config.epochs, alpha=0.05)
         # no XLA: it slows CPU training (DESIGN.md) and its compile time dominates short runs
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss=ctx.state["loss"], jit_compile=False)
+        model.compile(optimizer=optimizer_of(config, rate), loss=ctx.state["loss"], jit_compile=False)
         history = model.fit(data.train, validation_data=data.fit_validation, epochs=config.epochs,
                             callbacks=callbacks, verbose=config.verbose)
         return merge_histories(history)

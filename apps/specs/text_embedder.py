@@ -26,7 +26,8 @@ class TextEmbedderSpec(TaskSpec):
     description = "Sentence embeddings + cosine top-k search over a corpus (BERT / MiniLM checkpoints)."
     config_cls = Config
     # BaseConfig fields that do not apply: "training" embeds the corpus, no weights are fitted
-    ignored_options = ("epochs", "learning_rate", "validation_split", "patience", "monitor_layers", "monitor_every")
+    ignored_options = ("epochs", "learning_rate", "validation_split", "patience", "monitor_layers", "monitor_every",
+                       "optimizer", "momentum", "nesterov", "weight_decay", "clipnorm")
 
 
 SPEC = TextEmbedderSpec()

@@ -83,7 +83,7 @@ class Predictor:
     @property
     def version(self) -> int | None:
         name = os.path.basename(os.path.normpath(self.path))
-        return int(name) if name.isdigit() else None
+        return int(name) if name.isascii() and name.isdigit() else None  # '²'.isdigit(), but int('²') fails
 
     def input_specs(self, signature: str = "serving_default") -> dict:
         return self._signature(signature).structured_input_signature[1]
