@@ -131,6 +131,22 @@ def _vae(cls):
                build_decoder((8, 8, 1), 2, "conv", width=2, hidden=4))
 
 
+def _autoencoder(cls):
+    import keras
+
+    from toolkit.models.autoencoders import AnomalyDetector, build_autoencoder
+
+    keras.utils.set_random_seed(0)
+    if cls is AnomalyDetector:
+        detector = cls(_vae(__import__("toolkit.models.vae", fromlist=["VAE"]).VAE), elbo_samples=3, seed=1)
+        detector.threshold.assign(700.0)
+        return detector
+    kind = cls.__name__.replace("Autoencoder", "").lower()
+    options = {"sparse": {"penalty": "kl", "latent_activation": "sigmoid"}, "contractive": {"jacobian": "autodiff"},
+               "denoising": {"corruption": "masking", "seed": 2}}.get(kind, {})
+    return build_autoencoder(kind, (8, 8, 1), latent_dim=3, architecture="dense", hidden=(4,), **options)
+
+
 def _word2vec(cls):
     model = cls(vocabulary_size=6, dim=4, negative=2)
     model([np.array([1, 2]), np.array([3, 4])])
@@ -169,6 +185,11 @@ CASES = {
     # models
     "VAE": _model(_vae, lambda: _rng().uniform(0, 1, (2, 8, 8, 1)).astype("float32")),
     "Autoencoder": _model(_vae, lambda: _rng().uniform(0, 1, (2, 8, 8, 1)).astype("float32")),
+    "UndercompleteAutoencoder": _model(_autoencoder, lambda: _rng().uniform(0, 255, (2, 8, 8, 1)).astype("float32")),
+    "SparseAutoencoder": _model(_autoencoder, lambda: _rng().uniform(0, 255, (2, 8, 8, 1)).astype("float32")),
+    "DenoisingAutoencoder": _model(_autoencoder, lambda: _rng().uniform(0, 255, (2, 8, 8, 1)).astype("float32")),
+    "ContractiveAutoencoder": _model(_autoencoder, lambda: _rng().uniform(0, 255, (2, 8, 8, 1)).astype("float32")),
+    "AnomalyDetector": _model(_autoencoder, lambda: _rng().uniform(0, 255, (2, 8, 8, 1)).astype("float32")),
     "Word2Vec": _model(_word2vec, lambda: [np.array([1, 2]), np.array([3, 4])], random=True),  # negatives drawn in-graph
     # losses, schedules, metrics, callbacks
     "DiceLoss": _object(lambda cls: cls(smooth=1.0, ignore_background=True)),
