@@ -24,7 +24,8 @@ from apps.results import (  # noqa: F401
 )
 from toolkit.export import Predictor, ServingAdapter, export, load
 from toolkit.export.adapter import to_numpy_dict
-from toolkit.export.formats import check_export_options
+from toolkit.export.edge import EdgePredictor, is_edge_file
+from toolkit.export.formats import QUANTIZED_FORMATS, check_export_options
 from toolkit.saving import load_model
 from toolkit.training.distribution import get_strategy, needs_static_batches, static_batches
 from toolkit.training.fault_tolerance import PhaseCheckpoint, TrainingDivergedError, read_json, write_status
@@ -66,6 +67,7 @@ class Run:
     metrics: dict = dataclasses.field(default_factory=dict)
     plots: dict = dataclasses.field(default_factory=dict)
     run_dir: str | None = None
+    data: typing.Any = dataclasses.field(default=None, repr=False)  # the task data, in the training process
 
     @property
     def adapter(self) -> ServingAdapter:
@@ -74,14 +76,28 @@ class Run:
         return self._adapter
 
     def export(self, directory: str, target: str = "cpu", formats=("saved_model",), batch_size: int = 8,
-               adapter: ServingAdapter | None = None, **options) -> str:
+               adapter: ServingAdapter | None = None, max_quantization_drop: float | None = None,
+               calibration_size: int = 200, int8_io: bool = False, data=None, test_data=None, **options) -> str:
         """Exports to `directory/<next version>/` (see `toolkit.export.export`) with metrics in the metadata.
 
         The target and formats are checked first (`toolkit.export.formats`): an unknown or unsupported pair
         fails before any work. `adapter` replaces the app's default serving adapter for this export;
         `options` go to `App.export_adapter` (the detector's `score_threshold`: its serving NMS threshold).
+
+        Quantized formats (`tflite-dynamic`, `tflite-fp16`, `tflite-int8`, `onnx-int8`) calibrate on
+        `calibration_size` training examples and are scored on the held-out data through their own runtime; one
+        that lost more than `max_quantization_drop` points (default: 1 of accuracy, 2 of mAP@.5 / mIoU) is not
+        published (`metadata["quantization"]` names the drop). `data` / `test_data` replace the run's recorded
+        data sources; `int8_io`: tflite-int8 with int8 input / output tensors.
         """
         formats = check_export_options(self.app.kind(self.config), target, formats)
+        quantization = None
+        if any(f in QUANTIZED_FORMATS for f in formats):
+            from apps.quantization import quantization_options
+
+            quantization = quantization_options(self, formats, data=data, test_data=test_data,
+                                                max_drop=max_quantization_drop, calibration_size=calibration_size,
+                                                int8_io=int8_io)
         return export(
             self.model,
             directory,
@@ -91,6 +107,7 @@ class Run:
             batch_size=batch_size,
             metadata={"metrics": _summary(self.metrics), "app": self.app.name, "info": self.info,
                       "config": dataclasses.asdict(self.config)},
+            quantization=quantization,
         )
 
     def evaluate(self, data) -> dict:
@@ -283,6 +300,9 @@ class App(TaskSpec):
         write_status(run_dir, "running", stage="data", **status)
         with open(os.path.join(run_dir, "config.json"), "w") as f:
             json.dump({"app": self.name, **dataclasses.asdict(config)}, f, indent=2)
+        from apps.quantization import record_sources
+
+        record_sources(run_dir, data, test_data)  # a later `export` calibrates and guards quantized files on them
         try:
             run = self._train_in(ctx, data, test_data, status)
         except BaseException as error:
@@ -310,7 +330,7 @@ class App(TaskSpec):
                 # fails on PerReplica values. With no model-level strategy Keras defers building to tracing
                 # and takes the strategy from this scope, which distributes the same way.
                 model._distribute_strategy = None
-            run = Run(app=self, model=model, config=config, info=self.info(ctx), run_dir=run_dir)
+            run = Run(app=self, model=model, config=config, info=self.info(ctx), run_dir=run_dir, data=task_data)
             checkpoint = PhaseCheckpoint(os.path.join(run_dir, "checkpoints"))
             callbacks = [checkpoint, *self.callbacks(ctx)]
             if config.tensorboard:
@@ -359,8 +379,10 @@ class App(TaskSpec):
     def predictor(self, path_or_run):
         if isinstance(path_or_run, Run):
             return _LivePredictor(path_or_run)
-        if isinstance(path_or_run, Predictor):
+        if isinstance(path_or_run, (Predictor, EdgePredictor)):
             return path_or_run
+        if is_edge_file(path_or_run):  # a .tflite / .onnx file, run through its own runtime
+            return EdgePredictor(path_or_run)
         return load(path_or_run)
 
     def _info_of(self, predictor) -> dict:

@@ -27,7 +27,7 @@ from toolkit.export.samples import pad_to_batch, parity_inputs
 from toolkit.export.saved_model import TARGETS, build_signatures
 from toolkit.export.tflite import export_tflite
 from toolkit.export.warmup import write_warmup_requests
-from toolkit.export.formats import FORMATS  # noqa: F401  (defined there, light; re-exported)
+from toolkit.export.formats import FORMATS, QUANTIZED_FORMATS  # noqa: F401  (defined there, light; re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def export(
     metadata: dict | None = None,
     tolerance: float = 1e-4,
     version: int | None = None,
+    quantization=None,
 ) -> str:
     """Exports `model` to `directory/<version>/` and returns that path.
 
@@ -67,6 +68,9 @@ def export(
         metadata: extra facts for `assets.extra/toolkit.json` (metrics, training config, ...).
         tolerance: max abs difference allowed between exported and live outputs.
         version: an explicit version number (default: the next integer).
+        quantization: a `toolkit.export.quantize.QuantizationOptions` (held-out scorer, calibration rows,
+            metric, max drop) for the quantized formats `tflite-dynamic`, `tflite-fp16`, `tflite-int8`,
+            `onnx-int8`: each is scored through its own runtime and left out when it lost more than the max drop.
 
     Raises:
         ExportError: when the reloaded export disagrees with the live model or a conversion fails.
@@ -106,7 +110,17 @@ def export(
             elif fmt == "onnx":
                 extra_files["onnx"], parity["onnx"] = export_onnx(compute_fn, adapter, model, staging, tolerance,
                                                                   batch=static)
-        _write_metadata(staging, adapter, target, batch_size, metadata, parity, extra_files)
+        quantized = {}
+        if any(f in QUANTIZED_FORMATS for f in formats):
+            from toolkit.export.quantize import export_quantized
+
+            quantized = export_quantized(formats, compute_fn, adapter, model, staging, quantization, extra_files)
+        _write_metadata(staging, adapter, target, batch_size, {**(metadata or {}), **(
+            {"quantization": quantized} if quantized else {})}, parity, extra_files)
+        if extra_files:  # labels.txt + a JSON beside each .tflite / .onnx (what a mobile runtime reads)
+            from toolkit.export.edge import write_sidecars
+
+            write_sidecars(staging, extra_files, adapter)
         write_warmup_requests(staging, adapter, static)  # assets.extra/tf_serving_warmup_requests
         final = _publish(staging, directory, version)
     except Exception as error:

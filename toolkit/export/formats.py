@@ -10,26 +10,45 @@ Examples:
 >>> check_export_options("image-classifier", "cpu", "saved_model,pdf")
 Traceback (most recent call last):
 ...
-ValueError: unknown export format(s) ['pdf']; choose from saved_model, tflite, onnx
+ValueError: unknown export format(s) ['pdf']; choose from saved_model, tflite, onnx, tflite-dynamic, tflite-fp16, tflite-int8, onnx-int8
 """
 
 from __future__ import annotations
 
 # Light on purpose (no TensorFlow import): `toolkit <task> --help` prints the table below.
-FORMATS = ("saved_model", "tflite", "onnx")
+FLOAT_FORMATS = ("saved_model", "tflite", "onnx")
+# Quantized edge files, one format name each (not a `quantize=` option): each is its own file, runtime and row of
+# the table below, one export can write several side by side, and fp16 has no ONNX twin. Every one is scored on
+# held-out data through its own runtime and published only within `max_quantization_drop` of the float model.
+QUANTIZED_FORMATS = ("tflite-dynamic", "tflite-fp16", "tflite-int8", "onnx-int8")
+FORMATS = FLOAT_FORMATS + QUANTIZED_FORMATS
 TARGETS = ("cpu", "gpu", "tpu")
+# The file each extra format writes in the version folder.
+FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx", "tflite-dynamic": "model-dynamic.tflite",
+              "tflite-fp16": "model-fp16.tflite", "tflite-int8": "model-int8.tflite", "onnx-int8": "model-int8.onnx"}
 
 _RECURRENT_TFLITE = ("the TFLite converter needs a static TensorList element shape, which a Keras recurrent layer "
                      "has only with a static batch; export tflite with --target tpu (static batch) or use --model "
                      "cnn / tcn / tfidf-mlp")
 _ERFC_ONNX = ("tf2onnx writes the exact GELU as an Erfc node, which ONNX does not define (onnxruntime refuses the "
               "graph); export tflite or a SavedModel")
+_QUANTIZED_TPU = ("quantized files are for CPU / edge runtimes (LiteRT, onnxruntime); a tpu export is a static-batch "
+                  "bf16 graph for Cloud TPU: export them with --target cpu")
+_QUANTIZED_VAE = ("the VAE's held-out metric (nats) needs its log_weights signature, which a TFLite / ONNX file does not "
+                  "carry, so the accuracy guard cannot score a quantized file: export tflite / onnx (float)")
+_QUANTIZED_TEXT = ("the text apps tokenize strings in-graph, which a quantized TFLite / ONNX file cannot hold, and "
+                   "their held-out scoring runs through that tokenizer: export tflite / onnx (float) or a SavedModel")
 # (kind, target, format) -> why that pair is refused (each measured). A kind without a row supports every pair.
 UNSUPPORTED = {
     **{(f"text-classifier/{kind}", target, "tflite"): _RECURRENT_TFLITE
        for kind in ("rnn", "lstm", "gru") for target in ("cpu", "gpu")},
     **{("text-classifier/transformer", target, "onnx"): _ERFC_ONNX for target in TARGETS},
+    **{(kind, target, fmt): _QUANTIZED_TEXT for kind in ("text-classifier", "text-embedder")
+       for target in ("cpu", "gpu") for fmt in QUANTIZED_FORMATS},
+    **{("vae", target, fmt): _QUANTIZED_VAE for target in ("cpu", "gpu") for fmt in QUANTIZED_FORMATS},
 }
+# (target, format) -> why, for every kind.
+UNSUPPORTED_EVERY_KIND = {("tpu", fmt): _QUANTIZED_TPU for fmt in QUANTIZED_FORMATS}
 
 
 def parse_formats(formats) -> tuple:
@@ -44,7 +63,8 @@ def parse_formats(formats) -> tuple:
 
 def unsupported_reason(kind: str, target: str, fmt: str) -> str | None:
     """Why `kind` cannot export `fmt` for `target`, or None when the pair works."""
-    return UNSUPPORTED.get((kind, target, fmt)) or UNSUPPORTED.get((kind.split("/")[0], target, fmt))
+    return (UNSUPPORTED.get((kind, target, fmt)) or UNSUPPORTED.get((kind.split("/")[0], target, fmt))
+            or UNSUPPORTED_EVERY_KIND.get((target, fmt)))
 
 
 def check_export_options(kind: str, target: str, formats) -> tuple:
@@ -65,8 +85,8 @@ def check_export_options(kind: str, target: str, formats) -> tuple:
 
 def support_table(kinds) -> str:
     """A plain-text table of kinds x (target, extra format) pairs (`yes` / `no`), for `--help` (a SavedModel
-    is written for every target)."""
-    pairs = [(t, f) for t in TARGETS for f in FORMATS if f != "saved_model"]
+    is written for every target). Pairs refused for every kind (quantized files on tpu) are left out as columns."""
+    pairs = [(t, f) for t in TARGETS for f in FORMATS if f != "saved_model" and (t, f) not in UNSUPPORTED_EVERY_KIND]
     header = ["model"] + [f"{t}:{f}" for t, f in pairs]
     rows = [[kind] + ["no" if unsupported_reason(kind, t, f) else "yes" for t, f in pairs] for kind in kinds]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
