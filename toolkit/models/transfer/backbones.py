@@ -38,13 +38,35 @@ class WeightsUnavailableError(ValueError):
 # rather than Keras' 0.99, so inference statistics settle within a short training run.
 BN_MOMENTUM = 0.9
 
-# keras.applications family -> (normalisation mode, minimum input side).
+# keras.applications module (family) -> the ImageNormalization mode equal to its `preprocess_input` (a test
+# checks every family numerically): caffe = BGR minus the ImageNet mean, tf = [-1, 1], torch = ImageNet
+# mean/std, none = the model normalises [0, 255] itself (EfficientNet, ConvNeXt, MobileNetV3).
+_FAMILY_MODES = {
+    "mobilenet": "tf", "mobilenet_v2": "tf", "mobilenet_v3": "none", "resnet": "caffe", "resnet50": "caffe",
+    "resnet_v2": "tf", "vgg16": "caffe", "vgg19": "caffe", "efficientnet": "none", "efficientnet_v2": "none",
+    "densenet": "torch", "inception_v3": "tf", "inception_resnet_v2": "tf", "xception": "tf", "nasnet": "tf",
+    "convnext": "none",
+}
+_FAMILY_MIN_SIDE = {"inception_v3": 75, "inception_resnet_v2": 75, "xception": 71}
+
+
+def application_preprocessing(name: str) -> tuple:
+    """`(normalisation mode, minimum input side)` of a keras.applications model name.
+
+    >>> application_preprocessing("ResNet50"), application_preprocessing("Xception")
+    (('caffe', 32), ('tf', 71))
+    """
+    family = getattr(keras.applications, name).__module__.rsplit(".", 1)[-1]
+    if family not in _FAMILY_MODES:
+        raise ValueError(f"keras.applications.{name}: no known preprocessing for its family {family!r}")
+    return _FAMILY_MODES[family], _FAMILY_MIN_SIDE.get(family, 32)
+
+
+# keras.applications name -> (normalisation mode, minimum input side), the MobileNets first.
+_FIRST = ("MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large")
 _APPLICATION_PREPROCESSING = {
-    "MobileNet": ("tf", 32), "MobileNetV2": ("tf", 32), "MobileNetV3Small": ("none", 32),
-    "MobileNetV3Large": ("none", 32), "ResNet50": ("caffe", 32), "ResNet101": ("caffe", 32),
-    "ResNet152": ("caffe", 32), "ResNet50V2": ("tf", 32), "VGG16": ("caffe", 32), "VGG19": ("caffe", 32),
-    "EfficientNetB0": ("none", 32), "EfficientNetB1": ("none", 32), "EfficientNetV2B0": ("none", 32),
-    "DenseNet121": ("torch", 32), "InceptionV3": ("tf", 75), "Xception": ("tf", 71), "ConvNeXtTiny": ("none", 32),
+    name: application_preprocessing(name)
+    for name in _FIRST + tuple(sorted(n for n in dir(keras.applications) if n[:1].isupper() and n not in _FIRST))
 }
 
 
@@ -184,7 +206,7 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
     if spec.endswith(".keras") or os.path.isfile(spec):
         return _backbone_from_file(spec), "unit", 8
     validate_backbone(spec)
-    mode, min_side = _APPLICATION_PREPROCESSING.get(spec, ("none", 32))
+    mode, min_side = application_preprocessing(spec)
     local_file = weights not in (None, "imagenet")
     if local_file and not os.path.isfile(weights):
         raise FileNotFoundError(f"backbone weights file {weights!r} does not exist")
@@ -197,13 +219,30 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
             raise
         raise WeightsUnavailableError(
             f"backbone {spec!r}: the 'imagenet' weights need a network connection to download "
-            f"({str(error).splitlines()[0][:160]}). Offline: copy the weights file Keras downloads for {spec} into "
+            f"({str(error).splitlines()[0][:160]}). Offline: `toolkit weights list` shows the local sources "
+            f"`toolkit weights install NAME` converts into the Keras cache; or copy the weights file Keras downloads for {spec} into "
             f"$KERAS_HOME/models/ (default ~/.keras/models/) on this machine, or pass a local weights file "
             f"(weights=PATH, --weights PATH)") from None
     if local_file:
-        model.load_weights(weights)
+        from toolkit.models.pretrained import load_weights_file
+
+        load_weights_file(model, weights)  # names the first layer / shape that does not fit
+    if weights is None:
+        _settle_batch_norm(model)
     backbone = keras.Model(model.input, model.output, name="backbone")
     return backbone, mode, min_side
+
+
+def _settle_batch_norm(model: keras.Model) -> None:
+    """A keras.applications net trained from scratch gets BatchNorm momentum `BN_MOMENTUM` (0.9).
+
+    Their 0.99 / 0.999 (MobileNetV2, EfficientNet) suit ImageNet-length runs: after a few epochs from random
+    weights the moving averages still hold their initial values and the model evaluates at chance while its
+    training accuracy is high. Pretrained nets keep theirs (their statistics are already settled).
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = min(layer.momentum, BN_MOMENTUM)
 
 
 def _backbone_from_file(path: str) -> keras.Model:

@@ -27,6 +27,7 @@ def build_image_classifier(
     width: int = 32,
     head_experts: int = 0,
     head_top_k: int = 2,
+    backbone_side: int | None = None,
     name: str = "image_classifier",
 ) -> keras.Model:
     """Builds a classifier that takes raw pixels in [0, 255] and returns class probabilities.
@@ -45,6 +46,8 @@ def build_image_classifier(
         head_experts: 0 for the Dense hidden layer; N > 0 replaces it with a `MixtureOfExperts` of N experts
             (`dense_units` hidden and output units each) routing each image to its `head_top_k`.
         head_top_k: experts per image of the MoE head.
+        backbone_side: side the backbone sees (e.g. 96 or 224 for an ImageNet net fed 28x28 images): the raw
+            input is resized to it inside the graph; None: the input's size, raised to the backbone's minimum.
         name: model name.
 
     A backbone that returns a vector (a ViT's [CLS] token z0) feeds the head directly; a feature map is
@@ -65,6 +68,8 @@ def build_image_classifier(
     else:
         min_side = 32 if backbone not in BUILTIN_BACKBONES else 8
         size = (max(height, min_side), max(width_px, min_side))
+        if backbone_side:
+            size = (max(backbone_side, min_side),) * 2
         wants_rgb = backbone not in BUILTIN_BACKBONES and not backbone.endswith(".keras")
         base, mode, min_side = build_backbone(
             backbone, size + (3 if wants_rgb else channels,), weights=weights, width=width, pooled=True
