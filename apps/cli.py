@@ -75,7 +75,7 @@ def task_app(name: str):
 def _task_parser(sub, name):
     app = task_spec(name)
     task = sub.add_parser(name, help=app.description, description=app.description)
-    verbs = task.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,export,predict}")
+    verbs = task.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,export,predict,lr-find}")
     table = _export_table(app)
 
     train = verbs.add_parser("train", help="train, evaluate on held-out data, optionally export", epilog=table,
@@ -125,6 +125,10 @@ def _task_parser(sub, name):
     edge.add_argument("--test-data", default=None,
                       help="held-out data for the guard (default: the run's test data, else its validation split)")
 
+    from apps import lr_find
+
+    lr_find.add_parser(verbs, app, _add_config_flags)
+
     predict = verbs.add_parser("predict", help="predict raw inputs with an exported model or run directory")
     predict.add_argument("model", help="export folder, a .tflite / .onnx file of an export, or a run directory")
     predict.add_argument("inputs", nargs="+", help="input files (images, ...) or text")
@@ -154,6 +158,11 @@ def _resolve(app, path):
 
 
 def _run_task(app, args) -> int:
+    if args.verb == "lr-find":
+        from apps import lr_find
+
+        known = {f.name for f in dataclasses.fields(app.config_cls)}
+        return lr_find.run(app, args, {k: v for k, v in vars(args).items() if k in known})
     if args.verb == "train":
         known = {f.name for f in dataclasses.fields(app.config_cls)}
         overrides = {k: v for k, v in vars(args).items() if k in known}

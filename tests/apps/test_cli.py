@@ -33,7 +33,7 @@ def test_help_of_every_task_and_verb_never_imports_tensorflow():
         "        main(argv.split())\n    except SystemExit as e:\n        assert e.code == 0, (argv, e.code)\n"
         "print('IMPORTED', sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
     )
-    commands = [f"{task} {verb} --help" for task in TASKS for verb in ("train", "evaluate", "export", "predict")]
+    commands = [f"{task} {verb} --help" for task in TASKS for verb in ("train", "evaluate", "export", "predict", "lr-find")]
     result = subprocess.run([sys.executable, "-c", script, "--help", *[f"{t} --help" for t in TASKS], *commands],
                             capture_output=True, text=True, timeout=120,
                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
