@@ -3,39 +3,41 @@
 `install("mobilenet_v1_imagenet")` (or `toolkit weights install mobilenet_v1_imagenet`) converts the source
 and writes the files `keras.applications` looks for, so `keras.applications.MobileNet(weights="imagenet")` and
 `backbone="MobileNet", weights="imagenet"` then work with no network.
+
+Names resolve lazily: listing sources (`installed`, `SOURCES`) does not import TensorFlow.
 """
 
-from toolkit.models.pretrained.convert import ConversionError
-from toolkit.models.pretrained.imagenet import foolbox_samples, imagenet_class_names, imagenet_classifier
-from toolkit.models.pretrained.install import install, installed, keras_cache_dir, keras_file_names, resolve
-from toolkit.models.pretrained.sources import (
-    SAMPLE_SOURCES,
-    SOURCES,
-    Source,
-    SourceUnavailableError,
-    is_available,
-    locate,
-    source_dirs,
-)
-from toolkit.models.pretrained.weights_file import WeightsMismatchError, load_weights_file
+import importlib
 
-__all__ = [
-    "ConversionError",
-    "SAMPLE_SOURCES",
-    "SOURCES",
-    "Source",
-    "SourceUnavailableError",
-    "WeightsMismatchError",
-    "foolbox_samples",
-    "imagenet_class_names",
-    "imagenet_classifier",
-    "install",
-    "installed",
-    "is_available",
-    "keras_cache_dir",
-    "keras_file_names",
-    "load_weights_file",
-    "locate",
-    "resolve",
-    "source_dirs",
-]
+_EXPORTS = {
+    "ConversionError": "convert",
+    "foolbox_samples": "imagenet",
+    "imagenet_class_names": "imagenet",
+    "imagenet_classifier": "imagenet",
+    "install": "cache",
+    "installed": "cache",
+    "keras_cache_dir": "cache",
+    "keras_file_names": "cache",
+    "resolve": "cache",
+    "SAMPLE_SOURCES": "sources",
+    "SOURCES": "sources",
+    "Source": "sources",
+    "SourceUnavailableError": "sources",
+    "is_available": "sources",
+    "locate": "sources",
+    "source_dirs": "sources",
+    "WeightsMismatchError": "weights_file",
+    "load_weights_file": "weights_file",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 
-from toolkit.models.pretrained import convert
 from toolkit.models.pretrained.sources import SOURCES, Source, is_available, locate, read_member
 
 MANIFEST = "toolkit-weights.json"
@@ -24,9 +24,16 @@ MANIFEST = "toolkit-weights.json"
 
 def keras_cache_dir() -> str:
     """The folder keras.applications reads weights from (mirrors `keras.utils.get_file`)."""
-    from keras.src.backend import config
+    if "keras" in sys.modules:  # Keras fixed its home at import: use what it uses
+        from keras.src.backend import config
 
-    base = os.path.expanduser(config.keras_home())
+        home = config.keras_home()
+    elif "KERAS_HOME" in os.environ:
+        home = os.environ["KERAS_HOME"]
+    else:
+        user = os.path.expanduser("~")
+        home = os.path.join(user if os.access(user, os.W_OK) else "/tmp", ".keras")
+    base = os.path.expanduser(home)
     try:
         os.makedirs(base, exist_ok=True)  # get_file falls back to /tmp/.keras for a folder that is not there
     except OSError:
@@ -97,6 +104,8 @@ def install(name: str, cache_dir: str | None = None, force: bool = False) -> dic
     entry = manifest.get(source.name)
     if entry and not force and all(os.path.exists(os.path.join(directory, f)) for f in entry["files"]):
         return {**entry, "already_installed": True}
+    from toolkit.models.pretrained import convert
+
     start = time.perf_counter()
     located = locate(source)
     data = read_member(source)
