@@ -22,6 +22,7 @@ TASKS = {
     "text-classifier": "text_classifier",
     "text-embedder": "text_embedder",
     "vae": "vae",
+    "anomaly-detector": "anomaly_detector",
 }
 # One line each for `toolkit --help` (which must not import TensorFlow).
 TASK_HELP = {
@@ -31,6 +32,7 @@ TASK_HELP = {
     "text-classifier": "text classification: TF-IDF MLP, RNN/LSTM/GRU, CNN, TCN, Transformer, BERT",
     "text-embedder": "sentence embeddings and cosine search with a BERT checkpoint",
     "vae": "variational autoencoder: ELBO, samples, latent tools, few-label classification",
+    "anomaly-detector": "anomaly detection by reconstruction error or -ELBO: threshold at a target FPR, ROC/PR-AUC",
 }
 
 # Other commands: name -> module exposing `add_arguments(parser)` and `main(args) -> int`, plus `HELP`.
