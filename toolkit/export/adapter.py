@@ -29,12 +29,65 @@ class ExtraSignature:
         function: `fn(model, inputs: dict) -> dict` of tensors (the live and exported paths both call it).
         sample: dict name -> array/list, example inputs for the parity check (required to export).
         description: one line for `assets.extra/toolkit.json`.
+        method_name: the SignatureDef's method name, e.g. `CLASSIFY_METHOD` for TF Serving's Classify API
+            (default: predict).
     """
 
     inputs: dict
     function: Callable
     sample: dict | None = None
     description: str = ""
+    method_name: str | None = None
+
+
+CLASSIFY_METHOD = "tensorflow/serving/classify"  # TF Serving's classification method (Classify / :classify)
+CLASSIFY_SIGNATURE = "classify"
+
+
+def classification_signature(adapter: "ServingAdapter", feature: str) -> ExtraSignature:
+    """TF Serving's classify signature for a classifier adapter with `labels`: `inputs` (serialized
+    `tf.Example`s, the raw input as a bytes feature named `feature`) -> `classes` (every label name,
+    tf.string `[B, K]`, in class-id order) and `scores` (float32 `[B, K]`, the same scores as
+    `serving_default`). Its method name is `tensorflow/serving/classify`, so TF Serving's Classify clients
+    (stock TF Serving or `toolkit serve`) get label names directly.
+
+    Examples:
+    >>> from toolkit.export import encode_png, image_classification_adapter
+    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2, "softmax")])
+    >>> adapter = image_classification_adapter(model, ["cat", "dog"], np.zeros((2, 4, 4, 1), "uint8"))
+    >>> example = tf.train.Example(features=tf.train.Features(feature={"images": tf.train.Feature(
+    ...     bytes_list=tf.train.BytesList(value=[encode_png(np.zeros((4, 4, 1), "uint8"))]))}))
+    >>> out = adapter.run_extra(model, "classify", {"inputs": [example.SerializeToString()]})
+    >>> out["classes"].numpy().tolist(), out["scores"].shape
+    ([[b'cat', b'dog']], TensorShape([1, 2]))
+    """
+    labels = [str(label) for label in adapter.labels]
+    raw_name = next(iter(adapter.raw_inputs))
+    spec = adapter.raw_inputs[raw_name]
+    if len(adapter.raw_inputs) != 1 or spec.dtype != tf.string:
+        raise ValueError(f"a classify signature needs one string raw input; the adapter has {sorted(adapter.raw_inputs)}")
+
+    def classify(model, inputs):
+        parsed = tf.io.parse_example(inputs["inputs"], {feature: tf.io.FixedLenFeature([], tf.string)})
+        outputs = adapter.run_raw(model, {raw_name: parsed[feature]})
+        scores = tf.cast(outputs["scores"], tf.float32)
+        classes = tf.tile(tf.constant(labels)[None], [tf.shape(scores)[0], 1])
+        return {"classes": classes, "scores": scores}
+
+    sample = None
+    if adapter.sample_raw and raw_name in adapter.sample_raw:
+        values = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in list(adapter.sample_raw[raw_name])]
+        sample = {"inputs": [tf.train.Example(features=tf.train.Features(feature={
+            feature: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))})).SerializeToString()
+            for v in values]}
+    return ExtraSignature(
+        inputs={"inputs": tf.TensorSpec([None], tf.string, name="inputs")},
+        function=classify,
+        sample=sample,
+        description=f"TF Serving Classify: serialized tf.Example with bytes feature '{feature}' -> classes "
+                    "(label names), scores",
+        method_name=CLASSIFY_METHOD,
+    )
 
 
 RESERVED_SIGNATURES = ("serving_default", "serving_dense", "tpu_func")
@@ -118,6 +171,14 @@ class ServingAdapter:
         extra = self.extra_signatures[name]
         tensors = {k: tf.convert_to_tensor(v, dtype=extra.inputs[k].dtype) for k, v in inputs.items()}
         return extra.function(model, tensors)
+
+
+def with_classify_signature(adapter: ServingAdapter, feature: str) -> ServingAdapter:
+    """Adds TF Serving's `classify` signature (serialized tf.Example with bytes feature `feature` ->
+    `classes` label names, `scores`) when the adapter has labels and sample inputs for its parity check."""
+    if adapter.labels and adapter.sample_raw:
+        adapter.extra_signatures[CLASSIFY_SIGNATURE] = classification_signature(adapter, feature)
+    return adapter
 
 
 def named_function(fn: Callable, names: list) -> Callable:

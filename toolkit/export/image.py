@@ -6,7 +6,7 @@ import typing
 
 import tensorflow as tf
 
-from toolkit.export.adapter import ServingAdapter
+from toolkit.export.adapter import ServingAdapter, with_classify_signature
 from toolkit.export.samples import png_samples
 
 
@@ -68,7 +68,9 @@ def image_classification_adapter(model, class_names, sample_images=None) -> Serv
     """Serving adapter for a classifier taking `[B, H, W, C]` pixels in [0, 255] and returning probabilities.
 
     Raw signature: `images` (tf.string, encoded image bytes of any size) -> `scores` (float32 `[B, K]`
-    probabilities), `classes` (int32 `[B]`, the arg-max), `labels` (tf.string `[B]`).
+    probabilities), `classes` (int32 `[B]`, the arg-max), `labels` (tf.string `[B]`). With sample images,
+    also `classify` (TF Serving's classification method): serialized `tf.Example`s with the encoded image
+    in bytes feature `images` -> `classes` (tf.string `[B, K]`, every label name) and `scores`.
 
     Args:
         model: the Keras classifier.
@@ -82,7 +84,7 @@ def image_classification_adapter(model, class_names, sample_images=None) -> Serv
         probabilities = tf.cast(probabilities, tf.float32)
         return {"scores": probabilities, "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
 
-    return ServingAdapter(
+    adapter = ServingAdapter(
         task="image_classification",
         raw_inputs=inputs.raw_inputs,
         dense_inputs=inputs.dense_inputs,
@@ -103,4 +105,6 @@ def image_classification_adapter(model, class_names, sample_images=None) -> Serv
             },
         },
     )
+    return with_classify_signature(adapter, "images")
+
 

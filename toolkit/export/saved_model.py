@@ -70,6 +70,8 @@ def build_signatures(model, adapter: ServingAdapter, target: str, batch_size: in
     def serve_dense(dense):
         return adapter.run_dense(model, require_batch(dense, static), compute_fn=call_compute)
 
+    methods = {name: extra.method_name for name, extra in adapter.extra_signatures.items()
+               if getattr(extra, "method_name", None)}
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
@@ -90,11 +92,68 @@ def build_signatures(model, adapter: ServingAdapter, target: str, batch_size: in
             tf.function(named_function(_bind(extra.function, model, static), list(specs)),
                         input_signature=list(specs.values())),
         )
+    if methods:
+        archive = _MethodNamedArchive(archive, methods)
     options = None
     if target == "tpu":
         archive.add_endpoint("tpu_func", compute_fn)
         options = tf.saved_model.SaveOptions(function_aliases={"tpu_func": compute_fn})
     return archive, options, compute_fn
+
+
+class _MethodNamedArchive:
+    """An ExportArchive (wrapped: `keras.export.ExportArchive` is a factory, not a class to subclass) that
+    writes TF Serving method names (`tensorflow/serving/classify`, ...) on some signatures.
+    `ExportArchive.write_out` goes through `tf.saved_model.save`, which marks every signature
+    `tensorflow/serving/predict` and has no option for another method name, while TF Serving's Classify /
+    Regress refuse a signature whose method name is not theirs. So the saved MetaGraphDef is rewritten in
+    the (staging) folder right after it is written, before `export` reloads, parity-checks and publishes it."""
+
+    def __init__(self, archive, methods: dict):
+        self._archive, self._methods = archive, dict(methods)
+
+    def __getattr__(self, name):
+        return getattr(self._archive, name)
+
+    def write_out(self, filepath, options=None, verbose=True):
+        self._archive.write_out(filepath, options=options, verbose=verbose)
+        set_method_names(filepath, self._methods)
+
+
+def set_method_names(saved_model_dir: str, methods: dict) -> None:
+    """Sets `signature_def[name].method_name` in `saved_model_dir/saved_model.pb` (every MetaGraph).
+
+    The graph is untouched: only the SignatureDef's method name, which TF Serving reads to decide which
+    API (Predict / Classify / Regress) may call the signature. Raises KeyError for an unknown signature.
+
+    Examples:
+    >>> class M(tf.Module):
+    ...     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    ...     def classify(self, inputs):
+    ...         return {"scores": tf.ones([tf.shape(inputs)[0], 1])}
+    >>> m = M(); tf.saved_model.save(m, "tiny_classify", signatures={"classify": m.classify})
+    >>> set_method_names("tiny_classify", {"classify": "tensorflow/serving/classify"})
+    >>> from toolkit.serving.servable import read_signature_defs
+    >>> read_signature_defs("tiny_classify")["classify"].method_name
+    'tensorflow/serving/classify'
+    """
+    import os
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    if not methods:
+        return
+    file = os.path.join(saved_model_dir, "saved_model.pb")
+    proto = saved_model_pb2.SavedModel()
+    with open(file, "rb") as f:
+        proto.ParseFromString(f.read())
+    for meta_graph in proto.meta_graphs:
+        for name, method in methods.items():
+            if name not in meta_graph.signature_def:
+                raise KeyError(f"signature {name!r} not in {file} (has {sorted(meta_graph.signature_def)})")
+            meta_graph.signature_def[name].method_name = method
+    with open(file, "wb") as f:
+        f.write(proto.SerializeToString())
 
 
 def _bind(function, model, batch=None):

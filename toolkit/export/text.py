@@ -12,7 +12,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from toolkit.export.adapter import ServingAdapter
+from toolkit.export.adapter import ServingAdapter, with_classify_signature
 
 DEFAULT_SAMPLES = ["a short sample sentence", "another example, with punctuation!", "x"]
 
@@ -32,7 +32,8 @@ def text_classification_adapter(model, class_names, sample_texts=None, requires=
     """Serving adapter for an end-to-end text classifier with `preprocessor` and `classifier` parts.
 
     Raw signature: `text` (tf.string `[B]`) -> `scores` (float32 `[B, K]`), `classes` (int32 `[B]`),
-    `labels` (tf.string `[B]`). Dense signature: whatever the preprocessor produces (names from the
+    `labels` (tf.string `[B]`); `classify` (TF Serving's classification method): serialized `tf.Example`s
+    with the sentence in bytes feature `text` -> `classes` (every label name, `[B, K]`), `scores`. Dense signature: whatever the preprocessor produces (names from the
     classifier's inputs, or the preprocessor's dict keys).
 
     Args:
@@ -80,7 +81,7 @@ def text_classification_adapter(model, class_names, sample_texts=None, requires=
     if requires is None:
         uses_hub = any(type(layer).__module__.startswith("keras_hub") for layer in preprocessor._flatten_layers())
         requires = ["tensorflow_text"] if uses_hub else []
-    return TextServingAdapter(
+    adapter = TextServingAdapter(
         task="text_classification",
         raw_inputs={"text": tf.TensorSpec([None], tf.string, name="text")},
         dense_inputs=dense_specs,
@@ -95,3 +96,4 @@ def text_classification_adapter(model, class_names, sample_texts=None, requires=
             "preprocessing": {"in_graph": type(preprocessor).__name__, "dense_inputs": names},
         },
     )
+    return with_classify_signature(adapter, "text")  # TF Serving Classify: bytes feature `text`

@@ -14,7 +14,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from toolkit.export.adapter import ServingAdapter
+from toolkit.export.adapter import ServingAdapter, with_classify_signature
 from toolkit.models.bert.data import FEATURES, pack, trim_to_longest
 
 SAMPLE_TEXTS = ["a short sample sentence", "Another example, with punctuation and a longer tail of words!", "x"]
@@ -67,6 +67,8 @@ def _adapter(model, preprocessor, task, postprocess, labels, pair, sample_texts,
             **metadata,
         },
     )
+    if task == "text_classification" and not pair:
+        with_classify_signature(adapter, "text")  # TF Serving Classify: bytes feature `text`
     if dynamic:
         adapter.for_target = lambda target: adapter if target != "tpu" else _adapter(
             model, preprocessor, task, postprocess, labels, pair, sample_texts, metadata, dynamic=False,

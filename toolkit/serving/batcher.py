@@ -136,14 +136,23 @@ def _batching_parameters_class():
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
 
 
+def batch_rows(arrays: dict) -> int | None:
+    """The shared 0-th dimension of `arrays`, or None when they have none (a scalar, different lengths)."""
+    sizes = {int(v.shape[0]) if np.ndim(v) else None for v in arrays.values()}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 class _Item:
     __slots__ = ("arrays", "rows", "future", "key", "deadline", "queued")
 
     def __init__(self, arrays: dict, deadline: float | None):
         self.arrays = arrays
-        self.rows = int(len(next(iter(arrays.values()))))
+        rows = batch_rows(arrays)
+        self.rows = 1 if rows is None else rows
         self.future: concurrent.futures.Future = concurrent.futures.Future()
-        self.key = tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(arrays.items()))
+        # inputs without one shared 0-th dimension (scalars, columns of different lengths) run alone, unpadded
+        self.key = (tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(arrays.items())) if rows is not None
+                    else ("alone", id(self)))
         self.deadline, self.queued = deadline, time.monotonic()
 
 
@@ -231,7 +240,7 @@ class Batcher:
                 self._active -= 1
                 self._cond.notify_all()
         if self.on_batch:
-            self.on_batch(int(len(next(iter(arrays.values())))))
+            self.on_batch(batch_rows(arrays) or 1)
         return outputs
 
     def close(self, timeout: float = 10.0) -> None:
@@ -329,7 +338,9 @@ class Batcher:
             start += item.rows
 
     def _padded_call(self, arrays: dict) -> dict:
-        rows = len(next(iter(arrays.values())))
+        rows = batch_rows(arrays)
+        if rows is None:
+            return self.fn(arrays)
         size = next((a for a in self.allowed if a >= rows), rows)
         if size == rows:
             return self.fn(arrays)

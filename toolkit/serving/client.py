@@ -1,4 +1,4 @@
-"""A small REST client for the server (or stock TF Serving): status, metadata, predict.
+"""A small REST client for the server (or stock TF Serving): status, metadata, predict, classify, regress.
 
 Light on purpose: imports httpx only (no TensorFlow), so scripts and `toolkit predict URL ...` start fast.
 """
@@ -110,6 +110,26 @@ class Client:
             body["signature_name"] = signature_name
         result = self._check(self._http.post(self._path(name, version) + ":predict", json=body))
         return result["predictions"] if instances is not None else result["outputs"]
+
+    def _examples(self, verb: str, name: str, examples, signature_name, context, version) -> list:
+        body = {"examples": list(examples)}
+        if signature_name:
+            body["signature_name"] = signature_name
+        if context:
+            body["context"] = context
+        return self._check(self._http.post(self._path(name, version) + f":{verb}", json=body))["results"]
+
+    def classify_examples(self, name: str, examples, signature_name: str | None = None, context: dict | None = None,
+                          version=None) -> list:
+        """POST `:classify` (TF Serving's Classify API): `examples` are `{feature: value | [values]}` dicts
+        (`{"b64": ...}` for bytes, see `b64`), `context` features shared by all; returns one
+        `[[label, score], ...]` list per example. Our classifier exports answer on `signature_name="classify"`."""
+        return self._examples("classify", name, examples, signature_name, context, version)
+
+    def regress(self, name: str, examples, signature_name: str | None = None, context: dict | None = None,
+                version=None) -> list:
+        """POST `:regress` (TF Serving's Regress API); returns one value per example."""
+        return self._examples("regress", name, examples, signature_name, context, version)
 
     def classify(self, name: str, images, version=None) -> list:
         """Image bytes or file paths -> one dict of outputs per image (labels, scores, classes, ...)."""

@@ -209,12 +209,10 @@ def to_array(value, spec, where: str) -> np.ndarray:
 
 
 def check_shape(array: np.ndarray, spec, where: str) -> None:
-    """Raises RequestError unless `array` matches `spec.shape` (None = any size)."""
-    want = spec.shape
-    if array.ndim != len(want) or any(w is not None and w != g for w, g in zip(want[1:], array.shape[1:])):
-        shown = ["-1" if w is None else str(w) for w in want]
-        raise RequestError(f"{where}: shape {list(array.shape)} does not match the signature's [{', '.join(shown)}]")
-    if array.ndim == 0 or array.shape[0] == 0:
+    """Raises RequestError for an empty batch. The signature's static shape is NOT enforced: as in TF
+    Serving, the tensor goes to the graph, which takes it (`[3]` for an `x: [-1, 1]` input) or refuses it
+    with its own error (a 400). `spec` is kept for callers' symmetry."""
+    if array.ndim and array.shape[0] == 0:
         raise RequestError(f"{where}: empty batch")
 
 
@@ -256,10 +254,8 @@ def parse_request(body, specs: dict) -> tuple[dict, str]:
         value = {names[0]: value}
     else:
         raise RequestError(f"\"inputs\" must be an object naming the signature's inputs {names}")
+    # columnar inputs need not share their 0-th dimension (TF Serving's rule): the graph decides
     arrays = {name: to_array(value[name], specs[name], f"inputs: input '{name}'") for name in names}
-    rows = {a.shape[0] for a in arrays.values()}
-    if len(rows) > 1:
-        raise RequestError(f"inputs have different batch sizes {sorted(rows)}")
     return arrays, "columnar"
 
 

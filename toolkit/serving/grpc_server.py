@@ -1,4 +1,5 @@
-"""The gRPC front end: TF Serving's `PredictionService` (Predict, GetModelMetadata) and
+"""The gRPC front end: TF Serving's `PredictionService` (Predict, Classify, Regress, MultiInference,
+GetModelMetadata) and
 `ModelService.GetModelStatus`, on the servicer classes generated in `tensorflow_serving.apis`.
 
 Limits: a client deadline is honoured (a call whose deadline has passed is answered DEADLINE_EXCEEDED and its
@@ -18,9 +19,12 @@ import numpy as np
 
 import grpc
 from tensorflow_serving.apis import (
+    classification_pb2,
+    inference_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
 from toolkit.serving.batcher import DeadlineExceeded
@@ -92,7 +96,7 @@ class _Guard:
             else:
                 return False
         metrics = self.servicer.repository.metrics
-        if metrics and self.method == "predict":
+        if metrics and self.method in ("predict", "classify", "regress", "multi_inference"):
             label = self.model if self.model in self.servicer.repository.names() else "-"
             metrics.request("grpc", label, self.method, code.name, time.perf_counter() - self.started)
         if error is not None:
@@ -104,7 +108,7 @@ class _Guard:
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Predict and GetModelMetadata over the repository (Classify/Regress/MultiInference: UNIMPLEMENTED)."""
+    """Predict, Classify, Regress, MultiInference and GetModelMetadata over the repository."""
 
     def __init__(self, repository: ModelRepository, auth_token: str | None = None, limits: Limits | None = None,
                  dispatcher: Dispatcher | None = None):
@@ -129,9 +133,6 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                     raise RequestError(f"inputs of signature '{signature}' are {sorted(specs)}; "
                                        f"unknown: {unknown}, missing: {missing}")
                 arrays = {k: tensor_to_array(request.inputs[k], specs[k], f"input '{k}'") for k in specs}
-                rows = {a.shape[0] for a in arrays.values()}
-                if len(rows) > 1:
-                    raise RequestError(f"inputs have different batch sizes {sorted(rows)}")
                 check_image_pixels(arrays, specs, self.limits.max_image_pixels)
                 if deadline is not None and time.monotonic() >= deadline:
                     raise DeadlineExceeded("the client's deadline passed before the prediction was queued")
@@ -162,6 +163,108 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.model_spec.signature_name = signature
             for key in wanted:
                 response.outputs[key].CopyFrom(array_to_tensor(np.asarray(outputs[key])))
+            return response
+
+    def _run_examples(self, model_spec, signatures: list, input_proto, context):
+        """Serialized tf.Examples of `input_proto` through each (signature, verb) of one version; returns
+        (entry, [(signature, verb, outputs)], rows). One model call per signature, batched like Predict."""
+        from toolkit.serving import examples as ex
+
+        remaining = context.time_remaining()
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        if input_proto.ByteSize() > self.limits.max_body_bytes:
+            raise LimitError(f"the input of {input_proto.ByteSize()} bytes is over the limit of "
+                             f"{self.limits.max_body_bytes} bytes per request (--max-body-mb)")
+        serialized = ex.serialized_from_input(input_proto)
+        examples, shared = ex.examples_from_input(input_proto)
+        ex.check_examples_pixels(examples, shared, self.limits.max_image_pixels)
+        arrays = {ex.INPUTS_KEY: serialized}
+        for _attempt in range(3):
+            entry = _lookup(self.repository, model_spec)
+            try:
+                names = [(ex.check_signature(entry.servable, sig, verb), verb) for sig, verb in signatures]
+                futures = [self.dispatcher.submit(entry, name, arrays, deadline) for name, _ in names]
+                break
+            except RuntimeError:
+                continue
+        else:
+            raise NotFoundError(f"Servable not found for request: {model_spec.name} (being swapped, retry)")
+        done = []
+        for (name, verb), future in zip(names, futures):
+            context.add_callback(future.cancel)
+            try:
+                outputs = future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                future.cancel()
+                raise DeadlineExceeded(f"the {verb} call did not finish before the client's deadline") from None
+            done.append((name, verb, outputs))
+        if not context.is_active():
+            raise DeadlineExceeded("the call ended (deadline or cancellation) before the inference finished")
+        return entry, done, len(serialized)
+
+    @staticmethod
+    def _spec(target, name: str, number: int, signature: str) -> None:
+        target.name = name
+        target.version.value = number
+        target.signature_name = signature
+
+    def Classify(self, request, context):  # noqa: N802
+        from toolkit.serving import examples as ex
+
+        with _Guard(self, context, "classify", request.model_spec.name):
+            signature = request.model_spec.signature_name or "serving_default"
+            entry, [(name, verb, outputs)], rows = self._run_examples(
+                request.model_spec, [(signature, "classify")], request.input, context)
+            response = classification_pb2.ClassificationResponse()
+            self._spec(response.model_spec, request.model_spec.name, entry.number, name)
+            response.result.CopyFrom(ex.classification_result(outputs, rows))
+            return response
+
+    def Regress(self, request, context):  # noqa: N802
+        from toolkit.serving import examples as ex
+
+        with _Guard(self, context, "regress", request.model_spec.name):
+            signature = request.model_spec.signature_name or "serving_default"
+            entry, [(name, verb, outputs)], rows = self._run_examples(
+                request.model_spec, [(signature, "regress")], request.input, context)
+            response = regression_pb2.RegressionResponse()
+            self._spec(response.model_spec, request.model_spec.name, entry.number, name)
+            response.result.CopyFrom(ex.regression_result(outputs, rows))
+            return response
+
+    def MultiInference(self, request, context):  # noqa: N802
+        """Several classify / regress signatures of ONE model on the same examples (TF Serving's rules:
+        one model name and version for all tasks, each signature once, method names classify or regress)."""
+        from toolkit.serving import examples as ex
+
+        first = request.tasks[0].model_spec if request.tasks else None
+        with _Guard(self, context, "multi_inference", first.name if first else ""):
+            if first is None:
+                raise RequestError("MultiInferenceRequest has no tasks (give at least one InferenceTask)")
+            verbs = {v: k for k, v in ex.METHODS.items()}
+            signatures, seen = [], set()
+            for task in request.tasks:
+                if task.model_spec.name != first.name:
+                    raise RequestError("All ModelSpecs in a MultiInferenceRequest must access the same model name")
+                if _version_of(task.model_spec) != _version_of(first):
+                    raise RequestError("All ModelSpecs in a MultiInferenceRequest must access the same model version")
+                signature = task.model_spec.signature_name or "serving_default"
+                if signature in seen:
+                    raise RequestError(f"Duplicate evaluation of signature: {signature}")
+                seen.add(signature)
+                if task.method_name not in verbs:
+                    raise RequestError(f"Unsupported signature method_name: {task.method_name!r} (give "
+                                       f"{ex.METHODS['classify']} or {ex.METHODS['regress']})")
+                signatures.append((signature, verbs[task.method_name]))
+            entry, done, rows = self._run_examples(first, signatures, request.input, context)
+            response = inference_pb2.MultiInferenceResponse()
+            for name, verb, outputs in done:
+                result = response.results.add()
+                self._spec(result.model_spec, first.name, entry.number, name)
+                if verb == "classify":
+                    result.classification_result.CopyFrom(ex.classification_result(outputs, rows))
+                else:
+                    result.regression_result.CopyFrom(ex.regression_result(outputs, rows))
             return response
 
     def GetModelMetadata(self, request, context):  # noqa: N802

@@ -4,7 +4,9 @@ Endpoints (as TF Serving documents them):
 - `GET  /v1/models/NAME[/versions/N | /labels/LABEL]`: version status (state, error code and message);
 - `GET  /v1/models/NAME[/versions/N | /labels/LABEL]/metadata`: SignatureDefs, plus `metadata.toolkit`;
 - `POST /v1/models/NAME[/versions/N | /labels/LABEL]:predict`: `{"instances": ...}` or `{"inputs": ...}`,
-  `signature_name`;
+  `signature_name`; tensors go to the graph whatever their shape (dtype checked), as in TF Serving;
+- `POST /v1/models/NAME[...]:classify` / `:regress`: `{"signature_name", "context", "examples"}` ->
+  serialized `tf.Example`s for a classify / regress signature -> `{"results": ...}` (see `examples.py`);
 - errors are `{"error": "..."}` with 400 (bad request, JSON nested too deep), 401 (token), 403 (Host or
   Origin not allowed), 404 (unknown model/version/route), 413 (body or decoded image too large), 415
   (content type), 500 (model failure), 503 (queue full), 504 (`--rest-api-timeout-in-ms` passed).
@@ -199,13 +201,12 @@ class ServingApp:
         model = name if name in self.repository.names() else "-"
         loop = asyncio.get_running_loop()
         timeout = self.limits.rest_timeout_ms / 1000.0 if self.limits.rest_timeout_ms else None
+        if method in ("classify", "regress"):
+            return await self.infer_examples(method, match, headers, receive, send)
         try:
             if method != "predict":
-                raise RequestError(f"method ':{method}' is not supported; these signatures are predict signatures, use ':predict'")
-            kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            if kind not in ACCEPTED_TYPES and not kind.endswith(b"+json"):
-                raise HTTPError(415, f"Content-Type {kind.decode('latin-1')!r} is not accepted; send the JSON body "
-                                     "as application/json")
+                raise RequestError(f"method ':{method}' is not supported; use ':predict', ':classify' or ':regress'")
+            self.check_content_type(headers)
             body = await self.read_body(headers, receive)
             for _attempt in range(3):
                 if len(body) > PROCESS_BYTES:
@@ -241,6 +242,70 @@ class ServingApp:
             self.metrics.request("rest", model, "predict", code, time.perf_counter() - started)
             return await send_json(send, code, dumps({"error": message}))
         self.metrics.request("rest", model, "predict", 200, time.perf_counter() - started)
+        await send_json(send, 200, payload)
+
+    @staticmethod
+    def check_content_type(headers: dict) -> None:
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if kind not in ACCEPTED_TYPES and not kind.endswith(b"+json"):
+            raise HTTPError(415, f"Content-Type {kind.decode('latin-1')!r} is not accepted; send the JSON body "
+                                 "as application/json")
+
+    def prepare_examples(self, body: bytes, verb: str, name, version, label):
+        """A classify/regress body -> (entry, signature, {"inputs": serialized tf.Examples}, rows)."""
+        from toolkit.serving import examples as ex
+
+        document = decode_body(body, self.limits.max_json_depth)
+        signature, examples, context = ex.parse_examples_body(document)
+        entry = self.lookup(name, version, label)
+        if entry.servable is None:
+            raise NotFoundError(f"Servable not found for request: {name}")
+        signature = ex.check_signature(entry.servable, signature, verb)
+        ex.check_examples_pixels(examples, context, self.limits.max_image_pixels)
+        return entry, signature, {ex.INPUTS_KEY: ex.serialize(examples, context)}, len(examples)
+
+    async def infer_examples(self, verb: str, match, headers, receive, send):
+        """`:classify` / `:regress`: JSON examples -> serialized tf.Examples -> the signature (batched like
+        predictions) -> TF Serving's `{"results": ...}`."""
+        from toolkit.serving import examples as ex
+
+        started = time.perf_counter()
+        name, version, label, _method = match.groups()
+        model = name if name in self.repository.names() else "-"
+        loop = asyncio.get_running_loop()
+        timeout = self.limits.rest_timeout_ms / 1000.0 if self.limits.rest_timeout_ms else None
+        try:
+            self.check_content_type(headers)
+            body = await self.read_body(headers, receive)
+            for _attempt in range(3):
+                if len(body) > OFFLOAD_BYTES:
+                    entry, signature, arrays, rows = await loop.run_in_executor(
+                        self.pool, self.prepare_examples, body, verb, name, version, label)
+                else:
+                    entry, signature, arrays, rows = self.prepare_examples(body, verb, name, version, label)
+                deadline = time.monotonic() + timeout if timeout else None
+                try:
+                    future = self.dispatcher.submit(entry, signature, arrays, deadline)
+                    break
+                except RuntimeError:  # unloaded between lookup and submit (a swap): take the new version
+                    continue
+            else:
+                raise NotFoundError(f"Servable not found for request: {name} (being swapped, retry)")
+            try:
+                outputs = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            except asyncio.TimeoutError:
+                future.cancel()
+                raise DeadlineExceeded(f"the {verb} call did not finish within {self.limits.rest_timeout_ms} ms "
+                                       "(--rest-api-timeout-in-ms)") from None
+            payload = dumps(ex.result_json(verb, ex.result_of(verb, outputs, rows)))
+        except ClientGone:
+            self.metrics.request("rest", model, verb, 499, time.perf_counter() - started)
+            return
+        except Exception as error:  # noqa: BLE001 - every failure becomes {"error": ...}
+            code, message = error_status(error, self.roots)
+            self.metrics.request("rest", model, verb, code, time.perf_counter() - started)
+            return await send_json(send, code, dumps({"error": message}))
+        self.metrics.request("rest", model, verb, 200, time.perf_counter() - started)
         await send_json(send, 200, payload)
 
     def close(self) -> None:

@@ -11,6 +11,9 @@ import numpy as np
 from toolkit.serving.codec import RequestError
 
 DEFAULT_SIGNATURE = "serving_default"
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +53,14 @@ def _spec_of(tensor_info) -> InputSpec:
         return InputSpec(dtype, ())
     shape = tuple(None if d.size < 0 else int(d.size) for d in tensor_info.tensor_shape.dim)
     return InputSpec(dtype, shape)
+
+
+def _fits(array: np.ndarray, spec: InputSpec) -> bool:
+    """Whether `array` has the spec's rank and trailing dimensions (the batch dimension may differ)."""
+    if not spec.shape and array.ndim:
+        return False
+    return array.ndim == len(spec.shape) and array.ndim >= 1 and all(
+        w is None or w == g for w, g in zip(spec.shape[1:], array.shape[1:]))
 
 
 def describe_error(error) -> str:
@@ -95,6 +106,7 @@ class Servable:
         self.batch_size = self.predictor.batch_size
         self.inputs = {name: {k: _spec_of(v) for k, v in sd.inputs.items()} for name, sd in self.signature_defs.items()}
         self.outputs = {name: sorted(sd.outputs) for name, sd in self.signature_defs.items()}
+        self.methods = {name: sd.method_name for name, sd in self.signature_defs.items()}
         missing = sorted(set(self.signature_defs) - set(self.predictor.signatures))
         if missing:
             raise ValueError(f"signatures {missing} are declared but not loadable")
@@ -111,11 +123,33 @@ class Servable:
         return self.inputs[name]
 
     def run(self, signature: str | None, arrays: dict) -> dict:
-        """Calls a signature on validated numpy inputs; returns `{output name: numpy array}`."""
+        """Calls a signature on dtype-checked numpy inputs; returns `{output name: numpy array}`.
+
+        As in TF Serving, the signature's static shape is not enforced here: inputs whose rank and
+        trailing dimensions fit it take the checked path (with the static batch of a tpu export padded);
+        any other shape goes to the graph as it is (`[3]` for an `x: [-1, 1]` input, a scalar, columns of
+        different lengths), and the graph decides: its own error (InvalidArgumentError) becomes a 400.
+        """
         name = signature or DEFAULT_SIGNATURE
-        self.specs(name)
-        outputs = self.predictor(arrays, signature=name)
+        specs = self.specs(name)
+        if all(_fits(arrays[k], spec) for k, spec in specs.items()):
+            outputs = self.predictor(arrays, signature=name)
+        else:
+            outputs = self._call_unchecked(name, arrays)
         return {k: np.asarray(v) for k, v in outputs.items()}
+
+    def _call_unchecked(self, name: str, arrays: dict) -> dict:
+        """The signature's graph run on tensors of any shape. A restored TF2 signature checks its call
+        arguments against the traced input shapes (a TF1 one does not); `_call_flat` runs the same graph
+        without that Python-side check, which is what TF Serving's Session::Run does with a feed."""
+        import tensorflow as tf
+
+        function = self.predictor.signatures[name]
+        specs = function.structured_input_signature[1]
+        flat = [tf.constant(arrays[key], dtype=spec.dtype) for key, spec in
+                zip(tf.nest.flatten({k: k for k in specs}), tf.nest.flatten(specs))]
+        outputs = function._call_flat(flat, function.captured_inputs)  # noqa: SLF001 - see the docstring
+        return {k: v.numpy() for k, v in outputs.items()}
 
     def sample_inputs(self, signature: str, rows: int = 1) -> dict:
         """Valid inputs of `rows` examples for a signature (zeros; a blank PNG for image bytes)."""
