@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from apps.auto import apply_auto_batch, auto_unet_widths
 from apps.base import App, Run, input_name, merge_histories, output_stem
 from apps.specs.image_segmenter import Config, ImageSegmenterSpec  # noqa: F401  (Config: public as apps.image_segmenter.Config)
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
@@ -49,24 +50,52 @@ class ImageSegmenterApp(ImageSegmenterSpec, App):
         return dataset
 
     def validate(self, config) -> None:
-        _ints(config.filters)
+        if str(config.filters).strip() != "auto":
+            _ints(config.filters)
         if config.encoder:
             validate_backbone(config.encoder, option="encoder")
 
     def info(self, ctx) -> dict:
-        data = ctx.data
-        return {"class_names": data.class_names, "image_shape": list(data.image_shape), "palette": data.palette,
-                "num_train": data.num_train}
+        data, state = ctx.data, ctx.state
+        info = {"class_names": data.class_names, "image_shape": list(data.image_shape), "palette": data.palette,
+                "num_train": data.num_train, "filters": state.get("filters"), "bottleneck": state.get("bottleneck"),
+                "batch_size": state.get("batch_size", ctx.config.batch_size)}
+        info.update({k: state[k] for k in ("filters_note", "batch_size_note") if state.get(k)})
+        return info
+
+    def widths(self, ctx) -> tuple:
+        """`(filters, bottleneck)`: the configured ones, `auto` resolved by the number of training images
+        (`apps.auto.UNET_WIDTHS`), bottleneck 0 = twice the deepest encoder width."""
+        config, num_train = ctx.config, ctx.data.num_train
+        if str(config.filters).strip() == "auto" and not config.encoder:
+            filters, bottleneck = auto_unet_widths(num_train)
+            ctx.state["filters_note"] = (f"filters auto: {','.join(map(str, filters))} for {num_train} training "
+                                         "images (pass --filters to choose; 64,128,256 --bottleneck 512 is the seed)")
+        elif str(config.filters).strip() == "auto":  # a pretrained encoder: its decoder widths are its own
+            filters, bottleneck = list(auto_unet_widths(num_train)[0]), None
+        else:
+            filters, bottleneck = _ints(config.filters), None
+        bottleneck = config.bottleneck or bottleneck or 2 * filters[-1]
+        return list(filters), int(bottleneck)
 
     def build_model(self, ctx) -> keras.Model:
         data, config = ctx.data, ctx.config
+        filters, bottleneck = self.widths(ctx)
+        ctx.state.update(filters=filters, bottleneck=bottleneck)
+        if ctx.state.get("filters_note"):
+            print(f"{self.name}: {ctx.state['filters_note']}", flush=True)
+            logger.info("%s: %s", self.name, ctx.state["filters_note"])
         return build_unet(
-            data.image_shape, data.num_classes, filters=_ints(config.filters), bottleneck=config.bottleneck,
+            data.image_shape, data.num_classes, filters=filters, bottleneck=bottleneck,
             convs_per_block=config.convs_per_block, batch_norm=config.batch_norm, dropout=config.dropout,
             downsampling=config.downsampling, skip_connections=config.skip_connections,
             encoder=config.encoder or None, encoder_weights=config.encoder_weights or None,
             freeze_encoder=config.freeze_encoder,
         )
+
+    def prepare(self, model, ctx) -> None:
+        """A batch size that gives a small training set enough steps per epoch, unless the user set one."""
+        apply_auto_batch(ctx, self.name)
 
     def fit(self, model, ctx, callbacks) -> dict:
         data, config = ctx.data, ctx.config

@@ -13,6 +13,8 @@ TRAINING_MODES = ("auto", "scratch", "head", "fine-tune")
 class Config(BaseConfig):
     """Image-classifier options (every field is also a `--flag` of `toolkit image-classifier train`)."""
 
+    batch_size: int = option(64, "examples per batch (global, across replicas); unless given, smaller (down to 4) "
+                             "when the training images would make fewer than 16 steps per epoch")
     backbone: str = option("small_cnn", "small_cnn | small_resnet | a keras.applications name | a .keras file")
     weights: str = option("", "backbone weights for keras.applications: imagenet (online), a local file, or empty")
     width: int = option(32, "base width (filters) of the built-in backbones")

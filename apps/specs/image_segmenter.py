@@ -13,16 +13,22 @@ LOSSES = ("ce", "dice", "focal", "ce+dice")  # toolkit.training.segmentation_los
 class Config(BaseConfig):
     """Image-segmenter options (every field is also a `--flag` of `toolkit image-segmenter train`)."""
 
-    batch_size: int = option(16, "examples per batch (global, across replicas)")
+    batch_size: int = option(16, "examples per batch (global, across replicas); unless given, smaller (down to 4) "
+                             "when the training images would make fewer than 16 steps per epoch")
+    learning_rate: float = option(2e-3, "learning rate (2e-3: Adam on the batch-normalised default U-Net; the notes' "
+                                  "SGD start is 1e-1)")
     image_size: str = option("", "resize images (bilinear) and masks (nearest) to HxW, e.g. 128x128; empty keeps "
                              "the data's size (H and W must be divisible by 2**depth)")
     channels: int = option(0, "force 1 (grey) or 3 (RGB) channels; 0 keeps the data's")
     class_names: str = option("", "comma list of class names, index = class id, background first (default: the "
                               "folder's classes.txt, else background,1,2,...)")
-    filters: str = option("64,128,256", "encoder widths per level (depth = count); the seed U-Net is 64,128,256")
-    bottleneck: int = option(512, "bottleneck width")
+    filters: str = option("auto", "encoder widths per level (depth = count), or auto: by the number of training "
+                          "images, 16,32,64 under 2,000, 32,64,128 under 20,000, else 64,128,256 (the seed U-Net: "
+                          "--filters 64,128,256 --bottleneck 512)")
+    bottleneck: int = option(0, "bottleneck width; 0: twice the deepest encoder width (128 for 16,32,64)")
     convs_per_block: int = option(2, "3x3 convolutions per encoder / decoder block")
-    batch_norm: bool = option(False, "BatchNormalization after every convolution")
+    batch_norm: bool = option(True, "BatchNormalization after every convolution (--no-batch-norm: the seed's plain "
+                              "convolutions)")
     dropout: float = option(0.0, "dropout in the deepest encoder block and the bottleneck")
     downsampling: str = option("max_pool", "max_pool (2x2) or conv (stride 2)", choices=("max_pool", "conv"))
     skip_connections: bool = option(True, "U-Net skips; --no-skip-connections gives the plain encoder-decoder")
