@@ -15,6 +15,7 @@ import os
 import keras
 import numpy as np
 
+from apps.auto import apply_auto_batch
 from apps.base import App, merge_histories
 from apps.specs.image_classifier import Config, ImageClassifierSpec  # noqa: F401  (Config: public as apps.image_classifier.Config)
 from apps.classification import ClassificationOutputs
@@ -52,10 +53,19 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
     def validate(self, config) -> None:
         validate_backbone(config.backbone)
 
+    def prepare(self, model, ctx) -> None:
+        """A batch size that gives a small training set enough steps per epoch, unless the user set one
+        (`apps.auto.auto_batch_size`: 30 images at the default 64 would be 1 step an epoch)."""
+        apply_auto_batch(ctx, self.name)
+
     def info(self, ctx) -> dict:
         data = ctx.data
-        return {"class_names": data.class_names, "image_shape": list(data.image_shape),
-                "num_train": data.num_train, "skipped_files": data.skipped}
+        info = {"class_names": data.class_names, "image_shape": list(data.image_shape),
+                "num_train": data.num_train, "skipped_files": data.skipped,
+                "batch_size": ctx.state.get("batch_size", ctx.config.batch_size)}
+        if ctx.state.get("batch_size_note"):
+            info["batch_size_note"] = ctx.state["batch_size_note"]
+        return info
 
     def build_model(self, ctx) -> keras.Model:
         data, config = ctx.data, ctx.config
@@ -73,7 +83,7 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
         mode = config.training
         if mode == "auto":
             mode = "scratch" if config.backbone in BUILTIN_BACKBONES else "fine-tune"
-        steps = max(1, -(-data.num_train // config.batch_size))
+        steps = max(1, -(-data.num_train // ctx.state.get("batch_size", config.batch_size)))
         if mode in ("head", "fine-tune"):
             freeze_backbone(model)
         self._compile(model, config, config.learning_rate, steps * config.epochs)
