@@ -1,4 +1,5 @@
-"""What every classification app shares: readable predictions, the report table, the confusion-matrix plot."""
+"""What every classification app shares: readable predictions, the report table, the confusion-matrix and ROC
+plots."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import numpy as np
 
 from apps.base import text_of
-from toolkit.metrics import format_report, plot_confusion_matrix
+from toolkit.metrics import format_report, plot_confusion_matrix, plot_roc_curves
 
 
 class ClassificationOutputs:
@@ -39,4 +40,8 @@ class ClassificationOutputs:
                 run.metrics["confusion_matrix"], run.info["class_names"],
                 os.path.join(run.run_dir, "confusion_matrix.png"),
             )
+        if run.metrics.get("roc_curves") and run.run_dir:
+            aucs = {name: row.get("roc_auc") for name, row in run.metrics.get("per_class", {}).items()}
+            plots["roc_curves"] = plot_roc_curves(run.metrics["roc_curves"], os.path.join(run.run_dir, "roc.png"),
+                                                  aucs=aucs)
         return plots

@@ -72,6 +72,20 @@ def plot_pr_curves(curves: dict, path: str, title: str = "precision-recall at Io
     return save_figure(fig, path)
 
 
+def plot_roc_curves(curves: dict, path: str, aucs: dict | None = None, title: str = "ROC (one-vs-rest)") -> str:
+    """ROC curves `{name: {"fpr": [...], "tpr": [...]}}` (a `classification_report`'s `roc_curves`), AUC in the
+    legend, the chance diagonal dashed."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, curve in curves.items():
+        auc = (aucs or {}).get(name)
+        ax.plot(curve["fpr"], curve["tpr"], lw=1.5, label=f"{name} (AUC {auc:.3f})" if auc is not None else name)
+    ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false-positive rate", ylabel="true-positive rate", title=title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot_confusion_matrix(matrix, class_names, path: str, title: str = "confusion matrix") -> str:
     """Row-normalised confusion matrix heatmap with counts in the cells."""
     matrix = np.asarray(matrix)
