@@ -366,6 +366,10 @@ class App(TaskSpec):
         config, data = ctx.config, ctx.data
         patience = None if config.patience is None or config.patience < 0 else config.patience
         callbacks = default_callbacks(patience=patience, has_validation=data.validation is not None)
+        if getattr(config, "lr_schedule", "") == "plateau":
+            from toolkit.training.lr_schedules import plateau_callback
+
+            callbacks.append(plateau_callback("val_loss" if data.validation is not None else "loss"))
         if getattr(config, "monitor_layers", ""):
             from toolkit.inspect.statistics import LayerStatisticsMonitor
 

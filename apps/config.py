@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from toolkit.training.lr_schedules import SCHEDULES
 from toolkit.training.optimizers import OPTIMIZERS
 from toolkit.training.strategies import STRATEGIES
 
@@ -27,6 +28,12 @@ class BaseConfig:
     weight_decay: float = option(0.0, "decoupled weight decay lambda, theta -= lr * lambda * theta each step "
                                  "(0: off; adamw alone defaults to 0.004)")
     clipnorm: float = option(0.0, "clip the global gradient norm to this (0: off)")
+    lr_schedule: str = option("constant", "constant | step (x lr_gamma every lr_step_epochs) | exponential "
+                              "(x lr_gamma over the run) | cosine | warmup-cosine (transformers) | cyclical "
+                              "(lr/10..lr) | plateau (x0.1 when val_loss stalls 2 epochs)", choices=SCHEDULES)
+    lr_gamma: float = option(0.1, "step / exponential schedules: decay factor")
+    lr_step_epochs: int = option(0, "step schedule: epochs between decays (0: a third of the epochs)")
+    lr_warmup_epochs: float = option(1.0, "warmup-cosine: epochs of linear warm-up from 0")
     validation_split: float = option(0.1, "fraction of the training data held out for validation")
     patience: int = option(5, "early stopping patience in epochs (best weights are restored); -1 disables")
     seed: int = option(1337, "random seed for splits, shuffling and initialisation")

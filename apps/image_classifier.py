@@ -32,6 +32,7 @@ from toolkit.models.transfer import (
 )
 from toolkit.training.fault_tolerance import read_json
 from toolkit.training import CyclicalLearningRate, SmoothedSparseCategoricalCrossentropy, apply_weight_regularization
+from toolkit.training.optimizers import optimizer_of
 
 
 
@@ -121,7 +122,7 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
             rate = learning_rate
         loss = (SmoothedSparseCategoricalCrossentropy(config.label_smoothing) if config.label_smoothing
                 else keras.losses.SparseCategoricalCrossentropy())
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=["accuracy"])
+        model.compile(optimizer=optimizer_of(config, rate), loss=loss, metrics=["accuracy"])
 
     def serving_adapter(self, run):
         return image_classification_adapter(

@@ -30,6 +30,7 @@ from toolkit.metrics.segmentation import segmentation_report
 from toolkit.models.transfer import validate_backbone
 from toolkit.models.unet import build_unet
 from toolkit.training.segmentation_losses import get_segmentation_loss
+from toolkit.data.batching import steps_per_epoch
 from toolkit.training.optimizers import optimizer_of
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ class ImageSegmenterApp(ImageSegmenterSpec, App):
 
     def fit(self, model, ctx, callbacks) -> dict:
         data, config = ctx.data, ctx.config
-        model.compile(optimizer=optimizer_of(config), loss=get_segmentation_loss(config.loss),
+        model.compile(optimizer=optimizer_of(config, steps_per_epoch=steps_per_epoch(data.train)),
+                      loss=get_segmentation_loss(config.loss),
                       metrics=segmentation_metrics(data.num_classes))
         history = model.fit(data.train, validation_data=data.validation, epochs=config.epochs, callbacks=callbacks,
                             verbose=config.verbose, shuffle=False)  # the pipeline shuffles itself

@@ -22,6 +22,7 @@ from apps.base import merge_histories
 from toolkit.export.text import text_classification_adapter
 from toolkit.models.text.classifiers import build_bow_classifier, build_sequence_classifier, text_classifier
 from toolkit.models.text.vectorize import build_vectorizer
+from toolkit.data.batching import steps_per_epoch
 from toolkit.training.optimizers import optimizer_of
 
 
@@ -67,7 +68,7 @@ def fit_classifier(model, ctx, callbacks) -> dict:
     """Default fit: the `classifier` part on preprocessed batches (vectorisation runs in tf.data)."""
     data, config = ctx.data, ctx.config
     preprocessor, classifier = model.get_layer("preprocessor"), model.get_layer("classifier")
-    classifier.compile(optimizer=optimizer_of(config),
+    classifier.compile(optimizer=optimizer_of(config, steps_per_epoch=steps_per_epoch(data.train)),
                        loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
 
     def vectorise(dataset):

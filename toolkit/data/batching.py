@@ -23,3 +23,11 @@ def static_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset
     # not `rebatch(..., drop_remainder=True)`: in TF 2.21 it passes a short last batch through when the input
     # is already batched at `batch_size`
     return dataset.unbatch().batch(batch_size, drop_remainder=True)
+
+
+def steps_per_epoch(dataset) -> int | None:
+    """Batches in one pass over a finite `tf.data.Dataset` (None when TF cannot tell, or for other inputs)."""
+    if not isinstance(dataset, tf.data.Dataset):
+        return None
+    count = int(dataset.cardinality())
+    return count if count > 0 else None

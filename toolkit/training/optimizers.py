@@ -62,10 +62,20 @@ def build_optimizer(name: str, learning_rate, momentum: float = 0.9, nesterov: b
     return keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8, **common)
 
 
-def optimizer_of(config, learning_rate=None):
+def optimizer_of(config, learning_rate=None, steps_per_epoch: int | None = None):
     """The optimiser an app's Config asks for (`optimizer`, `momentum`, `nesterov`, `weight_decay`,
-    `clipnorm`), at `learning_rate` (a float or schedule; default `config.learning_rate`)."""
+    `clipnorm`), at `learning_rate` (a float or schedule). Without one, the rate is `config.learning_rate`,
+    following `config.lr_schedule` when `steps_per_epoch` is given (`toolkit.training.lr_schedules`)."""
+    if learning_rate is None:
+        learning_rate = config.learning_rate
+        if steps_per_epoch and getattr(config, "lr_schedule", "constant") != "constant":
+            from toolkit.training.lr_schedules import build_schedule
+
+            learning_rate = build_schedule(
+                config.lr_schedule, config.learning_rate, steps_per_epoch, config.epochs,
+                gamma=getattr(config, "lr_gamma", 0.1), step_epochs=getattr(config, "lr_step_epochs", 0),
+                warmup_epochs=getattr(config, "lr_warmup_epochs", 1.0))
     return build_optimizer(
-        getattr(config, "optimizer", "adam"), config.learning_rate if learning_rate is None else learning_rate,
+        getattr(config, "optimizer", "adam"), learning_rate,
         momentum=getattr(config, "momentum", 0.9), nesterov=getattr(config, "nesterov", False),
         weight_decay=getattr(config, "weight_decay", 0.0), clipnorm=getattr(config, "clipnorm", 0.0))

@@ -102,3 +102,43 @@ def test_every_app_config_reaches_its_optimizer():
     assert sorted(OPTIMIZERS) == ["adagrad", "adam", "adamw", "rmsprop", "sgd"]
     with pytest.raises(ValueError, match="optimizer must be one of"):
         make_config(Config, optimizer="lion")
+
+
+def test_schedules_follow_the_notes_formulas():
+    import math
+
+    from toolkit.training.lr_schedules import SCHEDULES, build_schedule
+
+    exponential = build_schedule("exponential", 0.1, steps_per_epoch=10, epochs=10, gamma=0.1)
+    assert float(exponential(50)) == pytest.approx(0.1 * 0.1 ** 0.5, rel=1e-5)  # eta0 * gamma ** (t / T)
+    cosine = build_schedule("cosine", 0.1, steps_per_epoch=10, epochs=10)
+    assert float(cosine(25)) == pytest.approx(0.5 * 0.1 * (1 + math.cos(math.pi * 25 / 100)), rel=1e-5)
+    cyclical = build_schedule("cyclical", 0.1, steps_per_epoch=10, epochs=4)  # half cycle = 40 / 4 steps
+    assert [round(float(cyclical(t)), 6) for t in (0, 10, 20)] == [0.01, 0.1, 0.01]
+    assert build_schedule("plateau", 0.1, 10, 10) == 0.1
+    with pytest.raises(ValueError, match="lr_warmup_epochs=20 must be >= 0 and shorter than the run"):
+        build_schedule("warmup-cosine", 0.1, 10, 10, warmup_epochs=20)
+    with pytest.raises(ValueError, match="unknown lr_schedule 'linear'"):
+        build_schedule("linear", 0.1, 10, 10)
+    assert "warmup-cosine" in SCHEDULES
+
+
+def test_an_app_config_schedule_reaches_the_optimizer_and_plateau_adds_its_callback():
+    import keras
+
+    from apps.config import make_config
+    from apps.specs.vae import Config
+
+    config = make_config(Config, lr_schedule="step", lr_gamma=0.5, lr_step_epochs=1, epochs=3, learning_rate=0.2)
+    optimizer = optimizer_of(config, steps_per_epoch=4)
+    assert [round(float(optimizer._learning_rate(t)), 6) for t in (0, 4, 8)] == [0.2, 0.1, 0.05]
+    assert isinstance(optimizer_of(config)._learning_rate, keras.Variable)  # no steps known: the constant rate
+
+    import types
+
+    from apps import vae
+
+    ctx = types.SimpleNamespace(config=make_config(Config, lr_schedule="plateau"), run_dir=None,
+                                data=types.SimpleNamespace(validation=None, train=None))
+    kinds = [type(c).__name__ for c in vae.APP.callbacks(ctx)]
+    assert "ReduceLROnPlateau" in kinds
