@@ -39,6 +39,7 @@ TASK_HELP = {
 COMMANDS: dict = {"serve": "apps.serve", "predict": "apps.predict_cli"}
 COMMANDS.update({"inspect": "apps.inspect_cli", "style-transfer": "apps.style_transfer_cli"})
 COMMANDS["runs"] = "apps.runs_cli"
+COMMANDS["weights"] = "apps.weights_cli"
 
 
 def _add_config_flags(parser, config_cls, ignored=()):
