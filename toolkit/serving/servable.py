@@ -55,6 +55,28 @@ def _spec_of(tensor_info) -> InputSpec:
     return InputSpec(dtype, shape)
 
 
+# Ops whose oneDNN CPU kernel CHECK-fails (aborts the whole process) on an input of another rank than the
+# traced one, instead of returning an error (measured, TF 2.21: MklConvOp in GetInputSizeInMklOrder). A
+# model holding one keeps its signatures' ranks; other dimensions still go to the graph.
+RANK_CHECKED_OPS = frozenset({"Conv2D", "Conv3D", "Conv", "DepthwiseConv2dNative", "_FusedConv2D",
+                              "Conv2DBackpropInput", "Conv3DBackpropInputV2", "_MklConv2D", "QuantizedConv2D"})
+
+
+def read_op_types(version_dir: str) -> set:
+    """Every op type in a SavedModel's graphs and function library (read from saved_model.pb)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    types = set()
+    for meta_graph in proto.meta_graphs:
+        types.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            types.update(node.op for node in function.node_def)
+    return types
+
+
 def _fits(array: np.ndarray, spec: InputSpec) -> bool:
     """Whether `array` has the spec's rank and trailing dimensions (the batch dimension may differ)."""
     if not spec.shape and array.ndim:
@@ -107,6 +129,7 @@ class Servable:
         self.inputs = {name: {k: _spec_of(v) for k, v in sd.inputs.items()} for name, sd in self.signature_defs.items()}
         self.outputs = {name: sorted(sd.outputs) for name, sd in self.signature_defs.items()}
         self.methods = {name: sd.method_name for name, sd in self.signature_defs.items()}
+        self.rank_bound = bool(read_op_types(path) & RANK_CHECKED_OPS)
         missing = sorted(set(self.signature_defs) - set(self.predictor.signatures))
         if missing:
             raise ValueError(f"signatures {missing} are declared but not loadable")
@@ -135,6 +158,15 @@ class Servable:
         if all(_fits(arrays[k], spec) for k, spec in specs.items()):
             outputs = self.predictor(arrays, signature=name)
         else:
+            if self.rank_bound:
+                for key, spec in specs.items():
+                    if spec.shape and arrays[key].ndim != len(spec.shape):
+                        shown = ", ".join("-1" if d is None else str(d) for d in spec.shape)
+                        raise RequestError(
+                            f"input '{key}': a rank-{arrays[key].ndim} tensor {list(arrays[key].shape)} for the "
+                            f"signature's rank-{len(spec.shape)} [{shown}]; this model's graph has convolutions, "
+                            "whose CPU kernel aborts on another rank, so its inputs keep the signature's rank "
+                            "(other dimensions are left to the graph)")
             outputs = self._call_unchecked(name, arrays)
         return {k: np.asarray(v) for k, v in outputs.items()}
 

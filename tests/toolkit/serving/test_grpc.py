@@ -47,7 +47,7 @@ def test_metadata_and_status(channel):
     response = stub.GetModelMetadata(request, timeout=30)
     signatures = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signatures)
-    assert set(signatures.signature_def) == {"serving_default", "serving_dense"}
+    assert set(signatures.signature_def) == {"serving_default", "serving_dense", "classify"}
     assert signatures.signature_def["serving_default"].inputs["images"].dtype == tf.string.as_datatype_enum
     assert response.model_spec.version.value == 1
 
@@ -72,7 +72,7 @@ def _predict(channel, name="tiny", inputs=None, signature=""):
     ("tiny", {"images": tf.make_tensor_proto([b"not an image"])}, "", grpc.StatusCode.INVALID_ARGUMENT,
      "cannot decode the image bytes"),
     ("tiny", {"pixels": tf.make_tensor_proto(np.zeros((1, 5), "float32"))}, "serving_dense",
-     grpc.StatusCode.INVALID_ARGUMENT, "does not match the signature's [-1, 28, 28, 1]"),
+     grpc.StatusCode.INVALID_ARGUMENT, "keep the signature's rank"),  # oneDNN conv aborts on another rank
     ("../etc", {}, "", grpc.StatusCode.INVALID_ARGUMENT, "invalid model name"),
 ])
 def test_errors_map_to_grpc_codes(channel, name, inputs, signature, code, message):

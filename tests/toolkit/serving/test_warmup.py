@@ -30,7 +30,8 @@ def test_warmup_runs_on_load_and_a_failing_request_fails_the_load(exports, tools
     base = tools.make_base(tmp_path, exports)
     model_dir = os.path.join(base, "tiny")
     recorded = read_warmup_requests(exports["v1"])  # what the exporter wrote
-    assert [r.model_spec.signature_name for r in recorded] == ["serving_default", "serving_default", "serving_dense"]
+    assert [r.model_spec.signature_name for r in recorded] == ["serving_default", "serving_default", "serving_dense",
+                                                               "classify"]  # a Predict on the classify signature
 
     # version 2: our own warm-up file (a classify record is skipped: this server only predicts)
     shutil.copytree(exports["v2"], os.path.join(model_dir, "2"))
@@ -46,7 +47,7 @@ def test_warmup_runs_on_load_and_a_failing_request_fails_the_load(exports, tools
                                  max_num_load_retries=0).start()
     try:
         states = {v.number: (v.state, v.warmup_requests) for v in repository.versions("tiny")}
-        assert states[1] == ("AVAILABLE", 3) and states[2] == ("AVAILABLE", 1)
+        assert states[1] == ("AVAILABLE", 4) and states[2] == ("AVAILABLE", 1)
         broken = repository.versions("tiny", 3)[0]
         assert broken.state == "END" and broken.error_code == "UNKNOWN"
         assert ("tf_serving_warmup_requests record 2 (signature 'serving_default') failed: inputs are ['images']; "
