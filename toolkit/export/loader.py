@@ -23,7 +23,10 @@ def resolve_version_dir(path: str) -> str:
     versions = list_versions(path)
     if not versions:
         raise FileNotFoundError(f"no SavedModel in {path!r} (expected saved_model.pb or <version>/ folders)")
-    return os.path.join(path, str(versions[-1]))
+    latest = str(versions[-1])
+    if not os.path.isdir(os.path.join(path, latest)):  # a zero-padded name (`00000123` is version 123, as TF Serving reads it)
+        latest = next(d for d in sorted(os.listdir(path)) if d.isascii() and d.isdigit() and int(d) == versions[-1])
+    return os.path.join(path, latest)
 
 
 def read_metadata(version_dir: str) -> dict:

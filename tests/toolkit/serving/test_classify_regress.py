@@ -343,3 +343,11 @@ def test_own_export_classify_signature_over_rest_and_grpc(own, pngs, reference):
         result = prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(request, timeout=30).result
     best = [max(row.classes, key=lambda c: c.score).label for row in result.classifications]
     assert best == [label.decode() for label in reference["labels"]]
+
+
+def test_loader_reads_a_zero_padded_version_folder(tmp_path):
+    from toolkit.export import load
+
+    build_tf2(tmp_path / "m" / "00000123")
+    predictor = load(str(tmp_path / "m"))
+    assert predictor.version == 123 and predictor.path.endswith("00000123")
