@@ -122,7 +122,7 @@ class AnomalyDetectorApp(AnomalyDetectorSpec, App):
         data, config = ctx.data, ctx.config
         if config.model == "vae":
             autoencoder = build_vae(data.image_shape, config.latent_dim, config.architecture, config.width,
-                                    config.hidden, likelihood="bernoulli", binarize=False, seed=config.seed)
+                                    config.hidden, likelihood="gaussian", seed=config.seed)
         else:
             options = {"denoising": {"corruption": config.noise, "noise_level": config.noise_level,
                                      "seed": config.seed},

@@ -19,7 +19,8 @@ class Config(BaseConfig):
 
     model: str = option("autoencoder", "what scores the images: autoencoder (undercomplete; reconstruction MSE), "
                         "denoising (trained on noisy inputs, clean targets), sparse (activity penalty on the code), "
-                        "contractive (encoder-Jacobian penalty), vae (score: the negative ELBO in nats)",
+                        "contractive (encoder-Jacobian penalty), vae (score: the negative ELBO in nats, Gaussian decoder with one "
+                        "learned sigma on [0, 1] pixels)",
                         choices=MODELS)
     normal_classes: str = option("", "comma list of the class folders (or Fashion-MNIST class names / ids) that are "
                                  "normal; the other classes of --data are never trained on and become held-out "
