@@ -78,13 +78,15 @@ def task_app(name: str):
 def _task_parser(sub, name):
     app = task_spec(name)
     task = sub.add_parser(name, help=app.description, description=app.description)
-    verbs = task.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,export,predict,lr-find}")
+    verbs = task.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,export,predict,lr-find,tune}")
     table = _export_table(app)
 
     train = verbs.add_parser("train", help="train, evaluate on held-out data, optionally export", epilog=table,
                              formatter_class=_HelpFormatter)
     train.add_argument("--data", required=True, help="training data: a folder, 'tfds:NAME', ...")
     train.add_argument("--test-data", help="held-out test data (default: the validation split)")
+    train.add_argument("--config", metavar="FILE", help="options from a JSON file (a run's config.json, tune's "
+                                                        "best.json); flags given here win")
     train.add_argument("--export", metavar="DIR", help="export the trained model to DIR/<version>/")
     train.add_argument("--target", default="cpu", choices=("cpu", "gpu", "tpu"), help="export target")
     train.add_argument("--formats", default="saved_model", help="comma list of saved_model, tflite, onnx and the quantized tflite-dynamic, tflite-fp16, tflite-int8, onnx-int8")
@@ -128,9 +130,10 @@ def _task_parser(sub, name):
     edge.add_argument("--test-data", default=None,
                       help="held-out data for the guard (default: the run's test data, else its validation split)")
 
-    from apps import lr_find
+    from apps import lr_find, tune
 
     lr_find.add_parser(verbs, app, _add_config_flags)
+    tune.add_parser(verbs, app, _add_config_flags)
 
     predict = verbs.add_parser("predict", help="predict raw inputs with an exported model or run directory")
     predict.add_argument("model", help="export folder, a .tflite / .onnx file of an export, or a run directory")
@@ -148,6 +151,22 @@ def _task_parser(sub, name):
     return app
 
 
+def _config_file(path, known: set) -> dict:
+    """Options from a JSON file (keys outside the task's Config, like a run's "app", are ignored)."""
+    if not path:
+        return {}
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except OSError as error:
+        raise FileNotFoundError(f"--config {path}: {error.strerror}") from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--config {path} is not JSON: {error}") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"--config {path} must hold a JSON object of options")
+    return {k: v for k, v in values.items() if k in known}
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults in the option help, and the export table (epilog) kept as laid out."""
 
@@ -161,14 +180,15 @@ def _resolve(app, path):
 
 
 def _run_task(app, args) -> int:
-    if args.verb == "lr-find":
-        from apps import lr_find
+    if args.verb in ("lr-find", "tune"):
+        from apps import lr_find, tune
 
         known = {f.name for f in dataclasses.fields(app.config_cls)}
-        return lr_find.run(app, args, {k: v for k, v in vars(args).items() if k in known})
+        return (lr_find if args.verb == "lr-find" else tune).run(
+            app, args, {k: v for k, v in vars(args).items() if k in known})
     if args.verb == "train":
         known = {f.name for f in dataclasses.fields(app.config_cls)}
-        overrides = {k: v for k, v in vars(args).items() if k in known}
+        overrides = {**_config_file(args.config, known), **{k: v for k, v in vars(args).items() if k in known}}
         if args.export:  # an unknown or unsupported (target, format) pair fails before training, not after
             from toolkit.export.formats import check_export_options
 
