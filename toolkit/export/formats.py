@@ -36,6 +36,9 @@ _QUANTIZED_TPU = ("quantized files are for CPU / edge runtimes (LiteRT, onnxrunt
                   "bf16 graph for Cloud TPU: export them with --target cpu")
 _QUANTIZED_VAE = ("the VAE's held-out metric (nats) needs its log_weights signature, which a TFLite / ONNX file does not "
                   "carry, so the accuracy guard cannot score a quantized file: export tflite / onnx (float)")
+_QUANTIZED_ANOMALY = ("the quantization accuracy guard has no anomaly metric yet (apps/quantization.py GUARDS: ROC-AUC "
+                      "would need its own max drop), so a quantized file could not be checked: export tflite / onnx "
+                      "(float) or a SavedModel")
 _QUANTIZED_TEXT = ("the text apps tokenize strings in-graph, which a quantized TFLite / ONNX file cannot hold, and "
                    "their held-out scoring runs through that tokenizer: export tflite / onnx (float) or a SavedModel")
 # (kind, target, format) -> why that pair is refused (each measured). A kind without a row supports every pair.
@@ -46,6 +49,8 @@ UNSUPPORTED = {
     **{(kind, target, fmt): _QUANTIZED_TEXT for kind in ("text-classifier", "text-embedder")
        for target in ("cpu", "gpu") for fmt in QUANTIZED_FORMATS},
     **{("vae", target, fmt): _QUANTIZED_VAE for target in ("cpu", "gpu") for fmt in QUANTIZED_FORMATS},
+    **{("anomaly-detector", target, fmt): _QUANTIZED_ANOMALY for target in ("cpu", "gpu")
+       for fmt in QUANTIZED_FORMATS},
 }
 # (target, format) -> why, for every kind.
 UNSUPPORTED_EVERY_KIND = {("tpu", fmt): _QUANTIZED_TPU for fmt in QUANTIZED_FORMATS}
