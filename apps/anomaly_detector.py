@@ -23,11 +23,13 @@ import tensorflow as tf
 from apps.base import App, merge_histories
 from apps.specs.anomaly_detector import AnomalyDetectorSpec, Config  # noqa: F401  (Config: public as apps.anomaly_detector.Config)
 from toolkit.data import DataError, load_image_dataset
+from toolkit.data.batching import steps_per_epoch
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.export import random_samples
 from toolkit.export.anomaly import LABELS, anomaly_adapter
 from toolkit.models.autoencoders import AnomalyDetector, build_autoencoder
 from toolkit.models.vae import build_vae
+from toolkit.training.optimizers import optimizer_of
 
 FASHION_MNIST = ("fashion-mnist", "fashion_mnist")
 # names a labelled test folder may use instead of the training classes
@@ -149,7 +151,7 @@ class AnomalyDetectorApp(AnomalyDetectorSpec, App):
         images (the training images when there is no split) at `target_fpr`."""
         data, config = ctx.data, ctx.config
         autoencoder = model.autoencoder
-        autoencoder.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        autoencoder.compile(optimizer=optimizer_of(config, steps_per_epoch=steps_per_epoch(data.train)))
         history = autoencoder.fit(data.train, validation_data=data.validation, epochs=config.epochs,
                                   callbacks=callbacks, verbose=config.verbose, shuffle=False)
         threshold = model.calibrate(data.calibration, config.target_fpr)
