@@ -55,6 +55,15 @@ def _conv(filters, kernel, strides, name):
                                kernel_initializer="he_normal")
 
 
+def _projection(x, filters, strides, name):
+    """The 1x1 projection shortcut W_s x, strided by subsampling first (`MaxPooling2D(1, s)` keeps every s-th
+    pixel: the same map and weights as a stride-s 1x1 conv). Why: on this TensorFlow (2.21, oneDNN on) training a
+    stride-2 1x1 conv with an odd batch size corrupts the heap (crashes with "double free", "invalid pointer")."""
+    if strides != 1:
+        x = keras.layers.MaxPooling2D(1, strides, name=f"{name}_subsample")(x)
+    return _conv(filters, 1, 1, name)(x)
+
+
 def residual_branch(filters: int, block: str = "basic", strides: int = 1, preactivation: bool = False,
                     norm: str = "batch", activation: str = "relu", name: str = "block") -> list:
     """F of one residual block as a list of layers (the caller adds the shortcut): basic (3x3, 3x3) or
@@ -84,7 +93,7 @@ def _block(x, filters, block, strides, preactivation, norm, activation, step_siz
     for layer in residual_branch(filters, block, strides, preactivation, norm, activation, name):
         y = layer(y)
     if strides != 1 or x.shape[-1] != out_channels:  # the 1x1 projection shortcut W_s x
-        shortcut = _conv(out_channels, 1, strides, f"{name}_projection")(x)
+        shortcut = _projection(x, out_channels, strides, f"{name}_projection")
         if not preactivation:
             shortcut = normalization(norm, out_channels, f"{name}_projection_norm")(shortcut)
     if step_size != 1.0:
