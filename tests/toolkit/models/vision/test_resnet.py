@@ -95,3 +95,66 @@ def test_bad_options_name_the_value():
         build_resnet((32, 32, 3), 18, normalization="instance")
     with pytest.raises(ValueError, match="activation='tanh'"):
         build_resnet((32, 32, 3), 18, activation="tanh")
+
+
+def _lesion_accuracy(model, x, y, lesion):
+    """Accuracy with one layer/block made the identity (weights restored afterwards)."""
+    saved = model.get_weights()
+    lesion(model)
+    accuracy = float(np.mean(np.argmax(model(x, training=False).numpy(), -1) == y))
+    model.set_weights(saved)
+    return accuracy
+
+
+@pytest.mark.slow
+def test_lesion_deleting_a_resnet_block_hurts_far_less_than_deleting_a_plain_cnn_layer():
+    """F3:4737-4754, the "2^n paths" view (Veit et al. 2016): a ResNet is an ensemble of paths, so removing one
+    block (F = 0, leaving the identity) costs little; removing one layer of a plain CNN breaks its only path."""
+    from toolkit.data import samples
+
+    x, y, _ = samples.digits()
+    x = x.astype("float32") / 255.0
+    keras.utils.set_random_seed(0)
+    width = 16
+
+    def classifier(features):
+        head = keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features.output))
+        return keras.Model(features.input, head)
+
+    residual = classifier(build_resnet(x.shape[1:], 34, width=width, stem="small", num_stages=1))  # 3 blocks
+    inputs = keras.Input(x.shape[1:])
+    h = inputs
+    for i in range(7):  # the same 7 convolutions (stem + 3 x 2), no shortcuts
+        h = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"plain{i}_conv")(h)
+        h = keras.layers.Activation("relu")(keras.layers.BatchNormalization(momentum=0.9, name=f"plain{i}_bn")(h))
+    plain = classifier(keras.Model(inputs, h))
+    for model in (residual, plain):
+        model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+        model.fit(x[:1400], y[:1400], epochs=20, batch_size=64, verbose=0)
+    xt, yt = x[1400:], y[1400:]
+
+    def zero_branch(i):  # F(x) = 0: the block's output is relu(x + 0) = x
+        def lesion(model):
+            norm = model.get_layer(f"stage1_block{i}_norm2")
+            norm.gamma.assign(np.zeros(width, "float32"))
+            norm.beta.assign(np.zeros(width, "float32"))
+        return lesion
+
+    def identity_layer(i):  # conv = identity, BN = identity: the layer passes its (non-negative) input through
+        def lesion(model):
+            conv, norm = model.get_layer(f"plain{i}_conv"), model.get_layer(f"plain{i}_bn")
+            kernel = np.zeros(conv.kernel.shape, "float32")
+            kernel[1, 1] = np.eye(width)
+            conv.kernel.assign(kernel)
+            norm.gamma.assign(np.sqrt(norm.moving_variance.numpy() + norm.epsilon))
+            norm.beta.assign(norm.moving_mean.numpy())
+        return lesion
+
+    base_res = _lesion_accuracy(residual, xt, yt, lambda m: None)
+    base_plain = _lesion_accuracy(plain, xt, yt, lambda m: None)
+    assert base_res > 0.85 and base_plain > 0.85, (base_res, base_plain)
+    drop_res = np.mean([base_res - _lesion_accuracy(residual, xt, yt, zero_branch(i)) for i in (1, 2, 3)])
+    drop_plain = np.mean([base_plain - _lesion_accuracy(plain, xt, yt, identity_layer(i)) for i in range(1, 7)])
+    # measured once (seed 0, 20 epochs): mean accuracy drop 0.46 for a ResNet block against 0.88 (to chance) for
+    # a plain layer; the ResNet's loss is not small here because its BatchNorm statistics shift with the lesion
+    assert drop_res < 0.6 * drop_plain, (drop_res, drop_plain)
