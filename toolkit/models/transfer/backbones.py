@@ -111,7 +111,10 @@ def small_resnet(input_shape, width: int = 32, blocks_per_stage: int = 2, name: 
             y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv2")(y)
             y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_bn2")(y)
             if strides != 1 or shortcut.shape[-1] != filters:
-                shortcut = keras.layers.Conv2D(filters, 1, strides, use_bias=False, name=f"{prefix}_proj")(shortcut)
+                if strides != 1:  # subsample, then a stride-1 1x1 conv: the same map as a stride-2 1x1 conv, which
+                    # TF 2.21 with oneDNN corrupts the heap training on an odd batch size (see models/vision/resnet.py)
+                    shortcut = keras.layers.MaxPooling2D(1, strides, name=f"{prefix}_subsample")(shortcut)
+                shortcut = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}_proj")(shortcut)
                 shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_proj_bn")(shortcut)
             x = keras.layers.Add(name=f"{prefix}_add")([y, shortcut])
             x = keras.layers.Activation("relu", name=f"{prefix}_out")(x)
