@@ -20,13 +20,18 @@ REST (default http://127.0.0.1:8501):
   GET  /v1/models/NAME[/versions/N]/metadata   signature defs (+ metadata.toolkit: labels, task, ...)
   POST /v1/models/NAME[/versions/N]:predict    {"instances": [...]} (row) or {"inputs": ...} (columnar),
                                                optional "signature_name"; bytes as {"b64": "..."}
+  POST /v1/models/NAME[/versions/N]:classify   {"examples": [{"feature": value, ...}], "context": {...}} for
+  POST /v1/models/NAME[/versions/N]:regress    signatures of method tensorflow/serving/classify | regress (inputs
+                                               become tf.Example protos; our classifier exports have `classify`)
   .../labels/LABEL instead of .../versions/N   the version a --model-config-file version label names
   GET  /v1/models                              list of served models (extension)
   GET  /monitoring/prometheus/metrics          Prometheus metrics (also /metrics)
   GET  /                                       web page: pick a model, upload an image or type text
   Errors are {"error": "..."} with 400 (bad input), 401 (token), 404 (unknown model/version), 413 (too large).
-gRPC (default 127.0.0.1:8500): tensorflow.serving.PredictionService (Predict, GetModelMetadata) and
-  ModelService (GetModelStatus), from the tensorflow-serving-api protos.
+gRPC (default 127.0.0.1:8500): tensorflow.serving.PredictionService (Predict, Classify, Regress,
+  MultiInference, GetModelMetadata) and ModelService (GetModelStatus), from the tensorflow-serving-api protos.
+Input shapes: as TF Serving, tensors reach the graph as sent (the signature's static dims are not enforced; the
+  graph's own error is a 400), except that a graph with convolutions keeps its signatures' ranks.
 
 Versions (TF Serving's availability-preserving policy): the base path is polled every --poll-interval
 seconds; a new version is loaded, must answer a smoke call and runs its assets.extra/tf_serving_warmup_requests
