@@ -86,3 +86,23 @@ def _static(strategy) -> bool:
     from toolkit.data.batching import needs_static_batches
 
     return needs_static_batches(strategy)
+
+
+SMALL_VALIDATION = 20  # apps.results.FEW_EXAMPLES: a loss on fewer validation examples is noise
+
+
+def early_stopping_context(ctx, app_name: str):
+    """`ctx` for `App.callbacks`, with early stopping off when the caller did not set `patience` and the validation
+    split has fewer than `SMALL_VALIDATION` examples: on 3 validation images (3 classes x 10, 10% held out) the
+    lowest validation loss fell at epoch 1 and restoring it gave a model that predicted one class for everything."""
+    import dataclasses
+
+    count = getattr(ctx.data, "num_validation", None)
+    patience = ctx.config.patience
+    if "patience" in ctx.explicit or patience is None or patience < 0 or not count or count >= SMALL_VALIDATION:
+        return ctx
+    note = (f"early stopping off: {count} validation example{'s' if count != 1 else ''} are too few to pick the best "
+            f"epoch (pass --patience to keep it)")
+    print(f"{app_name}: {note}", flush=True)
+    ctx.state["patience_note"] = note
+    return dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, patience=-1))

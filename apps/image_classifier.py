@@ -15,7 +15,7 @@ import os
 import keras
 import numpy as np
 
-from apps.auto import apply_auto_batch
+from apps.auto import apply_auto_batch, early_stopping_context
 from apps.base import App, merge_histories
 from apps.specs.image_classifier import Config, ImageClassifierSpec  # noqa: F401  (Config: public as apps.image_classifier.Config)
 from apps.classification import ClassificationOutputs
@@ -78,6 +78,9 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
         if config.l2:
             apply_weight_regularization(model, l2=config.l2)
         return model
+
+    def callbacks(self, ctx) -> list:
+        return super().callbacks(early_stopping_context(ctx, self.name))
 
     def fit(self, model, ctx, callbacks) -> dict:
         data, config = ctx.data, ctx.config

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.auto import apply_auto_batch, auto_unet_widths
+from apps.auto import apply_auto_batch, auto_unet_widths, early_stopping_context
 from apps.base import App, Run, input_name, merge_histories, output_stem
 from apps.specs.image_segmenter import Config, ImageSegmenterSpec  # noqa: F401  (Config: public as apps.image_segmenter.Config)
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
@@ -97,6 +97,9 @@ class ImageSegmenterApp(ImageSegmenterSpec, App):
     def prepare(self, model, ctx) -> None:
         """A batch size that gives a small training set enough steps per epoch, unless the user set one."""
         apply_auto_batch(ctx, self.name)
+
+    def callbacks(self, ctx) -> list:
+        return super().callbacks(early_stopping_context(ctx, self.name))
 
     def fit(self, model, ctx, callbacks) -> dict:
         data, config = ctx.data, ctx.config

@@ -33,6 +33,7 @@ def test_train_evaluate_export_predict_through_the_api(folder, tmp_path):
     assert set(run.metrics) >= {"accuracy", "per_class", "confusion_matrix"}
     assert run.metrics["evaluated_on"] == "validation"
     assert sum(map(sum, run.metrics["confusion_matrix"])) == 6
+    assert run.info["batch_size"] == 8 and "batch_size_note" not in run.info  # given: kept (3 steps an epoch)
     for name in ("config.json", "history.csv", "metrics.json", "model.keras", "history.png", "confusion_matrix.png"):
         assert os.path.isfile(os.path.join(run.run_dir, name)), name
     path = run.export(str(tmp_path / "sm" / "tiny"))
@@ -103,3 +104,29 @@ def test_clear_errors(tmp_path, capsys):
     assert "no class sub-folders" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="no SavedModel"):
         image_classifier.predict(str(tmp_path), ["x.png"])
+
+
+def _three_colours(per_class=10, size=16):
+    """3 classes x `per_class` RGB images: noisy red, green and blue squares (trivially separable)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 60, (3 * per_class, size, size, 3)).astype("uint8")
+    y = np.repeat(np.arange(3), per_class)
+    for i, label in enumerate(y):
+        x[i, ..., label] += 180
+    return x, y, ["red", "green", "blue"]
+
+
+def test_defaults_learn_three_classes_of_ten_images(tmp_path, capsys):
+    """Issue 15 item 9: at batch 64, 30 images were 1 step an epoch and every image got one class."""
+    x, y, names = _three_colours()
+    run = image_classifier.train((x, y, names), run_dir=str(tmp_path / "runs"), verbose=0, tensorboard=False)
+    assert run.info["batch_size"] == 4 and run.info["num_train"] == 27
+    out = capsys.readouterr().out
+    assert "batch_size 4 instead of the default 64" in out
+    # 3 validation images cannot pick the best epoch: early stopping is off, all 10 epochs run
+    assert "early stopping off: 3 validation examples" in out and len(run.history["loss"]) == 10
+    assert "batch_size_note" in json.load(open(os.path.join(run.run_dir, "info.json")))
+    predicted = [p["label"] for p in image_classifier.predict(run, list(x))]
+    assert len(set(predicted)) == 3
+    assert np.mean(np.asarray(predicted) == np.asarray(names)[y]) >= 0.9
+

@@ -31,6 +31,9 @@ def test_tiny_unet_overfits_four_images(trained):
     assert run.metrics["evaluated_on"] == "test"
     assert run.metrics["mean_iou"] >= 0.95, run.metrics
     assert set(run.metrics["per_class"]) == {"background", "0", "1"}
+    # options given are kept: no automatic widths or batch (200 images at 4 are 50 steps anyway)
+    assert (run.info["filters"], run.info["bottleneck"], run.info["batch_size"]) == ([16, 32], 64, 4)
+    assert "filters_note" not in run.info and "batch_size_note" not in run.info
     assert os.path.isfile(os.path.join(run.run_dir, "model.keras"))
 
 
@@ -113,3 +116,15 @@ def _png(image):
     from toolkit.export import encode_png
 
     return encode_png(image)
+
+
+def test_default_widths_and_batch_fit_a_small_set(tmp_path, capsys):
+    """Issue 15 item 9: `filters=auto` gives 20 images the 16,32,64 U-Net with batch norm, and a batch of 4."""
+    scenes = digit_scenes(20, image_size=16, objects=(1, 1), object_size=(8, 12), classes=[0, 1], seed=4)
+    data = (scenes.images, scenes.masks, ["background", "0", "1"])
+    run = image_segmenter.train(data, epochs=1, run_dir=str(tmp_path / "runs"), verbose=0, tensorboard=False)
+    assert (run.info["filters"], run.info["bottleneck"], run.info["batch_size"]) == ([16, 32, 64], 128, 4)
+    out = capsys.readouterr().out
+    assert "filters auto: 16,32,64 for 18 training images" in out and "batch_size 4 instead of the default 16" in out
+    norms = [layer for layer in run.model.layers if layer.__class__.__name__ == "BatchNormalization"]
+    assert len(norms) == 14 and {layer.momentum for layer in norms} == {0.9}  # 2 per block, 7 blocks

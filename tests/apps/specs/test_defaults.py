@@ -3,7 +3,7 @@
 import pytest
 
 from apps import cli
-from apps.auto import auto_batch_size, auto_unet_widths
+from apps.auto import SMALL_VALIDATION, auto_batch_size, auto_unet_widths
 from apps.specs import image_classifier, image_segmenter
 
 
@@ -39,7 +39,7 @@ def test_auto_unet_widths_by_training_set_size():
 def test_segmenter_defaults():
     config = image_segmenter.Config()
     assert (config.filters, config.bottleneck, config.batch_norm) == ("auto", 0, True)
-    assert (config.learning_rate, config.batch_size, config.epochs) == (2e-3, 16, 10)
+    assert (config.learning_rate, config.lr_schedule, config.batch_size, config.epochs) == (2e-3, "cosine", 16, 10)
     assert image_classifier.Config().batch_size == 64
 
 
@@ -53,3 +53,9 @@ def test_help_matches_the_defaults(capsys):
     with pytest.raises(SystemExit):
         cli.main(["image-classifier", "train", "--help"])
     assert "fewer than 16 steps per epoch" in " ".join(capsys.readouterr().out.split())
+
+
+def test_small_validation_matches_the_few_examples_warning():
+    from apps.results import FEW_EXAMPLES
+
+    assert SMALL_VALIDATION == FEW_EXAMPLES == 20
