@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from apps.auto import apply_auto_batch
 from apps.base import App, merge_histories, output_stem
 from apps.specs.vae import Config, VaeSpec  # noqa: F401  (Config: public as apps.vae.Config)
 from toolkit.data.images import parse_image_size
@@ -77,11 +78,13 @@ class VaeApp(VaeSpec, App):
         data, config = ctx.data, ctx.config
         return {"image_shape": list(data.image_shape), "num_train": data.num_train,
                 "class_names": data.train_images.class_names, "latent_dim": config.latent_dim,
-                "iw_samples": config.iw_samples, "iw_images": config.iw_images, "seed": config.seed}
+                "iw_samples": config.iw_samples, "iw_images": config.iw_images, "seed": config.seed,
+                "batch_size": ctx.state.get("batch_size", config.batch_size)}
 
     def build_model(self, ctx) -> keras.Model:
         data, config = ctx.data, ctx.config
-        steps = max(1, -(-data.num_train // config.batch_size))
+        # a small set at the default batch 128 would get one step an epoch: `apply_auto_batch` picks a smaller one
+        steps = max(1, -(-data.num_train // apply_auto_batch(ctx, self.name)))
         return build_vae(data.image_shape, config.latent_dim, config.architecture, config.width, config.hidden,
                          config.likelihood, config.binarize, config.beta,
                          int(round(config.kl_warmup_epochs * steps)), seed=config.seed)

@@ -111,3 +111,11 @@ def test_tpu_export_gives_every_signature_a_static_batch(trained):
     assert decode.structured_input_signature[1]["z"].shape.as_list() == [4, 2]
     z = run.model.encode(test[0][:4].astype("float32"))[0]
     np.testing.assert_allclose(decode(z=z)["images"], 255 * run.model.decode(z).numpy(), atol=1e-3)
+
+
+def test_a_small_set_gets_a_batch_that_gives_enough_steps(tmp_path):
+    x, y, names = samples.digits()
+    run = vae.train((x[:40], y[:40], names), run_dir=str(tmp_path), epochs=1, architecture="dense", latent_dim=2,
+                    hidden=16, iw_samples=4, iw_images=10, semi_supervised="", verbose=0, patience=-1)
+    assert run.info["batch_size"] == 4  # 36 training images at the default 128 would be one step an epoch
+    assert len(run.history["loss"]) == 1 and np.isfinite(run.history["loss"][0])
