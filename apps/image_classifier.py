@@ -74,6 +74,7 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
         model = build_image_classifier(
             data.image_shape, data.num_classes, backbone=config.backbone, weights=config.weights or None,
             dense_units=config.dense_units, dropout=config.dropout, augmentation=augmentation, width=config.width,
+            head_experts=config.head_experts, backbone_side=config.backbone_side or None,
         )
         if config.l2:
             apply_weight_regularization(model, l2=config.l2)

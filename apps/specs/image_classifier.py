@@ -15,7 +15,12 @@ class Config(BaseConfig):
 
     batch_size: int = option(64, "examples per batch (global, across replicas); unless given, smaller (down to 4) "
                              "when the training images would make fewer than 16 steps per epoch")
-    backbone: str = option("small_cnn", "small_cnn | small_resnet | a keras.applications name | a .keras file")
+    backbone: str = option("small_cnn", "small_cnn | small_resnet | the notes' vision backbones (resnet18, "
+                           "resnet34, resnet50, resnet18_preact, resnet18_mhc, resnet_ode, vit_tiny, vit_tiny_moe, "
+                           "vit_tiny_mhc, vit_base) | a keras.applications name (MobileNet, ...) | a .keras file")
+    backbone_side: int = option(0, "resize the input inside the graph to this side for the backbone (e.g. 96 or "
+                                "224 for an ImageNet net fed 28x28 images); 0: the data's size")
+    head_experts: int = option(0, "0: a Dense hidden layer in the head; N: a Mixture-of-Experts head of N experts")
     weights: str = option("", "backbone weights for keras.applications: imagenet (online), a local file, or empty")
     width: int = option(32, "base width (filters) of the built-in backbones")
     image_size: str = option("", "resize images to HxW (e.g. 96x96); empty keeps the data's size")

@@ -130,3 +130,15 @@ def test_defaults_learn_three_classes_of_ten_images(tmp_path, capsys):
     assert len(set(predicted)) == 3
     assert np.mean(np.asarray(predicted) == np.asarray(names)[y]) >= 0.9
 
+
+
+def test_backbone_side_and_an_experts_head_reach_the_model(tmp_path):
+    from toolkit.models.transfer import get_backbone
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0, 60, (12, 8, 8, 1)), rng.uniform(190, 255, (12, 8, 8, 1))]).astype("float32")
+    run = image_classifier.train((x, np.array([0] * 12 + [1] * 12), ["dark", "light"]), epochs=1, batch_size=8,
+                                 width=4, dense_units=8, augment="none", verbose=0, tensorboard=False,
+                                 backbone_side=16, head_experts=2, run_dir=str(tmp_path / "runs"))
+    assert tuple(get_backbone(run.model).input_shape[1:3]) == (16, 16)  # resized inside the graph
+    assert any(type(layer).__name__ == "MixtureOfExperts" for layer in run.model.layers)

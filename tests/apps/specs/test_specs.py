@@ -34,3 +34,11 @@ def test_kinds_name_every_model_family():
     config = dataclasses.replace(text_classifier.Config(), model="gru")
     assert text_classifier.SPEC.kind(config) == "text-classifier/gru"
     assert vae.SPEC.kinds() == ["vae"]
+
+
+def test_the_classifier_help_names_every_builtin_backbone():
+    from apps.specs.image_classifier import Config
+    from toolkit.models.transfer.backbones import VISION_BACKBONES
+
+    text = {f.name: f for f in dataclasses.fields(Config)}["backbone"].metadata["help"]
+    assert all(name in text for name in VISION_BACKBONES)
