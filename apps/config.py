@@ -93,8 +93,8 @@ class TaskSpec:
 
     def kind(self, config) -> str:
         """The model kind for the export-format table (`toolkit.export.formats`): the task name, or
-        `task/model` for tasks with several model families."""
-        return self.name
+        `task/model` for tasks with several model families (`model_names`)."""
+        return f"{self.name}/{config.model}" if self.model_names else self.name
 
     def kinds(self) -> list:
         """Every model kind of this task (rows of the export table `--help` shows)."""

@@ -56,8 +56,5 @@ class ObjectDetectorSpec(TaskSpec):
     config_cls = Config
     model_names = MODELS
 
-    def kind(self, config) -> str:
-        return f"{self.name}/{config.model}"
-
 
 SPEC = ObjectDetectorSpec()

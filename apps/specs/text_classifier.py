@@ -50,8 +50,5 @@ class TextClassifierSpec(TaskSpec):
     config_cls = Config
     model_names = MODELS
 
-    def kind(self, config) -> str:
-        return f"{self.name}/{config.model}"
-
 
 SPEC = TextClassifierSpec()

@@ -15,12 +15,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from toolkit.models.loss_parts import LossPartsModel
+
 OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
-
-
-def _images(data):
-    """Keras passes `x`, `(x,)`, `(x, y)` or `(x, y, w)`; an autoencoder's target is its input."""
-    return data[0] if isinstance(data, (tuple, list)) else data
 
 
 def squared_error(x, reconstruction):
@@ -34,7 +31,7 @@ def squared_error(x, reconstruction):
     return tf.reduce_sum(tf.square(diff), axis=-1)
 
 
-class _Autoencoder(keras.Model):
+class _Autoencoder(LossPartsModel):
     """Shared by every autoencoder of the family: scaling, encode / decode, the loss parts and the training step.
 
     `fit` on batches of pixels (labels, if any, are ignored) reports `loss` (reconstruction + penalty),
@@ -104,43 +101,9 @@ class _Autoencoder(keras.Model):
         return {"loss": tf.reduce_mean(per_example + penalty), "reconstruction": tf.reduce_mean(per_example),
                 "penalty": tf.reduce_mean(penalty), "mse": tf.reduce_mean(per_example) / size}
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            parts = self.loss_parts(_images(data), training=True)
-            # a per-replica mean whose gradients replicas sum: scaled as Keras' compute_loss does
-            loss = parts["loss"] / tf.distribute.get_replica_context().num_replicas_in_sync
-        grads = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._track(parts)
-
-    def test_step(self, data):
-        return self._track(self.loss_parts(_images(data), training=False))
-
-    def _track(self, parts):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(parts[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
     # ---- config ----------------------------------------------------------------------------------------
     def get_config(self):
-        return {
-            "name": self.name,
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "output_activation": self.output_activation,
-            "pixel_scale": self.pixel_scale,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return {**self._coder_config(), "output_activation": self.output_activation, "pixel_scale": self.pixel_scale}
 
 
 @keras.saving.register_keras_serializable(package="toolkit")

@@ -24,6 +24,7 @@ import math
 import keras
 import tensorflow as tf
 
+from toolkit.models.loss_parts import LossPartsModel
 from toolkit.models.vae.layers import (
     LOG_2PI,
     Sampling,
@@ -36,12 +37,7 @@ from toolkit.models.vae.layers import (
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
-def _images(data):
-    """Keras passes `x`, `(x,)`, `(x, y)` or `(x, y, w)`; only the images matter here."""
-    return data[0] if isinstance(data, (tuple, list)) else data
-
-
-class _ImageModel(keras.Model):
+class _ImageModel(LossPartsModel):
     """Shared by VAE and Autoencoder: the likelihood, the targets and the decoder's mean image."""
 
     def __init__(self, encoder, decoder, likelihood="bernoulli", binarize=True, **kwargs):
@@ -80,43 +76,8 @@ class _ImageModel(keras.Model):
         return tf.sigmoid(tf.cast(self.decoder(z, training=training), tf.float32))
 
     # Both models train on the dict of loss parts their `loss_parts` returns, one Mean tracker per part.
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            parts = self.loss_parts(_images(data), training=True)
-            # the loss is a per-replica mean and replicas' gradients are summed: scale as Keras' own
-            # compute_loss does, so N replicas take the same step as one device with the same global batch
-            loss = parts["loss"] / tf.distribute.get_replica_context().num_replicas_in_sync
-        grads = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._track(parts)
-
-    def test_step(self, data):
-        return self._track(self.loss_parts(_images(data), training=False))
-
-    def _track(self, parts):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(parts[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
     def _base_config(self):
-        return {
-            "name": self.name,
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "likelihood": self.likelihood,
-            "binarize": self.binarize,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return {**self._coder_config(), "likelihood": self.likelihood, "binarize": self.binarize}
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
