@@ -6,7 +6,7 @@ is read without importing TensorFlow.
 
 from __future__ import annotations
 
-import importlib
+from toolkit.lazy import lazy_exports
 
 _EXPORTS = {
     "encode_png": "toolkit.data.images",
@@ -31,12 +31,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'toolkit.export' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -9,7 +9,7 @@ Submodules are imported lazily: `from toolkit.serving import Client` does not im
 
 from __future__ import annotations
 
-import importlib
+from toolkit.lazy import lazy_exports
 
 _EXPORTS = {
     "Client": "toolkit.serving.client",
@@ -25,8 +25,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'toolkit.serving' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -6,7 +6,7 @@ importing TensorFlow.
 
 from __future__ import annotations
 
-import importlib
+from toolkit.lazy import lazy_exports
 
 _EXPORTS = {
     "default_callbacks": "toolkit.training.callbacks",
@@ -17,12 +17,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'toolkit.training' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

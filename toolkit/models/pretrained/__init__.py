@@ -7,7 +7,7 @@ and writes the files `keras.applications` looks for, so `keras.applications.Mobi
 Names resolve lazily: listing sources (`installed`, `SOURCES`) does not import TensorFlow.
 """
 
-import importlib
+from toolkit.lazy import lazy_exports
 
 _EXPORTS = {
     "ConversionError": "convert",
@@ -32,12 +32,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
