@@ -34,7 +34,7 @@ def test_image_export_writes_raw_and_dense_warmup_requests(tmp_path):
     shapes = [(log.predict_log.request.model_spec.signature_name,
                {k: tf.make_ndarray(v).shape for k, v in log.predict_log.request.inputs.items()}) for log in logs]
     assert shapes == [("serving_default", {"images": (1,)}), ("serving_default", {"images": (3,)}),
-                      ("serving_dense", {"pixels": (3, 10, 10, 1)})]
+                      ("serving_dense", {"pixels": (3, 10, 10, 1)}), ("classify", {"inputs": (3,)})]
     assert all(log.WhichOneof("log_type") == "predict_log" for log in logs)
     # each recorded request is valid for the exported signature and answers like the live model
     dense = _run(path, logs[2])
