@@ -66,7 +66,8 @@ def _export_table(spec) -> str:
 
 
 def task_spec(name: str):
-    """The `TaskSpec` of a CLI task name (light: no TensorFlow)."""
+    """The `TaskSpec` of a CLI task name (light: no TensorFlow). Only names in the fixed `TASKS` table are
+    imported (an unknown name is a KeyError argparse has already refused), never a name from data."""
     return importlib.import_module(f"apps.specs.{TASKS[name]}").SPEC
 
 

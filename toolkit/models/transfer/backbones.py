@@ -195,9 +195,9 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
     >>> tuple(backbone.output.shape), mode
     ((None, 1, 1, 1280), 'tf')
 
-    With `weights="imagenet"` keras.applications downloads the weights (skipped: needs the network):
-
-    >>> net, mode, _ = build_backbone("MobileNetV2", (96, 96, 3), weights="imagenet")  # downloads  # doctest: +SKIP
+    With `weights="imagenet"` keras.applications reads its file from the Keras cache, downloading it when it is
+    missing; `toolkit weights install mobilenet_v1_imagenet` puts one there offline (the path
+    tests/toolkit/models/pretrained exercises, with no network).
     """
     if spec == "small_cnn":
         return small_cnn(input_shape, width), "unit", 8
