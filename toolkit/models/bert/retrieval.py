@@ -3,6 +3,11 @@
 `EmbeddingIndex` is the Python-side index (add / search / save / load). `CosineTopK` is the same search as
 a serializable Keras layer holding the corpus matrix, so a SavedModel can answer queries by itself.
 Embeddings are L2-normalised, so cosine similarity is a dot product.
+
+Hybrid retrieval (F3:15490-15558): `HybridTopK` ranks documents by dense cosine, BM25 (`toolkit.models.text.bm25`)
+or `alpha * dense + (1 - alpha) * BM25` (each min-max normalised per query over the documents), over chunks of
+long documents (a document scores as its best chunk); `build_retrieval_model(..., mode=, bm25_index=, doc_ids=)`
+puts all of it, BM25 included, in the graph.
 """
 
 from __future__ import annotations
@@ -148,13 +153,111 @@ class EmbeddingIndex:
         return index
 
 
-def build_retrieval_model(embedder, corpus_vectors, k: int = 5, name: str = "retrieval") -> keras.Model:
+MODES = ("dense", "bm25", "hybrid")
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class HybridTopK(keras.layers.Layer):
+    """`(query vectors [B, d], BM25 scores [B, num_chunks] or None)` -> the k best documents.
+
+    Returns `scores` (the ranking score), `similarities` (cosine of each returned document's best chunk; what a
+    cosine threshold applies to) and `neighbors` (document ids), all `[B, k]`. Per document: the best chunk's
+    cosine and the best chunk's BM25; `mode="hybrid"` ranks by `alpha * minmax(cosine) + (1 - alpha) *
+    minmax(BM25)`, min-max per query over the documents (the same as `toolkit.models.text.bm25.hybrid_scores`).
+
+    Args:
+        num_chunks: corpus rows (chunks); dim: embedding size.
+        num_docs: documents the chunks belong to (`doc_ids` maps chunk -> document; set with `set_corpus`).
+        k: documents returned (capped at num_docs).
+        mode: "dense" | "bm25" | "hybrid".
+        alpha: the dense weight of the hybrid score.
+
+    Examples:
+    >>> layer = HybridTopK(num_chunks=3, dim=2, num_docs=2, k=2, mode="hybrid", alpha=0.4)
+    >>> layer.set_corpus(np.array([[1, 0], [0, 1], [0.6, 0.8]], "float32"), doc_ids=[0, 0, 1])
+    >>> out = layer(np.array([[0.0, 1.0]], "float32"), np.array([[0.0, 0.0, 3.0]], "float32"))
+    >>> out["neighbors"].numpy().tolist(), np.round(out["similarities"].numpy(), 3).tolist()
+    ([[1, 0]], [[0.8, 1.0]])
+    """
+
+    def __init__(self, num_chunks: int, dim: int, num_docs: int | None = None, k: int = 5, mode: str = "dense",
+                 alpha: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"retrieval mode must be one of {MODES}. Received: {mode!r}")
+        if not 0 <= float(alpha) <= 1:
+            raise ValueError(f"alpha must be in [0, 1]. Received: {alpha}")
+        if num_chunks < 1:
+            raise ValueError(f"the corpus needs at least one item. Received: num_chunks={num_chunks}")
+        self.num_chunks, self.dim = int(num_chunks), int(dim)
+        self.num_docs = int(num_docs or num_chunks)
+        self.k, self.mode, self.alpha = int(min(k, self.num_docs)), mode, float(alpha)
+        self.corpus = self.add_weight(shape=(self.num_chunks, self.dim), initializer="zeros", trainable=False,
+                                      name="corpus", dtype="float32")
+        self.doc_ids = self.add_weight(shape=(self.num_chunks,), initializer="zeros", trainable=False,
+                                       name="doc_ids", dtype="int32")
+
+    def set_corpus(self, vectors, doc_ids=None):
+        vectors = np.asarray(vectors, "float32")
+        if vectors.shape != (self.num_chunks, self.dim):
+            raise ValueError(f"corpus must have shape {(self.num_chunks, self.dim)}. Received: {vectors.shape}")
+        doc_ids = np.arange(self.num_chunks) if doc_ids is None else np.asarray(doc_ids)
+        if doc_ids.shape != (self.num_chunks,) or doc_ids.min() < 0 or doc_ids.max() >= self.num_docs:
+            raise ValueError(f"doc_ids must be {self.num_chunks} ids in [0, {self.num_docs}). Received: {doc_ids}")
+        self.corpus.assign(normalize(vectors))
+        self.doc_ids.assign(doc_ids.astype("int32"))
+
+    def _per_doc(self, chunk_scores):
+        import tensorflow as tf
+
+        return tf.transpose(tf.math.unsorted_segment_max(tf.transpose(chunk_scores), self.doc_ids, self.num_docs))
+
+    def call(self, queries, sparse_scores=None):
+        import tensorflow as tf
+
+        queries = tf.cast(queries, tf.float32)
+        queries = queries / tf.maximum(tf.norm(queries, axis=-1, keepdims=True), 1e-12)
+        cosine = self._per_doc(tf.matmul(queries, self.corpus, transpose_b=True))
+        if self.mode == "dense":
+            score = cosine
+        else:
+            if sparse_scores is None:
+                raise ValueError(f"mode={self.mode!r} needs the BM25 scores (second input)")
+            bm25 = self._per_doc(tf.cast(sparse_scores, tf.float32))
+            score = bm25 if self.mode == "bm25" else (self.alpha * _minmax(cosine) + (1 - self.alpha) * _minmax(bm25))
+        scores, indices = tf.math.top_k(score, k=self.k)
+        return {"scores": scores, "similarities": tf.gather(cosine, indices, batch_dims=1), "neighbors": indices}
+
+    def compute_output_spec(self, queries, sparse_scores=None):
+        shape = (queries.shape[0], self.k)
+        return {"scores": keras.KerasTensor(shape, "float32"), "similarities": keras.KerasTensor(shape, "float32"),
+                "neighbors": keras.KerasTensor(shape, "int32")}
+
+    def get_config(self):
+        return {**super().get_config(), "num_chunks": self.num_chunks, "dim": self.dim, "num_docs": self.num_docs,
+                "k": self.k, "mode": self.mode, "alpha": self.alpha}
+
+
+def _minmax(scores):
+    import tensorflow as tf
+
+    low = tf.reduce_min(scores, axis=-1, keepdims=True)
+    return (scores - low) / tf.maximum(tf.reduce_max(scores, axis=-1, keepdims=True) - low, 1e-12)
+
+
+def build_retrieval_model(embedder, corpus_vectors, k: int = 5, name: str = "retrieval", mode: str | None = None,
+                          alpha: float = 0.5, bm25_index=None, doc_ids=None) -> keras.Model:
     """Embedder + `CosineTopK` over a stored corpus: packed ids -> `embeddings`, `similarities`, `neighbors`.
 
     Args:
         embedder: a model from packed BERT inputs to sentence vectors (`build_embedder`).
         corpus_vectors: `[num_items, d]` corpus embeddings (normalised here).
         k: neighbours returned per query.
+        mode: None (the plain `CosineTopK` model) or "dense" | "bm25" | "hybrid" (a `HybridTopK` model: adds a
+            `term_ids` input, from `BM25Tokenizer`, and a `scores` output; `neighbors` are document ids).
+        alpha: the dense weight of the hybrid score.
+        bm25_index: a fitted `BM25Index` over the same rows as `corpus_vectors` (modes bm25 / hybrid).
+        doc_ids: row -> document id when the rows are chunks of longer documents (default: one row each).
 
     Examples:
     >>> from toolkit.models.bert import build_embedder, make_preprocessor, pack, tiny_bert
@@ -169,6 +272,8 @@ def build_retrieval_model(embedder, corpus_vectors, k: int = 5, name: str = "ret
     from toolkit.models.bert.models import bert_inputs
 
     corpus_vectors = np.asarray(corpus_vectors, "float32")
+    if mode is not None:
+        return _hybrid_model(embedder, corpus_vectors, k, name, mode, alpha, bm25_index, doc_ids)
     inputs = bert_inputs()
     embeddings = embedder(inputs)
     search = CosineTopK(len(corpus_vectors), corpus_vectors.shape[1], k, name="cosine_top_k")
@@ -176,3 +281,23 @@ def build_retrieval_model(embedder, corpus_vectors, k: int = 5, name: str = "ret
     search.set_corpus(corpus_vectors)
     outputs = {"embeddings": embeddings, "similarities": similarities, "neighbors": neighbors}
     return keras.Model(inputs, outputs, name=name)
+
+
+def _hybrid_model(embedder, corpus_vectors, k, name, mode, alpha, bm25_index, doc_ids) -> keras.Model:
+    from toolkit.models.bert.models import bert_inputs
+    from toolkit.models.text.bm25 import BM25Scores
+
+    doc_ids = np.arange(len(corpus_vectors)) if doc_ids is None else np.asarray(doc_ids)
+    inputs = bert_inputs()
+    search = HybridTopK(len(corpus_vectors), corpus_vectors.shape[1], int(doc_ids.max()) + 1, k, mode, alpha,
+                        name="hybrid_top_k")
+    embeddings = embedder(inputs)
+    sparse_scores = None
+    if mode != "dense":
+        if bm25_index is None or bm25_index.num_docs != len(corpus_vectors):
+            raise ValueError(f"mode={mode!r} needs bm25_index= fitted on the same {len(corpus_vectors)} rows")
+        inputs["term_ids"] = keras.Input((None,), dtype="int32", name="term_ids")
+        sparse_scores = BM25Scores.from_index(bm25_index, name="bm25_scores")(inputs["term_ids"])
+    outputs = search(embeddings, sparse_scores)
+    search.set_corpus(corpus_vectors, doc_ids)
+    return keras.Model(inputs, {"embeddings": embeddings, **outputs}, name=name)
