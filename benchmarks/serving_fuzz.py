@@ -94,22 +94,30 @@ def _send(port: int, case, timeout: float = 30.0):
         headers = {"Content-Type": kind} if kind else {}
         connection.request(method, path, body if method != "GET" else None, headers)
         response = connection.getresponse()
-        response.read()
-        return response.status
+        text = response.read()
+        return response.status, text
     except TimeoutError:
-        return "hang"
-    except (OSError, http.client.HTTPException):
-        return "dropped"
+        return "hang", b""
+    except (OSError, http.client.HTTPException) as error:
+        return "dropped", repr(error).encode()
     finally:
         connection.close()
+
+
+def _describe(case) -> str:
+    method, path, body, kind = case
+    return f"{method} {path} [{kind}] {len(body)} B: {body[:80]!r}"
 
 
 def fuzz_rest(port: int, png: bytes, count: int) -> dict:
     cases = rest_cases(png, count)
     statuses: dict = {}
+    server_errors = []  # (the case, the answer) of every 5xx, so a failure can be replayed and explained
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        for status in pool.map(lambda c: _send(port, c), cases):
+        for case, (status, text) in zip(cases, pool.map(lambda c: _send(port, c), cases)):
             statuses[status] = statuses.get(status, 0) + 1
+            if isinstance(status, int) and status >= 500 and status not in (503, 504):
+                server_errors.append(f"{status} for {_describe(case)} -> {text[:300]!r}")
     # a 7.6 MB body (valid: 1000 dense instances) while another client asks for the model's status
     big = json.dumps({"signature_name": "serving_dense",
                       "instances": np.round(np.random.default_rng(0).random((800, 28, 28, 1)), 6).tolist()}).encode()
@@ -117,7 +125,7 @@ def fuzz_rest(port: int, png: bytes, count: int) -> dict:
 
     def post_big():
         started = time.perf_counter()
-        result["big_status"] = _send(port, ("POST", "/v1/models/fashion:predict", big, "application/json"), 120)
+        result["big_status"] = _send(port, ("POST", "/v1/models/fashion:predict", big, "application/json"), 120)[0]
         result["big_ms"] = (time.perf_counter() - started) * 1e3
 
     thread = threading.Thread(target=post_big)
@@ -131,7 +139,7 @@ def fuzz_rest(port: int, png: bytes, count: int) -> dict:
     result["get_during_big_ms"], result["gets_during_big"] = max(gets or [0.0]), len(gets)
     bad = sum(n for s, n in statuses.items() if isinstance(s, int) and s >= 500 and s not in (503, 504))
     return {"count": count, "statuses": dict(sorted(statuses.items(), key=str)), "bad_5xx": bad,
-            "hangs": statuses.get("hang", 0), "big_mb": len(big) / 1e6, **result}
+            "hangs": statuses.get("hang", 0), "big_mb": len(big) / 1e6, "server_errors": server_errors, **result}
 
 
 def grpc_cases(png: bytes, count: int, seed: int = 1) -> list:

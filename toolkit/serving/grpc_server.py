@@ -33,6 +33,7 @@ from toolkit.serving.dispatch import Dispatcher
 from toolkit.serving.limits import LimitError, Limits, check_image_pixels, model_roots, redact_paths
 from toolkit.serving.protos import array_to_tensor, metadata_response, status_response, tensor_to_array
 from toolkit.serving.repository import ModelRepository, NotFoundError
+from toolkit.serving.status import op_error_code
 
 _ITEM_BYTES = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 7: 8, 9: 8, 10: 1, 14: 2, 17: 2, 19: 2, 22: 4, 23: 8}  # DataType -> bytes
 
@@ -91,6 +92,8 @@ class _Guard:
                 code = grpc.StatusCode.INVALID_ARGUMENT
             elif isinstance(error, NotFoundError):
                 code = grpc.StatusCode.NOT_FOUND
+            elif op_error_code(error) not in (None, "UNKNOWN", "INTERNAL"):  # an op error keeps its own code
+                code = getattr(grpc.StatusCode, op_error_code(error))
             elif isinstance(error, Exception) and not isinstance(error, grpc.RpcError):
                 code = grpc.StatusCode.INTERNAL
             else:
@@ -208,29 +211,27 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         target.version.value = number
         target.signature_name = signature
 
+    def _examples_call(self, verb: str, request, context, response, result_of):
+        """Classify / Regress: one signature of one model on the request's tf.Examples."""
+        with _Guard(self, context, verb, request.model_spec.name):
+            signature = request.model_spec.signature_name or "serving_default"
+            entry, [(name, _verb, outputs)], rows = self._run_examples(
+                request.model_spec, [(signature, verb)], request.input, context)
+            self._spec(response.model_spec, request.model_spec.name, entry.number, name)
+            response.result.CopyFrom(result_of(outputs, rows))
+            return response
+
     def Classify(self, request, context):  # noqa: N802
         from toolkit.serving import examples as ex
 
-        with _Guard(self, context, "classify", request.model_spec.name):
-            signature = request.model_spec.signature_name or "serving_default"
-            entry, [(name, verb, outputs)], rows = self._run_examples(
-                request.model_spec, [(signature, "classify")], request.input, context)
-            response = classification_pb2.ClassificationResponse()
-            self._spec(response.model_spec, request.model_spec.name, entry.number, name)
-            response.result.CopyFrom(ex.classification_result(outputs, rows))
-            return response
+        return self._examples_call("classify", request, context, classification_pb2.ClassificationResponse(),
+                                   ex.classification_result)
 
     def Regress(self, request, context):  # noqa: N802
         from toolkit.serving import examples as ex
 
-        with _Guard(self, context, "regress", request.model_spec.name):
-            signature = request.model_spec.signature_name or "serving_default"
-            entry, [(name, verb, outputs)], rows = self._run_examples(
-                request.model_spec, [(signature, "regress")], request.input, context)
-            response = regression_pb2.RegressionResponse()
-            self._spec(response.model_spec, request.model_spec.name, entry.number, name)
-            response.result.CopyFrom(ex.regression_result(outputs, rows))
-            return response
+        return self._examples_call("regress", request, context, regression_pb2.RegressionResponse(),
+                                   ex.regression_result)
 
     def MultiInference(self, request, context):  # noqa: N802
         """Several classify / regress signatures of ONE model on the same examples (TF Serving's rules:

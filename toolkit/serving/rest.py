@@ -40,6 +40,7 @@ from toolkit.serving.limits import HostCheck, LimitError, Limits, check_image_pi
 from toolkit.serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from toolkit.serving.protos import metadata_json, status_response, to_json
 from toolkit.serving.repository import ModelRepository, NotFoundError
+from toolkit.serving.status import http_status_of, op_error_code
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ def error_status(error, roots=()) -> tuple[int, str]:
         code, message = 404, str(error).strip("'\"")
     elif isinstance(error, ValueError):  # invalid model name / version
         code, message = 400, str(error)
+    elif http_status_of(error) not in (None, 500):  # an op error: TF Serving's status for its code (ABORTED 409)
+        code, message = http_status_of(error), f"{op_error_code(error)}: {describe_error(error)}"
+        logger.warning("prediction failed in the graph: %s", message)
     else:
         logger.error("prediction failed: %s: %s", type(error).__name__, error, exc_info=error)
         code, message = 500, f"{type(error).__name__}: {describe_error(error)}"
@@ -196,26 +200,50 @@ class ServingApp:
         return self.repository.get(name, version)
 
     async def predict(self, match, headers, receive, send):
-        started = time.perf_counter()
-        name, version, label, method = match.groups()
-        model = name if name in self.repository.names() else "-"
-        loop = asyncio.get_running_loop()
-        timeout = self.limits.rest_timeout_ms / 1000.0 if self.limits.rest_timeout_ms else None
+        """`:predict` (and, by method, `:classify` / `:regress`): TF Serving's REST inference calls."""
+        method = match.group(4)
         if method in ("classify", "regress"):
-            return await self.infer_examples(method, match, headers, receive, send)
+            return await self.infer(method, match, headers, receive, send)
+        return await self.infer("predict", match, headers, receive, send, bad_method=None if method == "predict" else
+                                f"method ':{method}' is not supported; use ':predict', ':classify' or ':regress'")
+
+    async def _prepare(self, verb: str, body: bytes, name, version, label):
+        """The body -> (entry, signature, arrays, what the encoder needs), parsed off the event loop when big."""
+        loop = asyncio.get_running_loop()
+        if verb == "predict":
+            if len(body) > PROCESS_BYTES:
+                return await self.prepare_large(body, name, version, label)
+            if len(body) > OFFLOAD_BYTES:
+                return await loop.run_in_executor(self.pool, self.prepare, body, name, version, label)
+            return self.prepare(body, name, version, label)
+        if len(body) > OFFLOAD_BYTES:
+            return await loop.run_in_executor(self.pool, self.prepare_examples, body, verb, name, version, label)
+        return self.prepare_examples(body, verb, name, version, label)
+
+    async def _encode(self, verb: str, outputs: dict, layout) -> bytes:
+        if verb != "predict":
+            from toolkit.serving import examples as ex
+
+            return dumps(ex.result_json(verb, ex.result_of(verb, outputs, layout)))
+        if sum(getattr(v, "size", 1) for v in outputs.values()) > OFFLOAD_BYTES:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, encode_response, outputs, layout)
+        return encode_response(outputs, layout)
+
+    async def infer(self, verb: str, match, headers, receive, send, bad_method: str | None = None):
+        """The request path every inference verb shares: read the body, prepare it, hand it to the dispatcher
+        (taking the new version if a swap unloaded the old one in between), wait within `--rest-api-timeout-in-ms`,
+        encode, count; every failure becomes `{"error": ...}` with TF Serving's status."""
+        started = time.perf_counter()
+        name, version, label, _method = match.groups()
+        model = name if name in self.repository.names() else "-"
+        timeout = self.limits.rest_timeout_ms / 1000.0 if self.limits.rest_timeout_ms else None
         try:
-            if method != "predict":
-                raise RequestError(f"method ':{method}' is not supported; use ':predict', ':classify' or ':regress'")
+            if bad_method:
+                raise RequestError(bad_method)
             self.check_content_type(headers)
             body = await self.read_body(headers, receive)
             for _attempt in range(3):
-                if len(body) > PROCESS_BYTES:
-                    entry, signature, arrays, layout = await self.prepare_large(body, name, version, label)
-                elif len(body) > OFFLOAD_BYTES:
-                    entry, signature, arrays, layout = await loop.run_in_executor(
-                        self.pool, self.prepare, body, name, version, label)
-                else:
-                    entry, signature, arrays, layout = self.prepare(body, name, version, label)
+                entry, signature, arrays, layout = await self._prepare(verb, body, name, version, label)
                 deadline = time.monotonic() + timeout if timeout else None  # the inference deadline
                 try:
                     future = self.dispatcher.submit(entry, signature, arrays, deadline)
@@ -228,20 +256,18 @@ class ServingApp:
                 outputs = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
             except asyncio.TimeoutError:
                 future.cancel()
-                raise DeadlineExceeded(f"the prediction did not finish within {self.limits.rest_timeout_ms} ms "
+                what = "prediction" if verb == "predict" else f"{verb} call"
+                raise DeadlineExceeded(f"the {what} did not finish within {self.limits.rest_timeout_ms} ms "
                                        "(--rest-api-timeout-in-ms)") from None
-            if sum(getattr(v, "size", 1) for v in outputs.values()) > OFFLOAD_BYTES:
-                payload = await loop.run_in_executor(self.pool, encode_response, outputs, layout)
-            else:
-                payload = encode_response(outputs, layout)
+            payload = await self._encode(verb, outputs, layout)
         except ClientGone:
-            self.metrics.request("rest", model, "predict", 499, time.perf_counter() - started)
+            self.metrics.request("rest", model, verb, 499, time.perf_counter() - started)
             return
         except Exception as error:  # noqa: BLE001 - every failure becomes {"error": ...}
             code, message = error_status(error, self.roots)
-            self.metrics.request("rest", model, "predict", code, time.perf_counter() - started)
+            self.metrics.request("rest", model, verb, code, time.perf_counter() - started)
             return await send_json(send, code, dumps({"error": message}))
-        self.metrics.request("rest", model, "predict", 200, time.perf_counter() - started)
+        self.metrics.request("rest", model, verb, 200, time.perf_counter() - started)
         await send_json(send, 200, payload)
 
     @staticmethod
@@ -263,50 +289,6 @@ class ServingApp:
         signature = ex.check_signature(entry.servable, signature, verb)
         ex.check_examples_pixels(examples, context, self.limits.max_image_pixels)
         return entry, signature, {ex.INPUTS_KEY: ex.serialize(examples, context)}, len(examples)
-
-    async def infer_examples(self, verb: str, match, headers, receive, send):
-        """`:classify` / `:regress`: JSON examples -> serialized tf.Examples -> the signature (batched like
-        predictions) -> TF Serving's `{"results": ...}`."""
-        from toolkit.serving import examples as ex
-
-        started = time.perf_counter()
-        name, version, label, _method = match.groups()
-        model = name if name in self.repository.names() else "-"
-        loop = asyncio.get_running_loop()
-        timeout = self.limits.rest_timeout_ms / 1000.0 if self.limits.rest_timeout_ms else None
-        try:
-            self.check_content_type(headers)
-            body = await self.read_body(headers, receive)
-            for _attempt in range(3):
-                if len(body) > OFFLOAD_BYTES:
-                    entry, signature, arrays, rows = await loop.run_in_executor(
-                        self.pool, self.prepare_examples, body, verb, name, version, label)
-                else:
-                    entry, signature, arrays, rows = self.prepare_examples(body, verb, name, version, label)
-                deadline = time.monotonic() + timeout if timeout else None
-                try:
-                    future = self.dispatcher.submit(entry, signature, arrays, deadline)
-                    break
-                except RuntimeError:  # unloaded between lookup and submit (a swap): take the new version
-                    continue
-            else:
-                raise NotFoundError(f"Servable not found for request: {name} (being swapped, retry)")
-            try:
-                outputs = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-            except asyncio.TimeoutError:
-                future.cancel()
-                raise DeadlineExceeded(f"the {verb} call did not finish within {self.limits.rest_timeout_ms} ms "
-                                       "(--rest-api-timeout-in-ms)") from None
-            payload = dumps(ex.result_json(verb, ex.result_of(verb, outputs, rows)))
-        except ClientGone:
-            self.metrics.request("rest", model, verb, 499, time.perf_counter() - started)
-            return
-        except Exception as error:  # noqa: BLE001 - every failure becomes {"error": ...}
-            code, message = error_status(error, self.roots)
-            self.metrics.request("rest", model, verb, code, time.perf_counter() - started)
-            return await send_json(send, code, dumps({"error": message}))
-        self.metrics.request("rest", model, verb, 200, time.perf_counter() - started)
-        await send_json(send, 200, payload)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False)

@@ -57,7 +57,7 @@ def _spec_of(tensor_info) -> InputSpec:
 
 # Ops whose oneDNN CPU kernel CHECK-fails (aborts the whole process) on an input of another rank than the
 # traced one, instead of returning an error (measured, TF 2.21: MklConvOp in GetInputSizeInMklOrder). A
-# model holding one keeps its signatures' ranks; other dimensions still go to the graph.
+# model holding one keeps its signatures' ranks and static dimensions; other models' inputs go to the graph.
 RANK_CHECKED_OPS = frozenset({"Conv2D", "Conv3D", "Conv", "DepthwiseConv2dNative", "_FusedConv2D",
                               "Conv2DBackpropInput", "Conv3DBackpropInputV2", "_MklConv2D", "QuantizedConv2D"})
 
@@ -160,13 +160,14 @@ class Servable:
         else:
             if self.rank_bound:
                 for key, spec in specs.items():
-                    if spec.shape and arrays[key].ndim != len(spec.shape):
+                    if spec.shape and not _fits(arrays[key], spec):
                         shown = ", ".join("-1" if d is None else str(d) for d in spec.shape)
                         raise RequestError(
-                            f"input '{key}': a rank-{arrays[key].ndim} tensor {list(arrays[key].shape)} for the "
-                            f"signature's rank-{len(spec.shape)} [{shown}]; this model's graph has convolutions, "
-                            "whose CPU kernel aborts on another rank, so its inputs keep the signature's rank "
-                            "(other dimensions are left to the graph)")
+                            f"input '{key}': a tensor of shape {list(arrays[key].shape)} for the signature's "
+                            f"[{shown}]; this model's graph has convolutions, whose CPU (oneDNN) kernels abort "
+                            "instead of failing cleanly on another rank or on a spatial size they were not built for "
+                            "(a 1-pixel-high image into a max-pool), so its inputs keep the signature's rank and "
+                            "static dimensions")
             outputs = self._call_unchecked(name, arrays)
         return {k: np.asarray(v) for k, v in outputs.items()}
 

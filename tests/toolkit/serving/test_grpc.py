@@ -73,6 +73,8 @@ def _predict(channel, name="tiny", inputs=None, signature=""):
      "cannot decode the image bytes"),
     ("tiny", {"pixels": tf.make_tensor_proto(np.zeros((1, 5), "float32"))}, "serving_dense",
      grpc.StatusCode.INVALID_ARGUMENT, "keep the signature's rank"),  # oneDNN conv aborts on another rank
+    ("tiny", {"pixels": tf.make_tensor_proto(np.zeros((1, 1, 28, 1), "float32"))}, "serving_dense",
+     grpc.StatusCode.INVALID_ARGUMENT, "static dimensions"),  # oneDNN max-pool aborts on a 1-pixel-high image
     ("../etc", {}, "", grpc.StatusCode.INVALID_ARGUMENT, "invalid model name"),
 ])
 def test_errors_map_to_grpc_codes(channel, name, inputs, signature, code, message):
