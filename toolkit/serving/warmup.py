@@ -3,8 +3,9 @@
 That file is a TFRecord of `tensorflow.serving.PredictionLog` messages (our exports write one, see
 `toolkit.export.warmup`). Each `predict_log.request` is run once against the new version before it takes
 traffic; a request that fails fails the load (TF Serving does the same), so a version whose recorded
-requests no longer work never serves. Like TF Serving, at most 1000 records are read; records of kinds
-this server does not serve (classify, regress, multi-inference, session-run) are skipped with a warning.
+requests no longer work never serves. Predict, classify and regress records run (classify / regress through
+the named signature on the record's serialized tf.Examples, as `:classify` does); like TF Serving, at most 1000
+records are read; multi-inference and session-run records are skipped with a warning.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ class WarmupError(ValueError):
     """A warm-up record could not be read or its request failed; names the record and the reason."""
 
 
+RUN_KINDS = ("predict_log", "classify_log", "regress_log")
+
+
 def read_warmup_requests(version_dir: str, limit: int = MAX_RECORDS) -> list:
-    """The `PredictRequest`s recorded in a version's warm-up file (`[]` when there is none).
+    """The `PredictRequest`s, `ClassificationRequest`s and `RegressionRequest`s recorded in a version's warm-up
+    file, in file order (`[]` when there is none).
 
     Raises:
         WarmupError: unreadable file, a record that is not a PredictionLog, or more than `limit` records.
@@ -45,10 +50,10 @@ def read_warmup_requests(version_dir: str, limit: int = MAX_RECORDS) -> list:
             except Exception as error:  # noqa: BLE001 - protobuf DecodeError
                 raise WarmupError(f"{WARMUP_FILE}: record {index + 1} is not a PredictionLog ({error})") from None
             kind = log.WhichOneof("log_type")
-            if kind != "predict_log":
+            if kind not in RUN_KINDS:
                 skipped[kind] = skipped.get(kind, 0) + 1
                 continue
-            requests.append(log.predict_log.request)
+            requests.append(getattr(log, kind).request)
     except tf.errors.OpError as error:
         raise WarmupError(f"{WARMUP_FILE}: cannot read the TFRecord file ({error.message})") from None
     if skipped:
@@ -69,11 +74,18 @@ def run_warmup(servable, version_dir: str, limit: int = MAX_RECORDS) -> int:
         signature = request.model_spec.signature_name or "serving_default"
         where = f"{WARMUP_FILE} record {index} (signature '{signature}')"
         try:
-            specs = servable.specs(signature)
-            unknown, missing = sorted(set(request.inputs) - set(specs)), sorted(set(specs) - set(request.inputs))
-            if unknown or missing:
-                raise ValueError(f"inputs are {sorted(specs)}; unknown: {unknown}, missing: {missing}")
-            arrays = {k: tensor_to_array(request.inputs[k], specs[k], f"input '{k}'") for k in specs}
+            if request.DESCRIPTOR.name == "PredictRequest":
+                specs = servable.specs(signature)
+                unknown, missing = sorted(set(request.inputs) - set(specs)), sorted(set(specs) - set(request.inputs))
+                if unknown or missing:
+                    raise ValueError(f"inputs are {sorted(specs)}; unknown: {unknown}, missing: {missing}")
+                arrays = {k: tensor_to_array(request.inputs[k], specs[k], f"input '{k}'") for k in specs}
+            else:  # ClassificationRequest / RegressionRequest: serialized tf.Examples into that kind of signature
+                from toolkit.serving import examples as ex
+
+                verb = "classify" if request.DESCRIPTOR.name == "ClassificationRequest" else "regress"
+                signature = ex.check_signature(servable, signature, verb)
+                arrays = {ex.INPUTS_KEY: ex.serialized_from_input(request.input)}
             servable.run(signature, arrays)
         except Exception as error:  # noqa: BLE001 - any failure fails the load, with the record named
             from toolkit.serving.servable import describe_error
