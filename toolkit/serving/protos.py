@@ -78,6 +78,40 @@ def tensor_to_array(proto, spec, where: str) -> np.ndarray:
 
 
 def array_to_tensor(array: np.ndarray):
-    import tensorflow as tf
+    """A response output -> TensorProto, the message `tf.make_tensor_proto` builds (several numbers as
+    little-endian `tensor_content`, one number in its typed field, strings as `string_val`), written directly:
+    make_tensor_proto's generic checks cost ~60 us per output, a third of the gRPC path's own time for a small
+    model. Other dtypes go to make_tensor_proto.
 
-    return tf.make_tensor_proto(array)
+    >>> import tensorflow as tf
+    >>> for a in (np.arange(6, dtype="float32").reshape(2, 3), np.array([b"cat", b"dog"], dtype=object), np.int32(3),
+    ...           np.array([2], "int64"), np.array([True, False]), np.zeros((0, 3), "float32")):
+    ...     assert array_to_tensor(np.asarray(a)) == tf.make_tensor_proto(a), a
+    """
+    from tensorflow.core.framework import tensor_pb2
+
+    array = np.asarray(array)
+    kind = "string" if array.dtype.kind == "O" else _FIELD_OF.get(array.dtype.str)
+    values = array.reshape(-1).tolist() if kind in ("string", "bool_val") or array.size == 1 else None
+    if kind is None or (kind == "string" and not all(isinstance(v, bytes) for v in values)):
+        import tensorflow as tf
+
+        return tf.make_tensor_proto(array)
+    enum, field = _DATATYPE[kind]
+    proto = tensor_pb2.TensorProto(dtype=enum)
+    proto.tensor_shape.SetInParent()
+    for size in array.shape:
+        proto.tensor_shape.dim.add().size = size
+    if values is None:
+        proto.tensor_content = np.ascontiguousarray(array).tobytes()
+    else:
+        getattr(proto, field).extend(values)
+    return proto
+
+
+# little-endian numpy dtype strings -> a key of _DATATYPE: (tensorflow.DataType number, typed value field)
+_FIELD_OF = {"<f4": "float", "<f8": "double", "<i4": "int32", "|u1": "uint8", "<i2": "int16", "|i1": "int8",
+             "<i8": "int64", "|b1": "bool_val"}
+_DATATYPE = {"float": (1, "float_val"), "double": (2, "double_val"), "int32": (3, "int_val"), "uint8": (4, "int_val"),
+             "int16": (5, "int_val"), "int8": (6, "int_val"), "string": (7, "string_val"), "int64": (9, "int64_val"),
+             "bool_val": (10, "bool_val")}
