@@ -182,6 +182,22 @@ CASES = {
     "EulerODEBlock": _layer(lambda: {"branch": __import__("keras").layers.Dense(3, activation="tanh"), "steps": 2},
                             lambda: _rng().normal(size=(2, 3)).astype("float32"), (2, 3), "float32"),
     "ClassToken": _layer({}, lambda: _rng().normal(size=(2, 4, 3)).astype("float32"), (2, 5, 3), "float32"),
+    "LoRAEinsumDense": _layer(lambda: {"base": __import__("keras").layers.EinsumDense("abc,cd->abd", (None, 3)),
+                                       "rank": 2}, lambda: _rng().normal(size=(2, 4, 5)).astype("float32"),
+                              (2, 4, 3), "float32"),
+    "GCNConv": _layer({"units": 3, "activation": "relu"}, lambda: {"features": _rng().normal(size=(4, 2)).astype(
+        "float32"), "adjacency": np.array([[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]], "float32")},
+        (4, 3), "float32"),
+    "MessagePassing": _layer({"units": 3, "aggregation": "mean"}, lambda: {"features": _rng().normal(size=(3, 2)).astype(
+        "float32"), "adjacency": np.array([[0, 1, 0], [1, 0, 2], [0, 2, 0]], "float32")}, (3, 3), "float32"),
+    "BM25Tokenizer": _layer({"vocabulary": ["cat", "mat", "sat"]}, lambda: np.array(["The cat sat", "a MAT"]),
+                            (2, 3), "int32"),
+    "BM25Scores": _layer({"vocabulary_size": 3, "num_items": 2, "nnz": 4},
+                         lambda: {"term_ids": np.array([[1, 2, 0], [3, 3, 1]], "int32")}, (2, 2), "float32"),
+    "HybridTopK": _layer({"num_chunks": 4, "dim": 3, "num_docs": 3, "k": 2, "mode": "hybrid", "alpha": 0.5},
+                         lambda: {"queries": _rng().normal(size=(2, 3)).astype("float32"),
+                                  "sparse_scores": _rng().uniform(0, 2, (2, 4)).astype("float32")},
+                         {"scores": (2, 2), "similarities": (2, 2), "neighbors": (2, 2)}),
     # models
     "VAE": _model(_vae, lambda: _rng().uniform(0, 1, (2, 8, 8, 1)).astype("float32")),
     "Autoencoder": _model(_vae, lambda: _rng().uniform(0, 1, (2, 8, 8, 1)).astype("float32")),
