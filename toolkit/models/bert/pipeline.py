@@ -14,7 +14,7 @@ from toolkit.data.batching import needs_static_batches, static_batches
 def fine_tune(model, preprocessor, texts, labels, epochs: int = 3, batch_size: int = 16,
               learning_rate: float = 3e-5, mode: str = "full", lora_rank: int = 8, warmup_fraction: float = 0.1,
               weight_decay: float = 0.01, validation=None, padding: str = "batch", seed: int = 0,
-              verbose: int = 0, callbacks=None, linear_probe: bool = True):
+              verbose: int = 0, callbacks=None, linear_probe: bool = True, merge_adapters: bool = True):
     """Fine-tunes a `build_text_classifier` model on raw texts with the seed recipe.
 
     With `linear_probe` the output layer is first fitted on the frozen backbone's pooled features
@@ -39,6 +39,8 @@ def fine_tune(model, preprocessor, texts, labels, epochs: int = 3, batch_size: i
             with exactly `batch_size` examples a step.
         seed: shuffle seed.
         linear_probe: fit the head on frozen features before the main loop (see above).
+        merge_adapters: `mode="lora"`: fold the adapters into W0 after training (`toolkit.layers.lora.merge_lora`),
+            so the model saves and exports as a plain BERT; False keeps them (`save_adapters`, hot swaps).
 
     Returns:
         `(keras History, parameter counts dict)`.
@@ -67,6 +69,11 @@ def fine_tune(model, preprocessor, texts, labels, epochs: int = 3, batch_size: i
     if static:
         train, val = static_batches(train, batch_size), val and static_batches(val, batch_size)
     history = model.fit(train, validation_data=val, epochs=epochs, verbose=verbose, callbacks=callbacks)
+    if mode == "lora" and merge_adapters:
+        from toolkit.layers.lora import merge_lora
+
+        merge_lora(model)
+        model._toolkit_infer = None  # traced with the adapters (see merge_lora): trace again
     return history, counts
 
 

@@ -1,8 +1,10 @@
 """The BERT fine-tuning recipe: AdamW, LR 2e-5..5e-5 with linear warmup + decay, 2-4 epochs.
 
-Training modes: `full` (everything trains; the seed recipe), `lora` (keras-hub's `enable_lora(rank)`: the
-backbone is frozen and rank-r adapters W0 + BA, B = 0 at start, train on the attention query/value
-projections; the head trains), `frozen` (feature extraction: only the head trains).
+Training modes: `full` (everything trains; the seed recipe), `lora` (the notes' LoRA, `toolkit.layers.lora`:
+the backbone is frozen and rank-r adapters W0 + BA of the flattened d x k projection, B = 0 at start, train
+on the attention query/key/value/output projections; the head trains), `lora-keras` (keras-hub's
+`enable_lora(rank)` on query/value, whose per-head factorisation has more parameters and rank up to
+heads x r), `frozen` (feature extraction: only the head trains).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 
 from toolkit.models.bert.models import find_backbone
 
-MODES = ("full", "lora", "frozen")
+MODES = ("full", "lora", "lora-keras", "frozen")
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
@@ -67,7 +69,8 @@ def finetune_optimizer(total_steps: int, learning_rate: float = 3e-5, warmup_fra
 def set_training_mode(model, mode: str = "full", lora_rank: int = 8) -> dict:
     """Applies `full` / `lora` / `frozen` to the model's BERT backbone; returns `parameter_counts(model)`.
 
-    Call before `compile`. LoRA uses keras-hub's `backbone.enable_lora(rank)` (query + value projections).
+    Call before `compile`. `lora`: `toolkit.layers.lora.enable_lora` on Q/K/V/O (merge it into W0 with
+    `merge_lora` before saving or export); `lora-keras`: keras-hub's `backbone.enable_lora(rank)` (Q and V).
 
     Examples:
     >>> from toolkit.models.bert import build_text_classifier, tiny_bert
@@ -75,9 +78,9 @@ def set_training_mode(model, mode: str = "full", lora_rank: int = 8) -> dict:
     >>> model = build_text_classifier(backbone, num_classes=2)
     >>> set_training_mode(model, "frozen")["trainable"]  # only the 8 x 2 + 2 output layer trains
     18
-    >>> counts = set_training_mode(model, "lora", lora_rank=2)
-    >>> 18 < counts["trainable"] < counts["total"]
-    True
+    >>> counts = set_training_mode(model, "lora", lora_rank=2)   # + 2 layers x 4 projections x 2 x (8 + 8)
+    >>> counts["trainable"] - 18
+    256
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
@@ -89,7 +92,18 @@ def set_training_mode(model, mode: str = "full", lora_rank: int = 8) -> dict:
     else:
         if lora_rank < 1:
             raise ValueError(f"lora_rank must be >= 1. Received: lora_rank={lora_rank}")
-        backbone.enable_lora(int(lora_rank))
+        if mode == "lora":
+            from toolkit.layers.lora import enable_lora, lora_layers
+
+            existing = {layer.rank for layer in lora_layers(backbone).values()}
+            if existing and existing != {int(lora_rank)}:
+                raise ValueError(f"the backbone already has LoRA adapters of rank {sorted(existing)}; "
+                                 f"cannot switch to lora_rank={lora_rank}")
+            if not existing:  # a second call (e.g. from fine_tune) keeps the adapters already there
+                backbone.trainable = True
+                enable_lora(backbone, int(lora_rank))
+        else:
+            backbone.enable_lora(int(lora_rank))
     if _has_layer(model, "mean_pool"):  # the [CLS] pooler is unused by a mean-pooled head: keep it out of counts
         pooler = next((l for l in backbone.layers if l.name == "pooled_dense"), None)
         if pooler is not None:

@@ -96,11 +96,28 @@ def _fresh(vocab_file):
     return bert.tiny_bert(vocab_file, hidden_dim=16, num_heads=2, max_sequence_length=32)[0]
 
 
-def test_lora_trains_only_adapters(tiny, vocab_file):
+def test_notes_lora_trains_qkvo_adapters_and_merges(tiny, vocab_file):
+    _, _, preprocessor = tiny
+    model = bert.build_text_classifier(_fresh(vocab_file), 2)
+    counts = bert.set_training_mode(model, "lora", lora_rank=2)
+    # 2 layers x Q/K/V/O x r (d + k) = 2 x 4 x 2 x (16 + 16), plus the head Dense(16 -> 2); no bias trains
+    assert counts["trainable"] == 2 * 4 * 2 * (16 + 16) + (16 * 2 + 2)
+    history, _ = bert.fine_tune(model, preprocessor, TEXTS, LABELS, epochs=2, batch_size=3, learning_rate=1e-2,
+                                mode="lora", lora_rank=2, linear_probe=False, merge_adapters=False)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    features = bert.pack(preprocessor, tf.constant(TEXTS))
+    before = model(features).numpy()
+    from toolkit.layers.lora import merge_lora
+
+    assert merge_lora(model) == 8 and not any("lora" in w.path for w in model.weights)
+    np.testing.assert_allclose(model(features).numpy(), before, atol=1e-5)
+
+
+def test_keras_hub_lora_trains_only_adapters(tiny, vocab_file):
     _, _, preprocessor = tiny
     backbone = _fresh(vocab_file)
     model = bert.build_text_classifier(backbone, 2)
-    counts = bert.set_training_mode(model, "lora", lora_rank=2)
+    counts = bert.set_training_mode(model, "lora-keras", lora_rank=2)
     # per attention layer, query and value: A (16 x 2 heads x r=2) + B (r=2 x 8 head dim) + bias (2 x 8);
     # 2 layers x 2 projections, plus the head Dense(16 -> 2)
     assert counts["trainable"] == 2 * 2 * (16 * 2 * 2 + 2 * 8 + 2 * 8) + (16 * 2 + 2)
