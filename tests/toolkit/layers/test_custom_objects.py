@@ -185,9 +185,6 @@ CASES = {
     "LoRAEinsumDense": _layer(lambda: {"base": __import__("keras").layers.EinsumDense("abc,cd->abd", (None, 3)),
                                        "rank": 2}, lambda: _rng().normal(size=(2, 4, 5)).astype("float32"),
                               (2, 4, 3), "float32"),
-    "LoRAEinsumDense": _layer(lambda: {"base": __import__("keras").layers.EinsumDense("abc,cd->abd", (None, 3)),
-                                       "rank": 2}, lambda: _rng().normal(size=(2, 4, 5)).astype("float32"),
-                              (2, 4, 3), "float32"),
     "GCNConv": _layer({"units": 3, "activation": "relu"}, lambda: {"features": _rng().normal(size=(4, 2)).astype(
         "float32"), "adjacency": np.array([[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]], "float32")},
         (4, 3), "float32"),
