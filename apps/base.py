@@ -322,6 +322,10 @@ class App(TaskSpec):
                 dataset = getattr(task_data, name, None)
                 if isinstance(dataset, tf.data.Dataset):
                     setattr(task_data, name, static_batches(dataset, config.batch_size))
+        if getattr(config, "lr_range", "") == "auto":  # the LR range test first (or its saved result, on resume)
+            from apps.lr_find import auto_lr_range
+
+            ctx.config = config = auto_lr_range(self, ctx)
         with strategy.scope():
             model = self.build_model(ctx)
             self.prepare(model, ctx)

@@ -30,7 +30,12 @@ class BaseConfig:
     clipnorm: float = option(0.0, "clip the global gradient norm to this (0: off)")
     lr_schedule: str = option("constant", "constant | step (x lr_gamma every lr_step_epochs) | exponential "
                               "(x lr_gamma over the run) | cosine | warmup-cosine (transformers) | cyclical "
-                              "(lr/10..lr) | plateau (x0.1 when val_loss stalls 2 epochs)", choices=SCHEDULES)
+                              "(lr/10..lr, or --lr-range) | plateau (x0.1 when val_loss stalls 2 epochs)",
+                              choices=SCHEDULES)
+    lr_range: str = option("", "cyclical schedule bounds: 'LOW,HIGH', or 'auto': run the LR range test (as lr-find) "
+                           "on the training data first and take max = half the lowest-loss rate (never below the "
+                           "steepest descent), base = max/4 (Smith 2017); saved as RUN_DIR/lr_range.json and "
+                           "reused on resume; empty: lr/10..lr")
     lr_gamma: float = option(0.1, "step / exponential schedules: decay factor")
     lr_step_epochs: int = option(0, "step schedule: epochs between decays (0: a third of the epochs)")
     lr_warmup_epochs: float = option(1.0, "warmup-cosine: epochs of linear warm-up from 0")
@@ -77,7 +82,40 @@ def make_config(config_cls, config=None, **overrides):
         choices = field.metadata.get("choices")
         if choices and getattr(config, field.name) not in choices:
             raise ValueError(f"{field.name} must be one of {tuple(choices)}. Received: {getattr(config, field.name)!r}")
+    _check_training_options(config)
     return config
+
+
+def _check_training_options(config) -> None:
+    """Cross-field checks of the training options (bad values fail before any data is read)."""
+    from toolkit.training.lr_schedules import parse_lr_range
+
+    lr_range = getattr(config, "lr_range", "")
+    if lr_range:
+        parse_lr_range(lr_range)
+        if getattr(config, "lr_schedule", "") != "cyclical":
+            raise ValueError(f"lr_range={lr_range!r} sets the bounds of the cyclical schedule: pass --lr-schedule "
+                             f"cyclical (lr_schedule is {getattr(config, 'lr_schedule', '')!r})")
+    if getattr(config, "lr_multipliers", ""):
+        from toolkit.training.lr_schedules import parse_multipliers
+
+        parse_multipliers(config.lr_multipliers)
+
+
+def record_resolved(run_dir: str | None, key: str, value) -> None:
+    """Writes what an `auto` option resolved to (the training mode, the LR range) into RUN_DIR/config.json under
+    `"resolved"`, beside the options as given (which stay as the user wrote them, so a resume matches)."""
+    import json
+    import os
+
+    path = os.path.join(run_dir or "", "config.json")
+    if not run_dir or not os.path.isfile(path):
+        return
+    with open(path) as f:
+        record = json.load(f)
+    record.setdefault("resolved", {})[key] = value
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2)
 
 
 class TaskSpec:

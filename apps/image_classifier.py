@@ -16,6 +16,8 @@ import keras
 import numpy as np
 
 from apps.auto import apply_auto_batch, early_stopping_context
+from apps.config import record_resolved
+from apps.fine_tuning import auto_training, is_pretrained
 from apps.base import App, merge_histories
 from apps.specs.image_classifier import Config, ImageClassifierSpec  # noqa: F401  (Config: public as apps.image_classifier.Config)
 from apps.classification import ClassificationOutputs
@@ -24,14 +26,15 @@ from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_
 from toolkit.export import image_classification_adapter, random_samples
 from toolkit.metrics import classification_report
 from toolkit.models.transfer import (
-    BUILTIN_BACKBONES,
     build_image_classifier,
     freeze_backbone,
+    get_backbone,
     unfreeze_top_layers,
     validate_backbone,
 )
 from toolkit.training.fault_tolerance import read_json
 from toolkit.training import CyclicalLearningRate, SmoothedSparseCategoricalCrossentropy, apply_weight_regularization
+from toolkit.training.lr_schedules import parse_lr_range, parse_multipliers
 from toolkit.training.optimizers import optimizer_of
 
 
@@ -56,8 +59,10 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
 
     def prepare(self, model, ctx) -> None:
         """A batch size that gives a small training set enough steps per epoch, unless the user set one
-        (`apps.auto.auto_batch_size`: 30 images at the default 64 would be 1 step an epoch)."""
+        (`apps.auto.auto_batch_size`: 30 images at the default 64 would be 1 step an epoch); `--training auto`
+        resolved by the training-set size (`apps.fine_tuning`)."""
         apply_auto_batch(ctx, self.name)
+        _resolve_training(ctx, self.name)
 
     def info(self, ctx) -> dict:
         data = ctx.data
@@ -66,6 +71,8 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
                 "batch_size": ctx.state.get("batch_size", ctx.config.batch_size)}
         if ctx.state.get("batch_size_note"):
             info["batch_size_note"] = ctx.state["batch_size_note"]
+        if ctx.state.get("training_reason"):
+            info.update(training=ctx.state["training"], training_reason=ctx.state["training_reason"])
         return info
 
     def build_model(self, ctx) -> keras.Model:
@@ -85,18 +92,17 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
 
     def fit(self, model, ctx, callbacks) -> dict:
         data, config = ctx.data, ctx.config
-        mode = config.training
-        if mode == "auto":
-            mode = "scratch" if config.backbone in BUILTIN_BACKBONES else "fine-tune"
+        mode = ctx.state.get("training") or _resolve_training(ctx, self.name)
+        fine_tune_layers = ctx.state.get("fine_tune_layers", config.fine_tune_layers)
         steps = max(1, -(-data.num_train // ctx.state.get("batch_size", config.batch_size)))
         if mode in ("head", "fine-tune"):
             freeze_backbone(model)
-        self._compile(model, config, config.learning_rate, steps * config.epochs)
+        self._compile(model, config, config.learning_rate, steps * config.epochs, bounds=parse_lr_range(config.lr_range))
         first = model.fit(data.train, validation_data=data.validation, epochs=config.epochs,
                           callbacks=callbacks, verbose=config.verbose, shuffle=False)
         second = None
-        if mode == "fine-tune" and config.fine_tune_epochs > 0 and config.fine_tune_layers != 0:
-            unfreeze_top_layers(model, config.fine_tune_layers)
+        if mode == "fine-tune" and config.fine_tune_epochs > 0 and fine_tune_layers != 0:
+            unfreeze_top_layers(model, fine_tune_layers)
             self._compile(model, config, config.fine_tune_learning_rate, steps * config.fine_tune_epochs)
             second = model.fit(data.train, validation_data=data.validation, epochs=config.fine_tune_epochs,
                                callbacks=callbacks, verbose=config.verbose, shuffle=False)
@@ -117,16 +123,25 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
         with open(os.path.join(run.run_dir, "info.json"), "w") as f:
             json.dump(run.info, f, indent=2, default=str)
 
-    def _compile(self, model, config, learning_rate, total_steps):
+    def _compile(self, model, config, learning_rate, total_steps, bounds=None):
+        """`bounds`: the cyclical schedule's (low, high) of phase 1 (`--lr-range`); phase 2 cycles below its
+        own small rate. `--lr-multipliers` wraps the optimiser (`toolkit.training.discriminative`)."""
         if config.lr_schedule == "cyclical":
-            rate = CyclicalLearningRate(learning_rate / 10, learning_rate, step_size=max(1, total_steps // 4))
+            low, high = bounds or (learning_rate / 10, learning_rate)
+            rate = CyclicalLearningRate(low, high, step_size=max(1, total_steps // 4))
         elif config.lr_schedule == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
         else:
             rate = learning_rate
         loss = (SmoothedSparseCategoricalCrossentropy(config.label_smoothing) if config.label_smoothing
                 else keras.losses.SparseCategoricalCrossentropy())
-        model.compile(optimizer=optimizer_of(config, rate), loss=loss, metrics=["accuracy"])
+        optimizer = optimizer_of(config, rate)
+        if parse_multipliers(config.lr_multipliers):
+            from toolkit.training.discriminative import DiscriminativeOptimizer, backbone_multipliers
+
+            optimizer = DiscriminativeOptimizer(optimizer, backbone_multipliers(
+                model, get_backbone(model), parse_multipliers(config.lr_multipliers)))
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
     def serving_adapter(self, run):
         return image_classification_adapter(
@@ -153,6 +168,24 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
 
     def raw_inputs(self, inputs, info) -> dict:
         return {"images": encode_image_inputs(inputs)}
+
+
+def _resolve_training(ctx, app_name: str) -> str:
+    """`ctx.state["training"]`: the mode `fit` runs; for `--training auto`, chosen by `apps.fine_tuning` from the
+    training-set size (printed with its reason, kept in info.json and RUN_DIR/config.json's "resolved")."""
+    config = ctx.config
+    if config.training != "auto":
+        ctx.state["training"] = config.training
+        return config.training
+    mode, layers, reason = auto_training(int(getattr(ctx.data, "num_train", 0) or 0),
+                                         is_pretrained(config.backbone, config.weights))
+    if layers is not None and "fine_tune_layers" not in ctx.explicit:
+        ctx.state["fine_tune_layers"] = layers
+    ctx.state.update(training=mode, training_reason=reason)
+    print(f"{app_name}: --training auto: {reason}", flush=True)
+    record_resolved(ctx.run_dir, "training", {"mode": mode, "fine_tune_layers": ctx.state.get(
+        "fine_tune_layers", config.fine_tune_layers), "reason": reason})
+    return mode
 
 
 def _augmentation(config):

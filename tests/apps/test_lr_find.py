@@ -67,3 +67,94 @@ def test_tasks_without_a_learning_rate_and_the_bert_recipe_are_refused(tmp_path)
         lr_find(text_classifier.APP, [("a", "b")], output_dir=str(tmp_path), model="bert")
     with pytest.raises(ValueError, match="need 0 < min_lr < max_lr"):
         lr_find(image_classifier.APP, str(tmp_path), output_dir=str(tmp_path), min_lr=1.0, max_lr=0.5)
+
+
+class _Quadratic:
+    """A stand-in app (the hooks `auto_lr_range` calls): linear regression, SGD, 32 batches an epoch."""
+
+    name = "quadratic"
+
+    def __init__(self, fail=False):
+        self.fail = fail
+        from apps.config import BaseConfig
+
+        self.config_cls = BaseConfig
+
+    def build_model(self, ctx):
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+
+    def prepare(self, model, ctx):
+        pass
+
+    def fit(self, model, ctx, callbacks):
+        if self.fail:
+            raise AssertionError("the range test ran again")
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(1024, 4)).astype("float32")
+        model.compile(optimizer=keras.optimizers.SGD(ctx.config.learning_rate), loss="mse")
+        model.fit(x, x @ np.array([1.0, -2.0, 0.5, 3.0], "float32"), batch_size=32, callbacks=callbacks, verbose=0)
+
+
+def _ctx(tmp_path, **options):
+    import tensorflow as tf
+
+    from apps.base import RunContext
+    from apps.config import BaseConfig, make_config
+
+    config = make_config(BaseConfig, lr_schedule="cyclical", lr_range="auto", **options)
+    return RunContext(config=config, run_dir=str(tmp_path), strategy=tf.distribute.get_strategy())
+
+
+def test_auto_range_is_saved_reused_on_resume_and_warns_when_it_never_diverges(tmp_path):
+    from apps.lr_find import auto_lr_range
+    from toolkit.training.lr_finder import cyclical_bounds
+
+    lines = []
+    config = auto_lr_range(_Quadratic(), _ctx(tmp_path), print_fn=lines.append)
+    record = json.loads((tmp_path / "lr_range.json").read_text())
+    low, high = record["cyclical_range"]
+    assert (low, high) == pytest.approx(cyclical_bounds(record["steepest"], record["minimum"]))
+    assert config.lr_range == f"{low!r},{high!r}" and record["diverged"] and (tmp_path / "lr_range.png").is_file()
+    assert "steepest descent at" in lines[0] and f"{low:.3g} .. {high:.3g}" in lines[0]
+    # a resumed run reads the file back: the range test does not run again (this app's fit would fail)
+    lines.clear()
+    again = auto_lr_range(_Quadratic(fail=True), _ctx(tmp_path), print_fn=lines.append)
+    assert again.lr_range == config.lr_range and "reusing the range test" in lines[0]
+    # a ramp that stops far below divergence: a clear warning, printed and kept in the json
+    lines.clear()
+    auto_lr_range(_Quadratic(), _ctx(tmp_path / "low"), max_lr=1e-4, print_fn=lines.append)
+    assert any("warning" in line and "never diverged up to max_lr=0.0001" in line for line in lines)
+    assert "never diverged" in json.loads((tmp_path / "low" / "lr_range.json").read_text())["warning"]
+
+
+def test_train_with_auto_range_feeds_the_found_bounds_to_the_schedule(tmp_path, capsys):
+    """Through the app: the range test runs on the training data first, its bounds are the cyclical schedule's
+    (here inside the discriminative optimiser of --lr-multipliers), and config.json records them."""
+    from toolkit.training import CyclicalLearningRate
+    from toolkit.training.discriminative import DiscriminativeOptimizer
+
+    data = _images(tmp_path / "data", n=40)
+    run = image_classifier.train(str(data), run_dir=str(tmp_path / "runs"), epochs=1, batch_size=4, width=4,
+                                 dense_units=8, augment="none", verbose=0, patience=-1, lr_schedule="cyclical",
+                                 lr_range="auto", lr_multipliers="0.5,1.0", optimizer="sgd", nesterov=True)
+    out = capsys.readouterr().out
+    record = json.loads(open(f"{run.run_dir}/lr_range.json").read())
+    low, high = record["cyclical_range"]
+    assert "--lr-range auto: range test over" in out and f"-> cyclical rate {low:.3g} .. {high:.3g}" in out
+    optimizer = run.model.optimizer
+    assert isinstance(optimizer, DiscriminativeOptimizer) and set(optimizer.multipliers.values()) == {0.5}
+    schedule = optimizer.inner_optimizer._learning_rate
+    assert isinstance(schedule, CyclicalLearningRate)
+    assert (schedule.min_lr, schedule.max_lr) == pytest.approx((low, high))
+    assert float(schedule(0)) == pytest.approx(low)
+    saved = json.loads(open(f"{run.run_dir}/config.json").read())
+    assert saved["lr_range"] == "auto" and saved["resolved"]["lr_range"] == pytest.approx([low, high])
+
+
+def test_bad_range_values_are_refused():
+    with pytest.raises(ValueError, match="pass --lr-schedule cyclical"):
+        image_classifier.APP.make_config(lr_range="auto")
+    with pytest.raises(ValueError, match="0 < LOW < HIGH. Received: lr_range='0.1'"):
+        image_classifier.APP.make_config(lr_schedule="cyclical", lr_range="0.1")
+    with pytest.raises(ValueError, match="lr_multipliers must be a comma list"):
+        image_classifier.APP.make_config(lr_multipliers="0.1,0")

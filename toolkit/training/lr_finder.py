@@ -94,8 +94,8 @@ def analyse_range_test(lrs, losses, smoothing: float = 0.95) -> dict:
     """Suggested rates from a range test's record.
 
     Returns a dict: `steepest` (rate where the loss falls fastest per decade: the suggested rate), `minimum`
-    (rate at the lowest loss: about the largest usable one), `cyclical_range` (`[steepest / 10, minimum]`:
-    bounds for a cyclical schedule), `diverged` (whether the loss rose past 4x its best or went non-finite),
+    (rate at the lowest loss: about the largest usable one), `cyclical_range` (`cyclical_bounds`: bounds for a
+    cyclical schedule), `diverged` (whether the loss rose past 4x its best or went non-finite),
     plus the `lrs`, `losses` and `smoothed` curves. Both points are read off a centred moving average of
     about a fifteenth of the record (no lag); `smoothing` is the online EMA's beta for the divergence rule.
     """
@@ -114,9 +114,24 @@ def analyse_range_test(lrs, losses, smoothing: float = 0.95) -> dict:
     slopes = np.gradient(smoothed, np.log10(lrs))
     steepest_at = skip + int(np.argmin(slopes[skip:end + 1])) if end > skip else end
     steepest, minimum = float(lrs[steepest_at]), float(lrs[end])
-    low = steepest / 10 if steepest / 10 < minimum else minimum / 10
-    return {"steepest": steepest, "minimum": minimum, "suggested": steepest, "cyclical_range": [low, minimum],
+    return {"steepest": steepest, "minimum": minimum, "suggested": steepest,
+            "cyclical_range": list(cyclical_bounds(steepest, minimum)),
             "diverged": diverged, "lrs": lrs.tolist(), "losses": losses.tolist(), "smoothed": smoothed.tolist()}
+
+
+def cyclical_bounds(steepest: float, minimum: float) -> tuple:
+    """`(base_lr, max_lr)` of a cyclical schedule from a range test, by Smith 2017 (section 3.3): max_lr where the
+    loss stops falling (the lowest-loss rate), halved because "the optimum learning rate is usually within a
+    factor of two of the largest one that converges", but never below the steepest-descent rate; base_lr a
+    quarter of max_lr ("set base_lr to 1/3 or 1/4 of max_lr").
+
+    >>> cyclical_bounds(0.01, 0.4)
+    (0.05, 0.2)
+    >>> cyclical_bounds(0.01, 0.015)   # a short descent: the peak stays at the steepest point
+    (0.0025, 0.01)
+    """
+    high = max(float(steepest), float(minimum) / 2)
+    return high / 4, high
 
 
 def plot_range_test(result: dict, path: str, title: str = "learning-rate range test") -> str:

@@ -65,16 +65,18 @@ def build_optimizer(name: str, learning_rate, momentum: float = 0.9, nesterov: b
 def optimizer_of(config, learning_rate=None, steps_per_epoch: int | None = None):
     """The optimiser an app's Config asks for (`optimizer`, `momentum`, `nesterov`, `weight_decay`,
     `clipnorm`), at `learning_rate` (a float or schedule). Without one, the rate is `config.learning_rate`,
-    following `config.lr_schedule` when `steps_per_epoch` is given (`toolkit.training.lr_schedules`)."""
+    following `config.lr_schedule` when `steps_per_epoch` is given (`toolkit.training.lr_schedules`; a
+    cyclical one between the bounds of `config.lr_range` when it holds 'LOW,HIGH')."""
     if learning_rate is None:
         learning_rate = config.learning_rate
         if steps_per_epoch and getattr(config, "lr_schedule", "constant") != "constant":
-            from toolkit.training.lr_schedules import build_schedule
+            from toolkit.training.lr_schedules import build_schedule, parse_lr_range
 
             learning_rate = build_schedule(
                 config.lr_schedule, config.learning_rate, steps_per_epoch, config.epochs,
                 gamma=getattr(config, "lr_gamma", 0.1), step_epochs=getattr(config, "lr_step_epochs", 0),
-                warmup_epochs=getattr(config, "lr_warmup_epochs", 1.0))
+                warmup_epochs=getattr(config, "lr_warmup_epochs", 1.0),
+                bounds=parse_lr_range(getattr(config, "lr_range", "")))
     return build_optimizer(
         getattr(config, "optimizer", "adam"), learning_rate,
         momentum=getattr(config, "momentum", 0.9), nesterov=getattr(config, "nesterov", False),
