@@ -206,6 +206,8 @@ CASES = {
     "DenoisingAutoencoder": _model(_autoencoder, lambda: _rng().uniform(0, 255, (2, 8, 8, 1)).astype("float32")),
     "ContractiveAutoencoder": _model(_autoencoder, lambda: _rng().uniform(0, 255, (2, 8, 8, 1)).astype("float32")),
     "AnomalyDetector": _model(_autoencoder, lambda: _rng().uniform(0, 255, (2, 8, 8, 1)).astype("float32")),
+    "TextGenerator": _model(lambda cls: cls(list("ab "), sequence_length=4, num_layers=1, hidden_dim=4, num_heads=2),
+                            lambda: np.array([[2, 3, 4, 0]])),
     "Word2Vec": _model(_word2vec, lambda: [np.array([1, 2]), np.array([3, 4])], random=True),  # negatives drawn in-graph
     # losses, schedules, metrics, callbacks
     "DiceLoss": _object(lambda cls: cls(smooth=1.0, ignore_background=True)),

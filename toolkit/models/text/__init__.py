@@ -6,7 +6,8 @@ live in the modules (`vectorize`, `word2vec`, `classifiers`, `seq2seq`, `transfo
 """
 
 from toolkit.models.text.bm25 import BM25Index, BM25Scores, BM25Tokenizer
+from toolkit.models.text.generator import TextGenerator
 from toolkit.models.text.vectorize import TfIdf
 from toolkit.models.text.word2vec import Word2Vec
 
-__all__ = ["BM25Index", "BM25Scores", "BM25Tokenizer", "TfIdf", "Word2Vec"]
+__all__ = ["BM25Index", "BM25Scores", "BM25Tokenizer", "TextGenerator", "TfIdf", "Word2Vec"]

@@ -53,5 +53,6 @@ def test_translator_learns_a_tiny_lexicon():
     beam = translator.translate(english[:3], beam_width=3)
     assert all(isinstance(b, str) for b in beam) and len(beam) == 3
     assert translator.translate(english[:2], beam_width=1) == greedy[:2]
+    assert translator.beam_search(english, beam_width=1) == greedy  # the shared beam search at width 1 is greedy
     assert translator.normalize(["Saisissez un UUID valide."]) == ["saisissez un uuid valide"]
     assert isinstance(translator.model, keras.Model) and translator.model.get_layer("attention").units == 32
