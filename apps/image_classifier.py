@@ -56,6 +56,9 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
 
     def validate(self, config) -> None:
         validate_backbone(config.backbone)
+        from toolkit.models.transfer.backbones import validate_norm_options
+
+        validate_norm_options(config.backbone, config.norm, config.activation)  # --norm / --activation
 
     def prepare(self, model, ctx) -> None:
         """A batch size that gives a small training set enough steps per epoch, unless the user set one
@@ -82,6 +85,7 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
             data.image_shape, data.num_classes, backbone=config.backbone, weights=config.weights or None,
             dense_units=config.dense_units, dropout=config.dropout, augmentation=augmentation, width=config.width,
             head_experts=config.head_experts, backbone_side=config.backbone_side or None,
+            norm=config.norm, activation=config.activation,
         )
         if config.l2:
             apply_weight_regularization(model, l2=config.l2)

@@ -55,6 +55,9 @@ class ImageSegmenterApp(ImageSegmenterSpec, App):
             _ints(config.filters)
         if config.encoder:
             validate_backbone(config.encoder, option="encoder")
+        from toolkit.models.vision.resnet import check_options
+
+        check_options(config.norm or "batch", config.activation)  # --norm / --activation, before any data is read
 
     def info(self, ctx) -> dict:
         data, state = ctx.data, ctx.state
@@ -91,7 +94,7 @@ class ImageSegmenterApp(ImageSegmenterSpec, App):
             convs_per_block=config.convs_per_block, batch_norm=config.batch_norm, dropout=config.dropout,
             downsampling=config.downsampling, skip_connections=config.skip_connections,
             encoder=config.encoder or None, encoder_weights=config.encoder_weights or None,
-            freeze_encoder=config.freeze_encoder,
+            freeze_encoder=config.freeze_encoder, norm=config.norm or None, activation=config.activation,
         )
 
     def prepare(self, model, ctx) -> None:

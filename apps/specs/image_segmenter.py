@@ -33,6 +33,9 @@ class Config(BaseConfig):
     convs_per_block: int = option(2, "3x3 convolutions per encoder / decoder block")
     batch_norm: bool = option(True, "BatchNormalization after every convolution (--no-batch-norm: the seed's plain "
                               "convolutions)")
+    norm: str = option("", "normalisation after every convolution: batch | group (up to 32 groups) | layer (over "
+                       "H, W, C) | none; empty: --batch-norm's choice (batch, or none with --no-batch-norm)")
+    activation: str = option("relu", "activation after every convolution: relu | elu | gelu | selu | swish | tanh")
     dropout: float = option(0.0, "dropout in the deepest encoder block and the bottleneck")
     downsampling: str = option("max_pool", "max_pool (2x2) or conv (stride 2)", choices=("max_pool", "conv"))
     skip_connections: bool = option(True, "U-Net skips; --no-skip-connections gives the plain encoder-decoder")

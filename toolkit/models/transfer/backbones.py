@@ -27,7 +27,18 @@ VISION_BACKBONES = {
     "vit_tiny_moe": "vit_tiny whose every 2nd MLP is a Mixture of 4 Experts (top-2)",
     "vit_tiny_mhc": "vit_tiny with 4 residual streams mixed by doubly-stochastic matrices (mHC)",
     "vit_base": "ViT-Base/16 (12 layers, 768, MLP 3072, 12 heads; 86M parameters)",
+    "lenet5": "LeNet-5 (C1 6@5x5, S2, C3 16@5x5, S4, C5 120; tanh; inputs under 32 px zero-padded to 32)",
+    "vgg16": "VGG-16's 13 3x3 convolutions (2-2-3-3-3, max-pool after each block), filters width/64 of 64..512",
+    "inception_small": "3x3 stem + 2 stages of 2 Inception modules (1x1 | 1x1-3x3 | 1x1-5x5 | pool-1x1)",
+    "densenet_small": "DenseNet-BC: 3 dense blocks of 4 bottleneck layers, growth rate width/2, transitions 0.5",
+    "efficientnet_b0": "EfficientNet-B0 (MBConv + squeeze-excitation, swish); width/32 x its filters",
+    "efficientnet_phi1": "EfficientNet compound-scaled to phi=1: depth 1.2x, width 1.1x, input resized 1.15x",
 }
+# `norm` / `activation` options (toolkit.models.vision.resnet's NORMALIZATIONS / ACTIVATIONS) apply to these
+# convolutional built-ins; "" keeps each one's own default (batch + relu; lenet5 none + tanh, vgg16 none + relu,
+# efficientnet batch + swish)
+_CLASSIC = ("lenet5", "vgg16", "inception_small", "densenet_small", "efficientnet_b0", "efficientnet_phi1")
+NORM_BACKBONES = ("small_cnn", "small_resnet", *(n for n in VISION_BACKBONES if not n.startswith("vit")))
 BUILTIN_BACKBONES = ("small_cnn", "small_resnet", *VISION_BACKBONES)
 SMALL_INPUT = 64  # below this side the vision backbones switch to their small-image stem / patches
 
@@ -70,69 +81,124 @@ _APPLICATION_PREPROCESSING = {
 }
 
 
-def _conv_bn_relu(x, filters, name):
-    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
-    return keras.layers.Activation("relu", name=f"{name}_relu")(x)
+def _norm_layer(kind, channels, name, index=""):
+    from toolkit.models.vision.resnet import normalization  # the one normalisation table of the toolkit
+
+    suffix = {"batch": "bn", "group": "gn", "layer": "ln"}.get(kind, kind)
+    return normalization(kind, channels, f"{name}_{suffix}{index}")
 
 
-def small_cnn(input_shape, width: int = 32, name: str = "backbone") -> keras.Model:
-    """A VGG-style CNN for small images: 3 stages of two conv-BN-ReLU, max pooling between stages.
+def _conv_bn_relu(x, filters, name, norm="batch", activation="relu", strides=1):
+    x = keras.layers.Conv2D(filters, 3, strides, padding="same", use_bias=norm == "none", name=f"{name}_conv")(x)
+    if norm != "none":
+        x = _norm_layer(norm, filters, name)(x)
+    return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+
+
+def _check_options(norm, activation):
+    from toolkit.models.vision.resnet import check_options
+
+    check_options(norm, activation)
+
+
+def small_cnn(input_shape, width: int = 32, name: str = "backbone", norm: str = "batch",
+              activation: str = "relu") -> keras.Model:
+    """A VGG-style CNN for small images: 3 stages of two conv-norm-activation, max pooling between stages.
 
     Args:
         input_shape: `(H, W, C)`.
         width: filters of the first stage; doubles each stage (pyramid shape, seed section 2).
         name: model name.
+        norm: `"batch" | "group" | "layer" | "none"` after every convolution.
+        activation: `"relu" | "elu" | "gelu" | "selu" | "swish" | "tanh"`.
+
+    >>> net = small_cnn((8, 8, 1), width=4, norm="group", activation="gelu")
+    >>> sorted({type(layer).__name__ for layer in net.layers} - {"InputLayer"})
+    ['Activation', 'Conv2D', 'GroupNormalization', 'MaxPooling2D']
     """
+    _check_options(norm, activation)
     inputs = keras.Input(input_shape, name="images")
     x = inputs
     for stage in range(3):
         filters = width * 2**stage
-        x = _conv_bn_relu(x, filters, f"stage{stage + 1}_a")
-        x = _conv_bn_relu(x, filters, f"stage{stage + 1}_b")
+        x = _conv_bn_relu(x, filters, f"stage{stage + 1}_a", norm, activation)
+        x = _conv_bn_relu(x, filters, f"stage{stage + 1}_b", norm, activation)
         if stage < 2:
             x = keras.layers.MaxPooling2D(2, name=f"stage{stage + 1}_pool")(x)
     return keras.Model(inputs, x, name=name)
 
 
-def small_resnet(input_shape, width: int = 32, blocks_per_stage: int = 2, name: str = "backbone") -> keras.Model:
-    """A small ResNet (basic blocks, 3 stages, stride-2 downsampling) for training from scratch."""
+def small_resnet(input_shape, width: int = 32, blocks_per_stage: int = 2, name: str = "backbone",
+                 norm: str = "batch", activation: str = "relu") -> keras.Model:
+    """A small ResNet (basic blocks, 3 stages, stride-2 downsampling) for training from scratch; `norm` and
+    `activation` as in `small_cnn`."""
+    _check_options(norm, activation)
     inputs = keras.Input(input_shape, name="images")
-    x = _conv_bn_relu(inputs, width, "stem")
+    x = _conv_bn_relu(inputs, width, "stem", norm, activation)
     for stage in range(3):
         filters = width * 2**stage
         for block in range(blocks_per_stage):
             strides = 2 if (block == 0 and stage > 0) else 1
             prefix = f"stage{stage + 1}_block{block + 1}"
             shortcut = x
-            y = keras.layers.Conv2D(filters, 3, strides, padding="same", use_bias=False, name=f"{prefix}_conv1")(x)
-            y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_bn1")(y)
-            y = keras.layers.Activation("relu", name=f"{prefix}_relu1")(y)
-            y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv2")(y)
-            y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_bn2")(y)
+            y = x
+            for i in (1, 2):  # conv-norm-act, conv-norm (names as before the norm option: *_conv1, *_bn1, *_relu1)
+                y = keras.layers.Conv2D(filters, 3, strides if i == 1 else 1, padding="same", use_bias=norm == "none",
+                                        name=f"{prefix}_conv{i}")(y)
+                if norm != "none":
+                    y = _norm_layer(norm, filters, prefix, i)(y)
+                if i == 1:
+                    y = keras.layers.Activation(activation, name=f"{prefix}_{activation}1")(y)
             if strides != 1 or shortcut.shape[-1] != filters:
                 if strides != 1:  # subsample, then a stride-1 1x1 conv: the same map as a stride-2 1x1 conv, which
                     # TF 2.21 with oneDNN corrupts the heap training on an odd batch size (see models/vision/resnet.py)
                     shortcut = keras.layers.MaxPooling2D(1, strides, name=f"{prefix}_subsample")(shortcut)
-                shortcut = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}_proj")(shortcut)
-                shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_proj_bn")(shortcut)
+                shortcut = keras.layers.Conv2D(filters, 1, use_bias=norm == "none", name=f"{prefix}_proj")(shortcut)
+                if norm != "none":
+                    shortcut = _norm_layer(norm, filters, f"{prefix}_proj")(shortcut)
             x = keras.layers.Add(name=f"{prefix}_add")([y, shortcut])
-            x = keras.layers.Activation("relu", name=f"{prefix}_out")(x)
+            x = keras.layers.Activation(activation, name=f"{prefix}_out")(x)
     return keras.Model(inputs, x, name=name)
 
 
-def _vision_backbone(spec: str, input_shape, width: int, pooled: bool):
+def _classic_backbone(spec: str, input_shape, width: int, small: bool, options: dict):
+    """The notes' classic CNNs (toolkit.models.vision.classic / .efficientnet) as feature extractors."""
+    from toolkit.models import vision
+
+    if spec == "lenet5":
+        return vision.build_lenet5(input_shape, num_classes=None, name="backbone", **options)
+    if spec == "vgg16":
+        return vision.build_vgg16(input_shape, num_classes=None, width=width, name="backbone", **options)
+    if spec == "inception_small":
+        return vision.build_inception_small(input_shape, width=width, name="backbone", **options)
+    if spec == "densenet_small":
+        return vision.build_densenet(input_shape, blocks=(4, 4, 4), growth_rate=max(1, width // 2),
+                                     stem="small" if small else "imagenet", name="backbone", **options)
+    phi = 1 if spec == "efficientnet_phi1" else 0
+    scale = vision.compound_scaling(phi)
+    return vision.build_efficientnet(input_shape, phi, width_coefficient=scale["width"] * width / 32,
+                                     stem="small" if small else "imagenet", scale_resolution=True, name="backbone",
+                                     **options)
+
+
+def _vision_backbone(spec: str, input_shape, width: int, pooled: bool, norm: str = "", activation: str = ""):
     """`(model, minimum side)` of one of `VISION_BACKBONES` (imported here: keras-hub loads only when used)."""
     from toolkit.models import vision
 
     height, width_px = input_shape[:2]
     small = min(height, width_px) < SMALL_INPUT
+    if spec in _CLASSIC:
+        options = {"norm": norm} if norm else {}
+        options.update({"activation": activation} if activation else {})
+        return _classic_backbone(spec, input_shape, width, small, options), 8
+    options = {"normalization": norm} if norm else {}
+    options.update({"activation": activation} if activation else {})
     if spec.startswith("resnet_ode"):
         return vision.build_resnet_ode(input_shape, width=width, stem="small" if small else "imagenet",
-                                       name="backbone"), 8
+                                       name="backbone", **options), 8
     if spec.startswith("resnet"):
         depth = int(spec[6:8])
-        options = {"preactivation": spec.endswith("_preact"), "mixing": "mhc" if spec.endswith("_mhc") else "add"}
+        options.update(preactivation=spec.endswith("_preact"), mixing="mhc" if spec.endswith("_mhc") else "add")
         return vision.build_resnet(input_shape, depth, width=width, stem="small" if small else "imagenet",
                                    name="backbone", **options), 8
     size = "base" if spec == "vit_base" else "tiny"
@@ -156,7 +222,7 @@ def validate_backbone(spec: str, option: str = "backbone") -> None:
     >>> validate_backbone("ResNet999")
     Traceback (most recent call last):
     ...
-    ValueError: unknown backbone 'ResNet999': use one of ('small_cnn', 'small_resnet', 'resnet18', 'resnet34', 'resnet50', 'resnet18_preact', 'resnet18_mhc', 'resnet_ode', 'vit_tiny', 'vit_tiny_moe', 'vit_tiny_mhc', 'vit_base'), a keras.applications name (e.g. MobileNet, MobileNetV2, MobileNetV3Small, MobileNetV3Large), or a path to a .keras file
+    ValueError: unknown backbone 'ResNet999': use one of ('small_cnn', 'small_resnet', 'resnet18', 'resnet34', 'resnet50', 'resnet18_preact', 'resnet18_mhc', 'resnet_ode', 'vit_tiny', 'vit_tiny_moe', 'vit_tiny_mhc', 'vit_base', 'lenet5', 'vgg16', 'inception_small', 'densenet_small', 'efficientnet_b0', 'efficientnet_phi1'), a keras.applications name (e.g. MobileNet, MobileNetV2, MobileNetV3Small, MobileNetV3Large), or a path to a .keras file
     """
     if spec in BUILTIN_BACKBONES or hasattr(keras.applications, spec):
         return
@@ -170,7 +236,26 @@ def validate_backbone(spec: str, option: str = "backbone") -> None:
     )
 
 
-def build_backbone(spec: str, input_shape, weights: str | None = None, width: int = 32, pooled: bool = False):
+def validate_norm_options(spec: str, norm: str = "", activation: str = "") -> None:
+    """Fails at once on a `norm` / `activation` the backbone `spec` cannot take (a bad name, or a backbone whose
+    normalisation is fixed: the ViTs' LayerNorm + GELU, keras.applications nets, `.keras` files).
+
+    >>> validate_norm_options("small_cnn", "group", "elu")
+    >>> validate_norm_options("small_cnn", "instance")
+    Traceback (most recent call last):
+    ...
+    ValueError: normalization must be one of ('batch', 'group', 'layer', 'none'). Received: normalization='instance'
+    """
+    if not norm and not activation:
+        return
+    if spec not in NORM_BACKBONES:
+        raise ValueError(f"norm / activation options apply to the built-in CNN backbones {NORM_BACKBONES}, not to "
+                         f"{spec!r} (norm={norm!r}, activation={activation!r}); leave them empty")
+    _check_options(norm or "batch", activation or "relu")
+
+
+def build_backbone(spec: str, input_shape, weights: str | None = None, width: int = 32, pooled: bool = False,
+                   norm: str = "", activation: str = ""):
     """Resolves a backbone spec to `(backbone model, normalisation mode, minimum input side)`.
 
     Args:
@@ -183,6 +268,8 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
         width: base width of the built-in backbones.
         pooled: a ViT returns z0, its [CLS] token `[B, D]` (what a classification head reads) instead of its
             patch tokens as a feature map `[B, H/P, W/P, D]`; other backbones always return their feature map.
+        norm: the built-in CNNs' normalisation (`"batch" | "group" | "layer" | "none"`); "" keeps the backbone's.
+        activation: their activation (`"relu" | "elu" | "gelu" | "selu" | "swish" | "tanh"`); "" keeps theirs.
 
     Examples:
     >>> backbone, mode, min_side = build_backbone("small_cnn", (8, 8, 1), width=4)
@@ -199,12 +286,14 @@ def build_backbone(spec: str, input_shape, weights: str | None = None, width: in
     missing; `toolkit weights install mobilenet_v1_imagenet` puts one there offline (the path
     tests/toolkit/models/pretrained exercises, with no network).
     """
+    validate_norm_options(spec, norm, activation)
+    options = {"norm": norm or "batch", "activation": activation or "relu"}
     if spec == "small_cnn":
-        return small_cnn(input_shape, width), "unit", 8
+        return small_cnn(input_shape, width, **options), "unit", 8
     if spec == "small_resnet":
-        return small_resnet(input_shape, width), "unit", 8
+        return small_resnet(input_shape, width, **options), "unit", 8
     if spec in VISION_BACKBONES:
-        model, min_side = _vision_backbone(spec, input_shape, width, pooled)
+        model, min_side = _vision_backbone(spec, input_shape, width, pooled, norm, activation)
         return model, "unit", min_side
     if spec.endswith(".keras") or os.path.isfile(spec):
         return _backbone_from_file(spec), "unit", 8

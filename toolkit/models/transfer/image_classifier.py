@@ -28,6 +28,8 @@ def build_image_classifier(
     head_experts: int = 0,
     head_top_k: int = 2,
     backbone_side: int | None = None,
+    norm: str = "",
+    activation: str = "",
     name: str = "image_classifier",
 ) -> keras.Model:
     """Builds a classifier that takes raw pixels in [0, 255] and returns class probabilities.
@@ -48,6 +50,8 @@ def build_image_classifier(
         head_top_k: experts per image of the MoE head.
         backbone_side: side the backbone sees (e.g. 96 or 224 for an ImageNet net fed 28x28 images): the raw
             input is resized to it inside the graph; None: the input's size, raised to the backbone's minimum.
+        norm, activation: the built-in CNN backbones' normalisation / activation (see `build_backbone`);
+            "" keeps each backbone's own.
         name: model name.
 
     A backbone that returns a vector (a ViT's [CLS] token z0) feeds the head directly; a feature map is
@@ -72,7 +76,8 @@ def build_image_classifier(
             size = (max(backbone_side, min_side),) * 2
         wants_rgb = backbone not in BUILTIN_BACKBONES and not backbone.endswith(".keras")
         base, mode, min_side = build_backbone(
-            backbone, size + (3 if wants_rgb else channels,), weights=weights, width=width, pooled=True
+            backbone, size + (3 if wants_rgb else channels,), weights=weights, width=width, pooled=True,
+            norm=norm, activation=activation,
         )
     base_h, base_w, base_c = base.input_shape[1:]
     regularizer = keras.regularizers.L2(head_l2) if head_l2 else None

@@ -23,6 +23,8 @@ from __future__ import annotations
 import keras
 
 from toolkit.layers import ImageNormalization
+from toolkit.models.vision.resnet import check_options as check_norm_activation
+from toolkit.models.vision.resnet import normalization
 
 DOWNSAMPLING = ("max_pool", "conv")
 # BatchNormalization momentum: Keras' 0.99 keeps ~37% of the initial statistics after 100 steps, so a model
@@ -30,15 +32,23 @@ DOWNSAMPLING = ("max_pool", "conv")
 # them in ~40 steps
 BN_MOMENTUM = 0.9
 PADDINGS = ("same", "valid")
+_NORM_SUFFIX = {"batch": "bn", "group": "gn", "layer": "ln"}
 
 
-def _conv_block(x, filters, convs, kernel_size, padding, batch_norm, dropout, name):
+def _resolve_norm(norm, batch_norm, activation):
+    """`norm` (None: `batch_norm`'s choice, batch or none) checked with `activation` against the vision tables."""
+    norm = norm or ("batch" if batch_norm else "none")
+    check_norm_activation(norm, activation)
+    return norm
+
+
+def _conv_block(x, filters, convs, kernel_size, padding, norm, activation, dropout, name):
     for i in range(convs):
-        x = keras.layers.Conv2D(filters, kernel_size, padding=padding, use_bias=not batch_norm,
+        x = keras.layers.Conv2D(filters, kernel_size, padding=padding, use_bias=norm == "none",
                                 name=f"{name}_conv{i + 1}")(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{i + 1}")(x)
-        x = keras.layers.Activation("relu", name=f"{name}_relu{i + 1}")(x)
+        if norm != "none":  # batch: *_bn1 as before the norm option; the resnet builders' table for the others
+            x = normalization(norm, filters, f"{name}_{_NORM_SUFFIX[norm]}{i + 1}")(x)
+        x = keras.layers.Activation(activation, name=f"{name}_{activation}{i + 1}")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return x
@@ -80,6 +90,8 @@ def build_unet(
     freeze_encoder: bool = False,
     decoder_filters=None,
     normalization: str = "unit",
+    norm: str | None = None,
+    activation: str = "relu",
     name: str | None = None,
 ) -> keras.Model:
     """Builds a U-Net taking raw pixels in [0, 255] and returning per-pixel class probabilities.
@@ -104,12 +116,18 @@ def build_unet(
         freeze_encoder: make the pretrained encoder non-trainable.
         decoder_filters: decoder widths, deepest first, for a pretrained encoder (default: 256, 128, ...).
         normalization: input normalisation mode (`ImageNormalization`); a pretrained encoder uses its own.
+        norm: normalisation after every convolution, `"batch" | "group" | "layer" | "none"` (group: up to 32
+            groups; layer: one group, i.e. over H, W, C); None: `batch_norm`'s choice (batch or none).
+        activation: `"relu" | "elu" | "gelu" | "selu" | "swish" | "tanh"` after every convolution.
         name: model name (default `"unet"` or `"encoder_decoder"` without skips).
 
     Examples:
     >>> model = build_unet((32, 32, 3), 4, filters=(8, 16), bottleneck=32)
     >>> model.output_shape
     (None, 32, 32, 4)
+    >>> model = build_unet((16, 16, 1), 2, filters=(4,), bottleneck=8, norm="group", activation="elu")
+    >>> sorted({type(layer).__name__ for layer in model.layers if "Norm" in type(layer).__name__})
+    ['GroupNormalization', 'ImageNormalization']
     """
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2 (background + classes). Received: num_classes={num_classes}")
@@ -120,9 +138,10 @@ def build_unet(
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
     name = name or ("unet" if skip_connections else "encoder_decoder")
+    norm = _resolve_norm(norm, batch_norm, activation)
     if encoder:
         return _pretrained_unet(input_shape, num_classes, encoder, encoder_weights, freeze_encoder, decoder_filters,
-                                convs_per_block, kernel_size, batch_norm, dropout, skip_connections, name)
+                                convs_per_block, kernel_size, norm, activation, dropout, skip_connections, name)
     filters = [int(f) for f in filters]
     if not filters:
         raise ValueError("filters must name at least one encoder level")
@@ -131,7 +150,8 @@ def build_unet(
     if padding == "same" and height is not None and (height % factor or width % factor):
         raise ValueError(f"with {len(filters)} levels the input height and width must be divisible by {factor}. "
                          f"Received: input_shape={tuple(input_shape)}")
-    config = {"convs": convs_per_block, "kernel_size": kernel_size, "padding": padding, "batch_norm": batch_norm}
+    config = {"convs": convs_per_block, "kernel_size": kernel_size, "padding": padding, "norm": norm,
+              "activation": activation}
     inputs = keras.Input(tuple(input_shape), name="images")
     x = ImageNormalization(normalization, name="normalization")(inputs)
     skips = []
@@ -173,7 +193,7 @@ def feature_pyramid(backbone: keras.Model, input_side: int):
 
 
 def _pretrained_unet(input_shape, num_classes, spec, weights, freeze, decoder_filters, convs, kernel_size,
-                     batch_norm, dropout, skip_connections, name):
+                     norm, activation, dropout, skip_connections, name):
     from toolkit.models.transfer.backbones import BUILTIN_BACKBONES, build_backbone
 
     height, width, channels = input_shape
@@ -192,7 +212,7 @@ def _pretrained_unet(input_shape, num_classes, spec, weights, freeze, decoder_fi
     x, skips = features[-1], dict(zip(sides[:-1], features[:-1]))
     side, step = sides[-1], 0
     widths = list(decoder_filters or [256, 128, 64, 32, 16, 16, 16, 16])
-    config = {"convs": convs, "kernel_size": kernel_size, "padding": "same", "batch_norm": batch_norm,
+    config = {"convs": convs, "kernel_size": kernel_size, "padding": "same", "norm": norm, "activation": activation,
               "dropout": 0.0}
     if dropout:
         x = keras.layers.Dropout(dropout, name="bottleneck_dropout")(x)

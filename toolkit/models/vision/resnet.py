@@ -21,7 +21,7 @@ from toolkit.layers import EulerODEBlock, HyperConnection
 # depth -> (block, blocks per stage): the notes' ResNet-18/34/50 (F3:7764-7871).
 RESNET_LAYOUTS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
 NORMALIZATIONS = ("batch", "group", "layer", "none")
-ACTIVATIONS = ("relu", "elu", "gelu", "selu")
+ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh")  # swish: EfficientNet's; tanh: LeNet-5's
 STEMS = ("imagenet", "small")
 BN_MOMENTUM = 0.9  # the toolkit's built-in backbones' (see toolkit/models/transfer/backbones.py)
 BOTTLENECK_EXPANSION = 4
@@ -50,8 +50,22 @@ def _check(normalization_kind, activation, stem=None):
         raise ValueError(f"stem must be one of {STEMS}. Received: stem={stem!r}")
 
 
-def _conv(filters, kernel, strides, name):
-    return keras.layers.Conv2D(filters, kernel, strides, padding="same", use_bias=False, name=name,
+def check_options(normalization_kind: str = "batch", activation: str = "relu") -> None:
+    """Raises a ValueError naming the valid choices on a bad normalisation or activation name (the `--norm` /
+    `--activation` options of the image apps check with it before reading any data).
+
+    >>> check_options("group", "selu")
+    >>> check_options("batch", "swishy")
+    Traceback (most recent call last):
+    ...
+    ValueError: activation must be one of ('relu', 'elu', 'gelu', 'selu', 'swish', 'tanh'). Received: activation='swishy'
+    """
+    _check(normalization_kind, activation)
+
+
+def _conv(filters, kernel, strides, name, use_bias=False):
+    """A convolution; biased only when no normalisation follows (norm="none": its offset would replace a bias)."""
+    return keras.layers.Conv2D(filters, kernel, strides, padding="same", use_bias=use_bias, name=name,
                                kernel_initializer="he_normal")
 
 
@@ -78,9 +92,10 @@ def residual_branch(filters: int, block: str = "basic", strides: int = 1, preact
     for i, (f, k, s) in enumerate(convs, start=1):
         if preactivation:  # BN -> act -> conv (He et al. 2016, "Identity mappings")
             layers += [normalization(norm, f, f"{name}_norm{i}"), keras.layers.Activation(activation, name=f"{name}_act{i}"),
-                       _conv(f, k, s, f"{name}_conv{i}")]
+                       _conv(f, k, s, f"{name}_conv{i}", norm == "none")]
         else:  # conv -> BN -> act, the last activation after the add
-            layers += [_conv(f, k, s, f"{name}_conv{i}"), normalization(norm, f, f"{name}_norm{i}")]
+            layers += [_conv(f, k, s, f"{name}_conv{i}", norm == "none"),
+                       normalization(norm, f, f"{name}_norm{i}")]
             if i < len(convs):
                 layers.append(keras.layers.Activation(activation, name=f"{name}_act{i}"))
     return layers
@@ -104,13 +119,13 @@ def _block(x, filters, block, strides, preactivation, norm, activation, step_siz
 
 def _stem(inputs, width, stem, norm, activation):
     if stem == "imagenet":  # 7x7/2 conv + 3x3/2 max-pool: 224 -> 56
-        x = keras.layers.Conv2D(width, 7, 2, padding="same", use_bias=False, name="stem_conv",
+        x = keras.layers.Conv2D(width, 7, 2, padding="same", use_bias=norm == "none", name="stem_conv",
                                 kernel_initializer="he_normal")(inputs)
         x = normalization(norm, width, "stem_norm")(x)
         x = keras.layers.Activation(activation, name="stem_act")(x)
         return keras.layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
     # small images (CIFAR-style): one 3x3 conv, no downsampling, so a 28-32 px image keeps its detail
-    x = _conv(width, 3, 1, "stem_conv")(inputs)
+    x = _conv(width, 3, 1, "stem_conv", norm == "none")(inputs)
     x = normalization(norm, width, "stem_norm")(x)
     return keras.layers.Activation(activation, name="stem_act")(x)
 
@@ -208,7 +223,7 @@ def build_resnet_ode(input_shape, width: int = 64, steps: int = 2, blocks: tuple
     for stage, count in enumerate(blocks):
         filters = width * 2**stage
         if stage > 0:  # the shape change stays outside the ODE (its F must map y to y's shape)
-            x = _conv(filters, 3, 2, f"stage{stage + 1}_transition_conv")(x)
+            x = _conv(filters, 3, 2, f"stage{stage + 1}_transition_conv", normalization == "none")(x)
             x = _normalization_layer(normalization, filters, f"stage{stage + 1}_transition_norm")(x)
             x = keras.layers.Activation(activation, name=f"stage{stage + 1}_transition_act")(x)
         for index in range(count):

@@ -112,3 +112,47 @@ def test_unet_round_trips_through_keras_file(tmp_path):
     reloaded = keras.saving.load_model(str(tmp_path / "pretrained.keras"))
     np.testing.assert_allclose(reloaded(x), pretrained(x), atol=1e-6)
     assert get_encoder(reloaded).trainable is False
+
+
+NORM_CLASS = {"batch": keras.layers.BatchNormalization, "group": keras.layers.GroupNormalization,
+              "layer": keras.layers.GroupNormalization}
+
+
+@pytest.mark.parametrize("norm", ["batch", "group", "layer", "none"])
+def test_norm_option_puts_its_layers_after_every_convolution(norm):
+    model = build_unet((8, 8, 1), 2, filters=(4,), bottleneck=8, norm=norm)
+    convs = [l for l in model.layers if type(l) is keras.layers.Conv2D and l.name != "classifier"]
+    norms = [l for l in model.layers if isinstance(l, (keras.layers.BatchNormalization,
+                                                       keras.layers.GroupNormalization))]
+    if norm == "none":
+        assert not norms and all(c.use_bias for c in convs)
+    else:
+        assert len(norms) == len(convs) == 6 and all(type(l) is NORM_CLASS[norm] for l in norms)
+        assert not any(c.use_bias for c in convs)
+        assert {l.groups for l in norms if norm != "batch"} <= ({1} if norm == "layer" else set(range(2, 33)))
+
+
+def test_norm_defaults_to_the_batch_norm_flag():
+    plain = build_unet((8, 8, 1), 2, filters=(4,), bottleneck=8)
+    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in plain.layers)
+    bn = build_unet((8, 8, 1), 2, filters=(4,), bottleneck=8, batch_norm=True)
+    assert bn.get_layer("enc1_bn1") and bn.get_layer("enc1_relu1")  # the names from before the norm option
+
+
+@pytest.mark.parametrize("activation", ["relu", "elu", "gelu", "selu"])
+def test_activation_option(activation):
+    model = build_unet((8, 8, 1), 2, filters=(4,), bottleneck=8, activation=activation)
+    acts = {l.get_config()["activation"] for l in model.layers if isinstance(l, keras.layers.Activation)}
+    assert acts == {activation}
+
+
+def test_norm_activation_round_trip_and_errors(tmp_path):
+    from tests import harness
+
+    model = build_unet((8, 8, 1), 3, filters=(4,), bottleneck=8, norm="layer", activation="gelu")
+    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 1)).astype("float32")
+    harness.run_model_saving_test(model, x, fresh_process=False, tmp_dir=str(tmp_path))  # stock layers only
+    with pytest.raises(ValueError, match=r"normalization must be one of \('batch', 'group', 'layer', 'none'\)"):
+        build_unet((8, 8, 1), 2, filters=(4,), norm="instance")
+    with pytest.raises(ValueError, match=r"activation must be one of \('relu', 'elu', 'gelu', 'selu'"):
+        build_unet((8, 8, 1), 2, filters=(4,), activation="leaky_relu")

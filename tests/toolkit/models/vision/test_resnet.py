@@ -93,8 +93,8 @@ def test_bad_options_name_the_value():
         build_resnet((32, 32, 3), 101)
     with pytest.raises(ValueError, match="normalization='instance'"):
         build_resnet((32, 32, 3), 18, normalization="instance")
-    with pytest.raises(ValueError, match="activation='tanh'"):
-        build_resnet((32, 32, 3), 18, activation="tanh")
+    with pytest.raises(ValueError, match="activation='sigmoid'"):
+        build_resnet((32, 32, 3), 18, activation="sigmoid")
 
 
 def _lesion_accuracy(model, x, y, lesion):
