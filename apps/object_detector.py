@@ -186,12 +186,13 @@ class ObjectDetectorApp(ObjectDetectorSpec, App):
                                                    truth=truth)
 
     def export_adapter(self, run: Run, target: str, formats: tuple, score_threshold: float | None = None):
-        """With `nms="auto"`, the NMS op the requested formats can carry: `padded` for tflite (the TFLite
-        converter has no combined NMS) and tpu (XLA), `combined` otherwise; `score_threshold` replaces the
-        run's serving threshold in this export."""
+        """With `nms="auto"`, the NMS op the requested formats can carry: `padded` for any TFLite file (float
+        or quantized: the TFLite converter has no combined NMS) and tpu (XLA), `combined` otherwise;
+        `score_threshold` replaces the run's serving threshold in this export."""
         method = run.config.nms
         if method == "auto":
-            method = "padded" if ("tflite" in formats or target == "tpu") else "combined"
+            tflite = any(str(f).startswith("tflite") for f in formats)
+            method = "padded" if (tflite or target == "tpu") else "combined"
         return self.serving_adapter(run, method, score_threshold=score_threshold)
 
     def serving_adapter(self, run, method: str | None = None, score_threshold: float | None = None):

@@ -90,6 +90,17 @@ def measure(run, path: str, held_out, repeats: int) -> list:
     return metric, rows
 
 
+def budget(name, args) -> str:
+    """The training budget of one app's rows, in words."""
+    quick = args.quick
+    return {"classifier": f"{3000 if quick else 12000} training images, {2 if quick else 3} epochs, "
+                          f"{1000 if quick else 2000} test images",
+            "segmenter": f"{150 if quick else 400} training scenes 48x48, {3 if quick else 8} epochs, "
+                         f"{50 if quick else 100} test scenes"}.get(
+        name, f"{200 if quick else 600} training scenes 64x64, at most {3 if quick else 8} epochs / "
+              f"{1.0 if quick else 2.5} min, {60 if quick else 150} test scenes")
+
+
 def default_drop(name):
     from apps.quantization import GUARDS
 
@@ -149,36 +160,38 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=100, help="batch-1 calls timed per file")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()
     out = tempfile.mkdtemp(prefix="bench_edge_")
-    sections, started = [], time.time()
+    started = time.time()
     builders = {"classifier": ("Fashion-MNIST classifier (small_cnn)", bench_classifier),
                 "yolo": ("digit-scene detector, YOLO", lambda a, o: bench_detector("yolo", a, o)),
                 "ssd": ("digit-scene detector, SSD", lambda a, o: bench_detector("ssd", a, o)),
                 "segmenter": ("digit-scene segmenter, U-Net", bench_segmenter)}
+    intro = ("Every file is scored on the held-out data through its own runtime (LiteRT default delegate, onnxruntime "
+             "CPU provider); batch-1 ms is the median of single-example calls on the dense input. SavedModel size: "
+             "saved_model.pb + variables. The detectors are scored on the dense path at their serving NMS threshold "
+             "for every format (the SavedModel's `detect` signature is not used, so the rows compare like with like); "
+             "their int8 files quantize the network and keep box decoding and NMS float.")
     for name in args.apps.split(","):
         title, build = builders[name]
+        app_started, app_load = time.time(), os.getloadavg()
         run, held_out = build(args, out)
         path = run.export(os.path.join(out, name), formats=FORMATS, max_quantization_drop=1e9)  # keep every file
         metric, rows = measure(run, path, held_out, args.repeats)
-        text = f"**{title}** (held-out {metric}):\n\n" + table(
+        text = f"**{title}** (held-out {metric}; {budget(name, args)}):\n\n" + table(
             ["format", "size KiB", "batch-1 ms", metric, "default guard"], rows)
         print(text, flush=True)
-        sections.append(text)
-    load_after = os.getloadavg()
-    markdown = "\n\n".join([
-        "## Edge exports: quantized TFLite / ONNX with the accuracy guard (issue 21)",
-        f"`{COMMAND}{' --quick' if args.quick else ''}` · {machine()} · {(time.time() - started) / 60:.1f} min · "
-        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (the 2 cores are shared with other "
-        "sessions' jobs: latencies are noisy, compare within a table)",
-        "Every file is scored on the held-out data through its own runtime (LiteRT default delegate, onnxruntime CPU "
-        "provider); batch-1 ms is the median of single-example calls on the dense input. SavedModel size: "
-        "saved_model.pb + variables. The detectors are scored on the dense path at their serving NMS threshold for "
-        "every format (the SavedModel's `detect` signature is not used, so the rows compare like with like).",
-        *sections,
-    ])
-    if not args.no_write:
-        write_section("edge", markdown)
+        # one section per app (`edge` holds the classifier and the introduction), so a run of some apps leaves
+        # the others' figures in place
+        line = (f"`{COMMAND} --apps {name}{' --quick' if args.quick else ''}` · {machine()} · "
+                f"{(time.time() - app_started) / 60:.1f} min · load average {app_load[0]:.1f} before, "
+                f"{os.getloadavg()[0]:.1f} after (the 2 cores are shared with other sessions' jobs: latencies are "
+                "noisy, compare within a table)")
+        section = "\n\n".join(
+            (["## Edge exports: quantized TFLite / ONNX with the accuracy guard (issue 21)", intro]
+             if name == "classifier" else []) + [line, text])
+        if not args.no_write:
+            write_section("edge" if name == "classifier" else f"edge_{name}", section)
+    print(f"edge benchmark: {(time.time() - started) / 60:.1f} min", flush=True)
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from typing import Callable
 
 import numpy as np
@@ -159,17 +160,82 @@ def _convert(wanted, compute_fn, adapter, model, staging, options, dense_names) 
             float_size = len(convert_tflite(source))
             for fmt in tflite:
                 mode = fmt.split("-", 1)[1]
-                content = convert_tflite(source, mode, representative_rows(options, dense_names),
-                                         int8_io=options.int8_io)
+                if mode == "int8" and adapter.task == "object_detection":
+                    content = convert_int8_network_only(source, representative_rows(options, dense_names),
+                                                        model.name, int8_io=options.int8_io)
+                else:
+                    content = convert_tflite(source, mode, representative_rows(options, dense_names),
+                                             int8_io=options.int8_io)
                 with open(os.path.join(staging, FILE_NAMES[fmt]), "wb") as f:
                     f.write(content)
                 out[fmt] = (FILE_NAMES[fmt], float_size)
     if "onnx-int8" in wanted:
-        out["onnx-int8"] = _onnx_int8(compute_fn, adapter, staging, options, dense_names)
+        out["onnx-int8"] = _onnx_int8(compute_fn, adapter, staging, options, dense_names, model.name)
     return out
 
 
-def _onnx_int8(compute_fn, adapter, staging, options, dense_names):
+def network_op(name: str, model_name: str) -> bool:
+    """Whether a TFLite tensor / op name belongs to the Keras model `model_name` (its layers' name scope,
+    `yolo/...` or `yolo_1/...`; fused ops join several names with `;`) rather than to the post-processing.
+
+    Examples:
+    >>> network_op("yolo_1/backbone_1/s1_bn_1/batchnorm/add_1;yolo_1/backbone_1/s1_conv_1/convolution", "yolo")
+    True
+    >>> network_op("non_max_suppression_padded/Const_2", "yolo"), network_op("yolov2_1/conv", "yolo")
+    (False, False)
+    """
+    pattern = re.compile(rf"{re.escape(model_name)}(_[0-9]+)?/")
+    return any(pattern.match(part) for part in name.split(";"))
+
+
+def convert_int8_network_only(source: str, representative, model_name: str, int8_io: bool = False) -> bytes:
+    """Full-integer int8 of the network only: the ops of the Keras model `model_name` run int8, the
+    post-processing after it (a detector's box decoding, score thresholds and padded NMS) stays float.
+
+    Quantizing the whole detector graph puts box coordinates, class offsets and the NMS loop's tensors into
+    int8 (measured: a LiteRT abort inside the padded-NMS graph, and boxes off by a whole quantization step of a
+    [0, image size] range). The converter has no "stop here" flag; its selective quantization (the quantization
+    debugger's `denylisted_nodes`, TensorFlow's documented route) keeps every op outside the model's name scope
+    float. `int8_io`: int8 input and float outputs as int8 (mlir_quantize's `fully_quantize`).
+    """
+    converter = tf.lite.TFLiteConverter.from_saved_model(source)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        # The debugger calibrates once (its first debug model keeps the control flow and NMS float), then
+        # re-quantizes the calibrated model with every non-network op denylisted.
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=_FLOAT_CONTROL_OPS))
+        names = _tensor_names(debugger.calibrated_model)
+        denylist = [name for name in names if name and not network_op(name, model_name)]
+        if len(denylist) == len(names):
+            raise ExportError(f"no op of the model {model_name!r} found in the TFLite graph to quantize")
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denylist,
+                                                                         fully_quantize=int8_io)
+        return debugger.get_nondebug_quantized_model()
+    except ExportError:
+        raise
+    except Exception as error:  # converter errors are long; the first line names the op
+        raise ExportError(f"TFLite int8 conversion failed: {str(error).splitlines()[0]}") from error
+
+
+def _tensor_names(content: bytes) -> list:
+    """Every tensor name of a TFLite model, in all its subgraphs (a WHILE / IF body is a subgraph of its own:
+    the NMS loop's ops live there)."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.schema_py_generated import Model
+
+    interpreter = Interpreter(model_content=content)
+    count = Model.GetRootAs(content, 0).SubgraphsLength()
+    return [t["name"] for index in range(count) for t in interpreter.get_tensor_details(index) if t["name"]]
+
+
+_FLOAT_CONTROL_OPS = ["WHILE", "IF", "NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5"]
+
+
+def _onnx_int8(compute_fn, adapter, staging, options, dense_names, model_name):
     """Static QDQ int8 (per-channel weights) of the float ONNX graph, calibrated on the representative rows."""
     import tf2onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -207,9 +273,16 @@ def _onnx_int8(compute_fn, adapter, staging, options, dense_names):
     except Exception as error:  # noqa: BLE001 - optional step: quantize the graph as converted
         logger.info("onnx pre-processing skipped: %s", error)
         source = float_path
+    nodes = None
+    if adapter.task == "object_detection":  # as convert_int8_network_only: box decoding and NMS stay float
+        import onnx
+
+        nodes = [n.name for n in onnx.load(source).graph.node if network_op(n.name, model_name)]
+        if not nodes:
+            raise ExportError(f"no node of the model {model_name!r} found in the ONNX graph to quantize")
     try:
         quantize_static(source, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=nodes)
     except Exception as error:
         raise ExportError(f"ONNX int8 quantization failed: {str(error).splitlines()[0]}") from error
     finally:

@@ -121,3 +121,68 @@ def test_quantized_formats_without_a_guard_fail_and_write_nothing(classifier, tm
     with pytest.raises(ExportError, match="need held-out data for the accuracy guard"):
         export(model, str(tmp_path / "m"), adapter=adapter, formats=("saved_model", "tflite-fp16"))
     assert not os.path.exists(tmp_path / "m")
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    """A tiny untrained YOLO (16x16, width 4) with padded NMS in the graph, exported tflite-int8 / onnx-int8."""
+    from toolkit.export.detection import detection_adapter
+    from toolkit.models.detection.yolo import build_yolo, yolo_detect
+
+    keras.utils.set_random_seed(1)
+    anchors = np.array([[4.0, 4.0], [9.0, 9.0]], "float32")
+    model = build_yolo((16, 16, 3), 2, anchors, width=4)
+    head = model.get_layer("yolo_out")  # distinct scores per cell and anchor (an untrained head ties them all)
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 0.05, np.random.default_rng(2).normal(0.0, 2.0, bias.shape).astype("float32")])
+    x = np.random.default_rng(1).uniform(0, 255, (24, 16, 16, 3)).astype("float32")
+
+    def detect(raw):
+        return yolo_detect(raw, anchors, (16, 16), max_detections=10, score_threshold=0.05, method="padded")
+
+    adapter = detection_adapter(model, ["a", "b"], detect, sample_images=x[:2].astype("uint8"))
+    reference = {}
+
+    def evaluate(predictor):  # agreement with the live model's detections (IoU >= 0.5, same class)
+        out = predictor({"pixels": x[16:]}, signature="serving_dense")
+        if not reference:
+            reference.update(out)
+        return {"agreement": _agreement(reference, out)}
+
+    options = QuantizationOptions(evaluate=evaluate, representative=[{"pixels": x[:16]}], metric="agreement",
+                                  max_drop=100.0)
+    path = export(model, str(tmp_path_factory.mktemp("det") / "m"), adapter=adapter,
+                  formats=("saved_model", "tflite", "tflite-int8", "onnx-int8"), quantization=options)
+    return path, x
+
+
+def _agreement(reference, out) -> float:
+    from toolkit.models.detection.boxes import box_iou
+
+    hits, total = 0, 0
+    for i in range(len(reference["num_detections"])):
+        n, m = int(reference["num_detections"][i]), int(out["num_detections"][i])
+        total += n
+        if n and m:
+            iou = np.asarray(box_iou(reference["boxes"][i][:n], out["boxes"][i][:m]))
+            same = reference["classes"][i][:n, None] == out["classes"][i][None, :m]
+            hits += int(((iou >= 0.5) & same).any(axis=1).sum())
+    return hits / max(total, 1)
+
+
+@pytest.mark.slow  # ~25 s idle (calibration + three int8 conversions), ~75 s under the shared load
+def test_detector_int8_keeps_nms_float_and_runs_at_any_batch(detector):
+    """The whole-graph int8 file aborted inside LiteRT's padded-NMS graph; the network-only one runs."""
+    path, x = detector
+    meta = json.load(open(os.path.join(path, "assets.extra", "toolkit.json")))
+    for fmt in ("tflite-int8", "onnx-int8"):
+        entry = meta["quantization"]["formats"][fmt]
+        assert entry["published"], entry
+        predictor = EdgePredictor(os.path.join(path, entry["file"]))
+        for batch in (1, 3):
+            out = predictor({"pixels": x[:batch]}, signature="serving_dense")
+            assert out["boxes"].shape == (batch, 10, 4) and out["num_detections"].shape == (batch,), fmt
+            n = int(out["num_detections"][0])
+            assert n > 0 and np.isfinite(out["boxes"]).all() and set(np.unique(out["classes"][0][:n])) <= {0, 1}, fmt
+        assert entry["metric"] >= 0.5, entry  # same detections as the float model, boxes decoded in float
+    assert meta["quantization"]["formats"]["tflite-int8"]["size_ratio"] > 1.2
