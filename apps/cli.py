@@ -91,6 +91,7 @@ def _task_parser(sub, name):
     train.add_argument("--export", metavar="DIR", help="export the trained model to DIR/<version>/")
     train.add_argument("--target", default="cpu", choices=("cpu", "gpu", "tpu"), help="export target")
     train.add_argument("--formats", default="saved_model", help="comma list of saved_model, tflite, onnx and the quantized tflite-dynamic, tflite-fp16, tflite-int8, onnx-int8")
+    _add_guard_flags(train)  # the same guard as `export` (train calibrates on its in-memory training data)
     _add_config_flags(train, app.config_cls, app.ignored_options)
 
     evaluate = verbs.add_parser("evaluate", help="metrics of an exported model or run directory on data")
@@ -115,18 +116,7 @@ def _task_parser(sub, name):
                         help="object-detector: NMS score threshold of the exported model (default: the run's)")
     export.add_argument("--allow-unfinished", action="store_true",
                         help="export a run that did not finish (crashed, diverged) from its last saved model")
-    edge = export.add_argument_group(
-        "quantized formats (tflite-dynamic, tflite-fp16, tflite-int8, onnx-int8)",
-        "each quantized file is scored on the held-out data through its own runtime (LiteRT, onnxruntime) next to "
-        "the float model, and is not published when its metric dropped by more than --max-quantization-drop")
-    edge.add_argument("--max-quantization-drop", type=float, default=None, metavar="POINTS",
-                      help="largest allowed drop of the held-out metric, in points (default: 1 point of accuracy, "
-                           "2 of mAP@.5, 2 of mIoU)")
-    edge.add_argument("--calibration-size", type=int, default=200,
-                      help="training examples the int8 formats calibrate on")
-    edge.add_argument("--int8-io", action="store_true",
-                      help="tflite-int8 with int8 input and output tensors (integer-only accelerators; default: "
-                           "float I/O)")
+    edge = _add_guard_flags(export)
     edge.add_argument("--data", default=None, help="training data to calibrate on (default: the run's recorded data)")
     edge.add_argument("--test-data", default=None,
                       help="held-out data for the guard (default: the run's test data, else its validation split)")
@@ -180,6 +170,29 @@ def _resolve(app, path):
     return path
 
 
+def _add_guard_flags(parser):
+    """`--max-quantization-drop`, `--calibration-size`, `--int8-io` (export and train --export); returns the group."""
+    import textwrap
+
+    edge = parser.add_argument_group(
+        "quantized formats (tflite-dynamic, tflite-fp16, tflite-int8, onnx-int8)", textwrap.fill(  # raw formatter
+        "tflite-dynamic: int8 weights, float activations; tflite-fp16: float16 weights; tflite-int8: int8 weights "
+        "and activations calibrated on training examples (NMS and other ops without an int8 kernel stay float); "
+        "onnx-int8: onnxruntime static QDQ int8. The accuracy guard: each quantized file is scored on the held-out "
+        "data through its own runtime (LiteRT, onnxruntime) with the app's metric next to the float model, and is "
+        "not published when the metric dropped by more than --max-quantization-drop points (the float formats "
+        "still are); the figures go into assets.extra/toolkit.json and the summary printed here", 78))
+    edge.add_argument("--max-quantization-drop", type=float, default=None, metavar="POINTS",
+                      help="largest allowed drop of the held-out metric, in points (default: 1 point of accuracy, "
+                           "2 of mAP@.5, 2 of mIoU)")
+    edge.add_argument("--calibration-size", type=int, default=200,
+                      help="training examples the int8 formats calibrate on")
+    edge.add_argument("--int8-io", action="store_true",
+                      help="tflite-int8 with int8 input and output tensors (integer-only accelerators; default: "
+                           "float I/O)")
+    return edge
+
+
 def _run_task(app, args) -> int:
     if args.verb in ("lr-find", "tune"):
         from apps import lr_find, tune
@@ -194,6 +207,8 @@ def _run_task(app, args) -> int:
             from toolkit.export.formats import check_export_options
 
             check_export_options(app.kind(app.make_config(**overrides)), args.target, args.formats)
+            if args.calibration_size < 1:
+                raise ValueError(f"--calibration-size must be >= 1. Received: {args.calibration_size}")
         run = app.train(args.data, test_data=args.test_data, **overrides)
         print(f"\n== {app.name}: held-out metrics ({run.metrics.get('evaluated_on', 'n/a')}) ==")
         print(_metrics_text(app, run.metrics))
@@ -203,7 +218,9 @@ def _run_task(app, args) -> int:
         from apps.run_dirs import is_chief
 
         if args.export and is_chief():  # in multi-worker training only the chief exports
-            path = run.export(args.export, target=args.target, formats=tuple(args.formats.split(",")))
+            path = run.export(args.export, target=args.target, formats=tuple(args.formats.split(",")),
+                              max_quantization_drop=args.max_quantization_drop,
+                              calibration_size=args.calibration_size, int8_io=args.int8_io)
             _print_quantization(path)
             print(f"exported: {path}")
         return 0

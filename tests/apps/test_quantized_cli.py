@@ -73,3 +73,27 @@ def test_quantized_export_of_an_in_memory_run_asks_for_data(tmp_path, capsys):
     assert cli.main(["image-classifier", "export", run.run_dir, "--output", str(tmp_path / "out"), "--target", "tpu",
                      "--formats", "tflite-int8"]) == 2
     assert "quantized files are for CPU / edge runtimes" in capsys.readouterr().err
+
+
+def test_train_export_takes_the_guard_flags(trained, tmp_path, capsys):
+    """`train --export` calibrates and guards like `export`: calibration size, max drop and int8 I/O reach it."""
+    from apps import cli
+
+    _, folder, _ = trained
+    out = str(tmp_path / "exports")
+    assert cli.main(["image-classifier", "train", "--data", folder, "--image-size", "8x8", "--width", "4",
+                     "--dense-units", "8", "--epochs", "1", "--batch-size", "8", "--augment", "none",
+                     "--validation-split", "0.25", "--run-dir", str(tmp_path / "runs"), "--export", out,
+                     "--formats", "saved_model,tflite-int8,tflite-dynamic", "--calibration-size", "6", "--int8-io",
+                     "--max-quantization-drop", "-100"]) == 0
+    text = capsys.readouterr().out
+    assert "6 calibration examples" in text and "max drop -100 points" in text, text
+    assert text.count("NOT published: accuracy dropped") == 2, text
+    meta = json.load(open(os.path.join(out, "1", "assets.extra", "toolkit.json")))
+    assert meta["quantization"]["int8_io"] is True and meta["quantization"]["calibration_examples"] == 6
+    assert not os.path.exists(os.path.join(out, "1", "model-int8.tflite"))
+    # a bad calibration size fails before training, naming the flag
+    assert cli.main(["image-classifier", "train", "--data", folder, "--export", out, "--formats", "tflite-int8",
+                     "--calibration-size", "0", "--run-dir", str(tmp_path / "runs2")]) == 2
+    assert "--calibration-size must be >= 1" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "runs2")
