@@ -127,7 +127,7 @@ def build_transformer(data, config) -> keras.Model:
     classifier = build_transformer_classifier(
         vocabulary_size, data.num_classes, sequence_length=config.sequence_length,
         num_layers=max(1, config.num_layers), hidden_dim=config.embedding_dim, num_heads=heads,
-        dropout=config.dropout, name="classifier",
+        dropout=config.dropout, positions=getattr(config, "positions", "learned"), name="classifier",
     )
     return text_classifier(preprocessor, classifier)
 

