@@ -95,10 +95,10 @@ def budget(name, args) -> str:
     quick = args.quick
     return {"classifier": f"{3000 if quick else 12000} training images, {2 if quick else 3} epochs, "
                           f"{1000 if quick else 2000} test images",
-            "segmenter": f"{150 if quick else 400} training scenes 48x48, {3 if quick else 8} epochs, "
+            "segmenter": f"{150 if quick else 400} training scenes 48x48, {3 if quick else 6} epochs, "
                          f"{50 if quick else 100} test scenes"}.get(
         name, f"{200 if quick else 600} training scenes 64x64, at most {3 if quick else 8} epochs / "
-              f"{1.0 if quick else 2.5} min, {60 if quick else 150} test scenes")
+              f"{1.0 if quick else 2.0} min, {60 if quick else 150} test scenes")
 
 
 def default_drop(name):
@@ -132,7 +132,7 @@ def bench_detector(kind, args, out):
     train = digit_scenes(200 if args.quick else 600, image_size=64, objects=(1, 4), seed=0)
     test = digit_scenes(60 if args.quick else 150, image_size=64, objects=(1, 4), seed=12345)
     run = object_detector.train(train, test_data=test, model=kind, image_size="64x64", epochs=3 if args.quick else 8,
-                                batch_size=32, max_minutes=1.0 if args.quick else 2.5, augment="none",
+                                batch_size=32, max_minutes=1.0 if args.quick else 2.0, augment="none",
                                 validation_split=0.0, verbose=0, tensorboard=False, run_dir=os.path.join(out, "runs"),
                                 width=8)
     return run, run.app.held_out(run.data)
@@ -147,7 +147,7 @@ def bench_segmenter(args, out):
     write_segmentation_folder(digit_scenes(150 if args.quick else 400, seed=1, **scene), os.path.join(out, "seg-train"))
     write_segmentation_folder(digit_scenes(50 if args.quick else 100, seed=2, **scene), os.path.join(out, "seg-test"))
     run = image_segmenter.train(os.path.join(out, "seg-train"), test_data=os.path.join(out, "seg-test"),
-                                epochs=3 if args.quick else 8, batch_size=16, filters="8,16,32", bottleneck=32,
+                                epochs=3 if args.quick else 6, batch_size=16, filters="8,16,32", bottleneck=32,
                                 augment="none", validation_split=0.0, verbose=0, tensorboard=False,
                                 run_dir=os.path.join(out, "runs"))
     return run, run.app.held_out(run.data)
