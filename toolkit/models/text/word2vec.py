@@ -5,12 +5,16 @@
   window uniformly from 1..window, as in word2vec / gensim, so near words count more).
 - Negative sampling: K noise words per positive pair from P_n(w) proportional to count(w)^0.75, drawn inside
   the training graph from a unigram table (word2vec's trick, `table_size` entries).
-- Loss: -log sigma(u_o . v_c) - sum_k log sigma(-u_k . v_c), summed over the batch and optimised with
-  plain SGD and a linearly decaying learning rate (word2vec's schedule: 0.025 -> 0.0001).
-- CBOW: v = mean of the context vectors (padding masked), then the same negative-sampling loss.
+- Loss: -log sigma(u_o . v_c) - sum_k log sigma(-u_k . v_c), plain SGD per pair (summed over a step) with a
+  linearly decaying learning rate (word2vec's schedule: 0.025 -> 0.0001, by words processed).
+- Skip-gram runs each epoch as one compiled `tf.function` (`_skipgram_trainer`): subsampling, the dynamic window,
+  pair building and negative draws happen in the graph, the gradients are written out and applied as sparse
+  scatter-adds to W and C (no tape, no dense optimizer state). By default groups of 16 consecutive pairs share
+  16 noise words weighted K/16 (the same expected gradient, Ji et al. 2016's negative sharing, as batched matrix
+  products); `shared_negatives=None` draws K private negatives per pair.
+- CBOW: v = mean of the context vectors (padding masked), the same loss, trained with Keras `fit` over
+  vectorised numpy examples per epoch.
 
-The pair generation is vectorised numpy per epoch; no library builds skip-gram batches with a dynamic
-window and subsampling at this speed (`keras.preprocessing.sequence.skipgrams` is per-sentence Python).
 `WordVectors` answers nearest words, analogies, the `questions-words.txt` accuracy and writes projector TSVs.
 """
 
@@ -184,24 +188,125 @@ def _sum_loss(labels, logits):
     return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, logits.dtype), logits=logits))
 
 
+def _skipgram_trainer(model, corpus: Corpus, window: int, sample: float, start: float, minimum: float,
+                      epochs: int, chunk: int, shared: int | None, group: int = 16):
+    """One compiled epoch of skip-gram with negative sampling, everything in the graph.
+
+    Per epoch: subsampling (keep probability per token), a dynamic window per kept token; then a
+    `tf.while_loop` over chunks of `chunk` kept centre words: their (centre, context) pairs, K negatives per
+    pair from the unigram^0.75 table, the gradients of -log s(u_o.v) - sum log s(-u_k.v) written out (a gather,
+    two einsums, no tape) and applied as sparse scatter-adds to the two tables. The learning rate decays
+    linearly with the words processed, like gensim's `alpha -> min_alpha`. Written by hand: neither Keras'
+    optimizers (dense, per-batch) nor a library op offers an SGNS step with sparse in-place updates.
+    """
+    ids, sentence = tf.constant(corpus.ids), tf.constant(corpus.sentence)
+    tokens = corpus.num_tokens
+    keep_p = tf.constant(keep_probabilities(corpus.counts, sample), tf.float32)
+    table = model.noise_table
+    table_size = tf.shape(table)[0]
+    w, c = model.target_embedding.embeddings.value, model.context_embedding.embeddings.value
+    dim, negative = model.dim, model.negative
+    offsets = np.array([o for d in range(1, window + 1) for o in (-d, d)], "int32")
+    reach = tf.constant(np.abs(offsets))
+    offsets = tf.constant(offsets)
+    total = float(max(1, epochs * tokens))
+
+    @tf.function
+    def run_epoch(epoch):
+        keep = tf.random.uniform([tokens]) < tf.gather(keep_p, ids)
+        kept, kept_sentence = tf.boolean_mask(ids, keep), tf.boolean_mask(sentence, keep)
+        origin = tf.boolean_mask(tf.range(tokens), keep)  # raw position, for the learning-rate progress
+        n = tf.size(kept)
+        reduced = tf.random.uniform([n], 1, window + 1, dtype=tf.int32)
+        steps = (n + chunk - 1) // chunk
+
+        def body(step, loss, pairs):
+            position = tf.range(step * chunk, tf.minimum((step + 1) * chunk, n))
+            other = position[:, None] + offsets[None, :]
+            clipped = tf.clip_by_value(other, 0, tf.maximum(n - 1, 0))
+            valid = ((other >= 0) & (other < n) & (reach[None, :] <= tf.gather(reduced, position)[:, None])
+                     & (tf.gather(kept_sentence, clipped) == tf.gather(kept_sentence, position)[:, None]))
+            centre = tf.boolean_mask(tf.broadcast_to(tf.gather(kept, position)[:, None], tf.shape(other)), valid)
+            context = tf.boolean_mask(tf.gather(kept, clipped), valid)
+            m = tf.size(centre)
+            progress = (tf.cast(epoch * tokens + tf.gather(origin, step * chunk), tf.float32)) / total
+            lr = tf.maximum(minimum, start - (start - minimum) * progress)
+            real = tf.ones([m])
+            if shared:
+                # Groups of `group` consecutive pairs (mostly the same centre word) share S noise words, each
+                # weighted K / S: the same expected gradient as K private negatives per pair, computed as batched
+                # matrix products over S / group noise rows per pair instead of K (Ji et al. 2016's negative
+                # sharing). Padding pairs (id 0, weight 0) fill the last group.
+                pad = (-m) % group
+                centre = tf.concat([centre, tf.zeros([pad], tf.int32)], 0)
+                context = tf.concat([context, tf.zeros([pad], tf.int32)], 0)
+                real = tf.concat([tf.ones([m]), tf.zeros([pad])], 0)
+                groups = (m + pad) // group
+            h = tf.gather(w, centre)                                  # [M, D]
+            u = tf.gather(c, context)                                 # [M, D]
+            positive = tf.reduce_sum(h * u, axis=1)
+            g_positive = (1.0 - tf.sigmoid(positive)) * lr            # ascent direction of the log-likelihood
+            if shared:
+                g_positive *= real
+                noise = tf.gather(table, tf.random.uniform([groups, shared], maxval=table_size, dtype=tf.int32))
+                vectors = tf.gather(c, noise)                         # [G, S, D]
+                grouped = tf.reshape(h, [groups, group, dim])
+                scores = tf.matmul(grouped, vectors, transpose_b=True)  # [G, group, S]
+                weight = (tf.cast(noise[:, None, :] != tf.reshape(context, [groups, group, 1]), tf.float32)
+                          * tf.reshape(real, [groups, group, 1]) * (negative / shared))
+                g_noise = -tf.sigmoid(scores) * weight * lr
+                w.scatter_add(tf.IndexedSlices(
+                    g_positive[:, None] * u + tf.reshape(tf.matmul(g_noise, vectors), [-1, dim]), centre))
+                c.scatter_add(tf.IndexedSlices(
+                    tf.concat([g_positive[:, None] * h,
+                               tf.reshape(tf.matmul(g_noise, grouped, transpose_a=True), [-1, dim])], axis=0),
+                    tf.concat([context, tf.reshape(noise, [-1])], axis=0)))
+            else:  # K private negatives per pair, word2vec's exact sampling (memory-bound: [M, K, D] tensors)
+                noise = tf.gather(table, tf.random.uniform([m, negative], maxval=table_size, dtype=tf.int32))
+                vectors = tf.gather(c, noise)                         # [M, K, D]
+                scores = tf.einsum("md,mkd->mk", h, vectors)
+                weight = tf.cast(noise != context[:, None], tf.float32)  # word2vec skips a noise word = target
+                g_noise = -tf.sigmoid(scores) * weight * lr
+                w.scatter_add(tf.IndexedSlices(g_positive[:, None] * u + tf.einsum("mk,mkd->md", g_noise, vectors),
+                                               centre))
+                c.scatter_add(tf.IndexedSlices(
+                    tf.concat([g_positive[:, None] * h, tf.reshape(g_noise[:, :, None] * h[:, None, :], [-1, dim])],
+                              axis=0), tf.concat([context, tf.reshape(noise, [-1])], axis=0)))
+            step_loss = (tf.reduce_sum(real * tf.nn.softplus(-positive))
+                         + tf.reduce_sum(weight * tf.nn.softplus(scores)))
+            return step + 1, loss + step_loss, pairs + m
+
+        _, loss, pairs = tf.while_loop(lambda s, *_: s < steps, body,
+                                       (tf.constant(0), tf.constant(0.0), tf.constant(0)))
+        return loss / tf.maximum(tf.cast(pairs, tf.float32), 1.0), pairs, steps
+
+    return run_epoch
+
+
 def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5, min_count: int = 5,
                    epochs: int = 5, sample: float = 1e-3, cbow: bool = False, learning_rate: float | None = None,
                    min_learning_rate: float = 1e-4, batch_size: int = 512, table_size: int = 10_000_000,
-                   seed: int = 1, max_vocab: int | None = None, steps_per_execution: int = 64, verbose: int = 0):
+                   seed: int = 1, max_vocab: int | None = None, steps_per_execution: int = 64, verbose: int = 0,
+                   shared_negatives: int | None = 16):
     """Trains word2vec on tokenised `sentences`; returns `WordVectors` (W, the input vectors) with `.stats`.
 
     Args:
         dim, window, negative, min_count, epochs, sample: as in word2vec / gensim.
         cbow: CBOW instead of skip-gram.
         learning_rate: start of the linear decay (default 0.025 skip-gram, 0.05 CBOW, word2vec's).
-        batch_size: pairs per SGD step.
+        batch_size: skip-gram: centre words per sparse SGD step (each gives up to 2 x window pairs), the whole
+            epoch running as one compiled graph (`_skipgram_trainer`); CBOW: examples per Keras `fit` step.
+        shared_negatives: skip-gram: a pool of this many noise words per step shared by all of the step's pairs
+            (each weighted K / pool: the same expected gradient as K private negatives, computed as matrix
+            products, several times faster on a CPU); `None`: K private negatives per pair, word2vec's exact
+            sampling.
 
     Examples:
     >>> sentences = [["the", "cat", "sat"], ["the", "dog", "sat"], ["a", "cat", "ran"]] * 20
     >>> vectors = train_word2vec(sentences, dim=8, window=2, min_count=1, epochs=1, sample=0, table_size=1000,
     ...                          batch_size=64)   # sample=0: subsampling would drop most of a tiny corpus
-    >>> vectors.stats["vocabulary"], vectors.stats["tokens"], int(vectors.model.optimizer.iterations)
-    (6, 180, 5)
+    >>> vectors.stats["vocabulary"], vectors.stats["tokens"], vectors.stats["steps"]   # 180 centre words / 64
+    (6, 180, 3)
     >>> len(vectors.most_similar("cat", k=3))
     3
     """
@@ -211,30 +316,47 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
     probabilities = noise_distribution(corpus.counts[1:])
     table = 1 + np.repeat(np.arange(len(probabilities)), np.round(probabilities * table_size).astype("int64"))
     model = Word2Vec(len(corpus.words), dim, negative, cbow, noise_table=table)
-    make = cbow_examples if cbow else skipgram_pairs
-    first = make(corpus, window, sample, rng)
-    if len(first[1]) == 0:  # nothing to learn from: say why instead of "training" 0 steps
-        raise ValueError(
-            f"no training {'examples' if cbow else 'pairs'} left from {corpus.num_tokens} tokens "
-            f"({len(corpus.words) - 1} words with min_count={min_count}) after subsampling with sample={sample}: "
-            "pass sample=0 (or a smaller sample) for a small corpus, or lower min_count")
-    total_steps = max(1, epochs * -(-len(first[1]) // batch_size))
     start = learning_rate or (0.05 if cbow else 0.025)
-    schedule = keras.optimizers.schedules.PolynomialDecay(start, total_steps, min_learning_rate)
-    model.compile(optimizer=keras.optimizers.SGD(schedule), loss=_sum_loss, steps_per_execution=steps_per_execution)
-    labels = np.zeros((1, 1 + negative), "float32")
-    labels[0, 0] = 1.0
-    began, words_seen = time.perf_counter(), 0
-    for epoch in range(epochs):
-        source, target = first if epoch == 0 else make(corpus, window, sample, rng)
-        y = np.broadcast_to(labels, (len(target), 1 + negative))
-        data = tf.data.Dataset.from_tensor_slices(((source, target), y)).batch(batch_size).prefetch(2)
-        model.fit(data, epochs=1, verbose=verbose)
-        words_seen += corpus.num_tokens
+    refusal = (f"no training {'examples' if cbow else 'pairs'} left from {corpus.num_tokens} tokens "
+               f"({len(corpus.words) - 1} words with min_count={min_count}) after subsampling with sample={sample}: "
+               "pass sample=0 (or a smaller sample) for a small corpus, or lower min_count")
+    began, words_seen, steps, losses = time.perf_counter(), 0, 0, []
+    if not cbow:
+        model((np.zeros([1], "int32"), np.zeros([1], "int32")))  # builds both tables
+        run_epoch = _skipgram_trainer(model, corpus, window, sample, start, min_learning_rate, epochs, batch_size,
+                                      shared_negatives)
+        pairs = 0
+        for epoch in range(epochs):
+            loss, epoch_pairs, epoch_steps = run_epoch(tf.constant(epoch))
+            pairs, steps, words_seen = pairs + int(epoch_pairs), steps + int(epoch_steps), words_seen + corpus.num_tokens
+            losses.append(float(loss))
+            if verbose:
+                print(f"epoch {epoch + 1}/{epochs}: {int(epoch_pairs):,} pairs, mean loss {losses[-1]:.4f}")
+        if pairs == 0:  # nothing to learn from: say why instead of returning the initial vectors
+            raise ValueError(refusal)
+    else:
+        first = cbow_examples(corpus, window, sample, rng)
+        if len(first[1]) == 0:
+            raise ValueError(refusal)
+        total_steps = max(1, epochs * -(-len(first[1]) // batch_size))
+        schedule = keras.optimizers.schedules.PolynomialDecay(start, total_steps, min_learning_rate)
+        model.compile(optimizer=keras.optimizers.SGD(schedule), loss=_sum_loss,
+                      steps_per_execution=steps_per_execution)
+        labels = np.zeros((1, 1 + negative), "float32")
+        labels[0, 0] = 1.0
+        for epoch in range(epochs):
+            source, target = first if epoch == 0 else cbow_examples(corpus, window, sample, rng)
+            y = np.broadcast_to(labels, (len(target), 1 + negative))
+            data = tf.data.Dataset.from_tensor_slices(((source, target), y)).batch(batch_size).prefetch(2)
+            history = model.fit(data, epochs=1, verbose=verbose)
+            losses.append(float(history.history["loss"][-1]))
+            words_seen += corpus.num_tokens
+        steps = int(model.optimizer.iterations)
     seconds = time.perf_counter() - began
     vectors = WordVectors(corpus.words[1:], model.target_embedding.embeddings.numpy()[1:])
     vectors.stats = {"seconds": seconds, "words_per_second": words_seen / max(seconds, 1e-9),
-                     "tokens": corpus.num_tokens, "vocabulary": len(corpus.words) - 1, "epochs": epochs}
+                     "tokens": corpus.num_tokens, "vocabulary": len(corpus.words) - 1, "epochs": epochs,
+                     "steps": steps, "losses": losses}
     vectors.model, vectors.counts = model, corpus.counts[1:]
     return vectors
 
