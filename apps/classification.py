@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from apps.base import text_of
+from apps.base import input_name, text_of
 from toolkit.metrics import format_report, plot_confusion_matrix, plot_roc_curves
 
 
@@ -45,3 +45,40 @@ class ClassificationOutputs:
             plots["roc_curves"] = plot_roc_curves(run.metrics["roc_curves"], os.path.join(run.run_dir, "roc.png"),
                                                   aucs=aucs)
         return plots
+
+
+def mc_dropout_results(app, path_or_run, inputs, samples: int, top_k=None) -> list:
+    """MC-dropout predictions (`toolkit.training.mc_dropout`) for a classifier app: a live Run gets an
+    `mc_dropout` signature of `samples` passes on the fly; an export must have one (`--mc-samples T` at
+    training) with the same T."""
+    from toolkit.export.image import MC_DROPOUT_SIGNATURE, with_mc_dropout_signature
+
+    if samples < 1:
+        raise ValueError(f"mc_samples must be >= 1. Received: mc_samples={samples}")
+    predictor = app.predictor(path_or_run)
+    adapter = getattr(predictor, "adapter", None)
+    if adapter is not None:  # a live Run: any T, on a copy (the run's own adapter, and so its exports, keep theirs)
+        import dataclasses
+
+        predictor.adapter = with_mc_dropout_signature(dataclasses.replace(
+            adapter, extra_signatures=dict(adapter.extra_signatures), metadata=dict(adapter.metadata)), samples)
+    else:
+        if MC_DROPOUT_SIGNATURE not in getattr(predictor, "signatures", {}):
+            raise ValueError(f"this export has no {MC_DROPOUT_SIGNATURE!r} signature: train (or re-export the run) "
+                             "with --mc-samples T to add one")
+        exported = predictor.metadata.get("mc_dropout_samples")
+        if exported != samples:
+            raise ValueError(f"this export's {MC_DROPOUT_SIGNATURE!r} signature runs T={exported} passes (fixed at "
+                             f"export); ask for --mc-samples {exported}, or re-export with --mc-samples {samples}")
+    items = app.input_items(inputs)
+    raw = app.raw_inputs(items, app._info_of(predictor))
+    outputs = predictor(raw, signature=MC_DROPOUT_SIGNATURE)
+    results = app.format_predictions({"scores": outputs["mean"], "classes": outputs["classes"],
+                                      "labels": outputs["labels"]}, items, top_k=top_k,
+                                     labels=getattr(predictor, "labels", None))
+    for index, (item, result, variance) in enumerate(zip(items, results, outputs["variance"])):
+        names = list(result["scores"])
+        result.update(input=input_name(item, index), mc_samples=samples,
+                      variance={name: float(v) for name, v in zip(names, variance)})
+    return results
+

@@ -100,6 +100,8 @@ def _check_training_options(config) -> None:
         from toolkit.training.lr_schedules import parse_multipliers
 
         parse_multipliers(config.lr_multipliers)
+    if getattr(config, "mc_samples", 0) < 0:
+        raise ValueError(f"mc_samples must be >= 0 (0: no MC-dropout signature). Received: mc_samples={config.mc_samples}")
 
 
 def record_resolved(run_dir: str | None, key: str, value) -> None:

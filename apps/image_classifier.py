@@ -20,10 +20,11 @@ from apps.config import record_resolved
 from apps.fine_tuning import auto_training, is_pretrained
 from apps.base import App, merge_histories
 from apps.specs.image_classifier import Config, ImageClassifierSpec  # noqa: F401  (Config: public as apps.image_classifier.Config)
-from apps.classification import ClassificationOutputs
+from apps.classification import ClassificationOutputs, mc_dropout_results
 from toolkit.data import build_augmentation, load_image_dataset
 from toolkit.data.images import as_image_list, encode_image_inputs, parse_image_size
 from toolkit.export import image_classification_adapter, random_samples
+from toolkit.export.image import with_mc_dropout_signature
 from toolkit.metrics import classification_report
 from toolkit.models.transfer import (
     build_image_classifier,
@@ -149,9 +150,21 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
         model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=conv_jit_compile())
 
     def serving_adapter(self, run):
-        return image_classification_adapter(
+        adapter = image_classification_adapter(
             run.model, run.info["class_names"], sample_images=random_samples(run.info["image_shape"])
         )
+        if getattr(run.config, "mc_samples", 0):
+            with_mc_dropout_signature(adapter, run.config.mc_samples)
+        return adapter
+
+    def predict(self, path_or_run, inputs, output_dir=None, top_k=None, score_threshold=None,
+                mc_samples: int | None = None) -> list:
+        """As `App.predict`; with `mc_samples=T`, MC dropout: `label` / `score` / `scores` from the mean class
+        probabilities over T passes with dropout on, and `variance` (per class) and `mc_samples` added (a Run
+        computes it at any T; an export runs its `mc_dropout` signature, whose T was fixed at export)."""
+        if not mc_samples:
+            return super().predict(path_or_run, inputs, output_dir=output_dir, top_k=top_k)
+        return mc_dropout_results(self, path_or_run, inputs, int(mc_samples), top_k=top_k)
 
     def eval_dataset(self, data, info, config=None):
         shape = tuple(info["image_shape"])

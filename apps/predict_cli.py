@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default=os.environ.get("TOOLKIT_SERVE_TOKEN"),
                         help="bearer token for a server started with --auth-token (default: $TOOLKIT_SERVE_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print all outputs as JSON")
+    parser.add_argument("--mc-samples", type=int, default=0, metavar="T",
+                        help="MC dropout: call the export's mc_dropout signature (mean and variance of the class "
+                             "probabilities over T passes with dropout on; T is fixed when the model is exported: "
+                             "train with --mc-samples T)")
 
 
 def _read_input(value: str, dtype: str):
@@ -67,6 +71,8 @@ def _from_server(args) -> list:
     if not match:
         raise ValueError(f"not a server URL: {args.target!r} (expected http://HOST:PORT[/v1/models/NAME[/versions/N]])")
     base, name, version = match.group(1), match.group(2) or args.model_name, match.group(3) or args.version
+    if getattr(args, "mc_samples", 0):  # the server's copy of the export: its T was fixed at export
+        args.signature_name = "mc_dropout"
     with Client(base, token=args.token) as client:
         if not name:
             names = [m["name"] for m in client.models()]
@@ -98,6 +104,12 @@ def _from_folder(args) -> list:
 
     path = args.target if args.version is None else os.path.join(args.target, str(args.version))
     predictor = load(path)
+    if getattr(args, "mc_samples", 0):
+        exported = predictor.metadata.get("mc_dropout_samples")
+        if "mc_dropout" not in predictor.signatures or exported != args.mc_samples:
+            raise ValueError(f"--mc-samples {args.mc_samples}: this export's mc_dropout signature runs "
+                             f"{exported or 'no'} passes (T is fixed at export: train with --mc-samples T)")
+        args.signature_name = "mc_dropout"
     specs = predictor.input_specs(args.signature_name)
     if len(specs) != 1:
         raise ValueError(f"signature {args.signature_name!r} takes several inputs {sorted(specs)}; use the Python API")
@@ -121,8 +133,11 @@ def _plain(value):
 
 
 def _summary(prediction: dict, labels=None) -> str:
-    label, scores = prediction.get("labels"), prediction.get("scores")
+    label, scores = prediction.get("labels"), prediction.get("scores", prediction.get("mean"))
     if isinstance(label, str) and isinstance(scores, list) and scores and not isinstance(scores[0], list):
+        if isinstance(prediction.get("variance"), list):  # MC dropout: the best class's mean and variance
+            best = scores.index(max(scores))
+            return f"{label}  mean={scores[best]:.4f}  variance={prediction['variance'][best]:.3g}"
         return f"{label}  score={max(scores):.4f}"
     text = json.dumps(prediction)
     return text if len(text) < 300 else text[:297] + "..."

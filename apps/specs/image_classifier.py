@@ -51,6 +51,10 @@ class Config(BaseConfig):
     lr_schedule: str = option("constant", "constant | cyclical (triangular between lr/10 and lr, or --lr-range) | "
                               "cosine",
                               choices=("constant", "cyclical", "cosine"))
+    mc_samples: int = option(0, "MC dropout (F3:4979-4983): T > 0 adds an `mc_dropout` signature to exports: encoded "
+                             "images -> mean and variance of the class probabilities over T passes with dropout on "
+                             "(BatchNorm in inference mode; fixed seed); `toolkit predict --mc-samples T` calls it; "
+                             "0: none")
     augment: str = option("flip,translate", "comma list of flip, translate, brightness, contrast; or none")
     strict: bool = option(False, "fail on an unreadable image instead of skipping it with a warning")
 

@@ -64,6 +64,48 @@ def image_inputs(model, role: str = "model") -> ImageInputs:
     )
 
 
+MC_DROPOUT_SIGNATURE = "mc_dropout"
+
+
+def with_mc_dropout_signature(adapter: ServingAdapter, samples: int = 20, seed: int = 0) -> ServingAdapter:
+    """Adds the `mc_dropout` signature (`toolkit.training.mc_dropout`): `images` (tf.string `[B]`) -> `mean`
+    (float32 `[B, K]`, the mean class probabilities over `samples` passes with dropout on), `variance` (float32
+    `[B, K]`, their variance), `classes` (int32 `[B]`, the arg-max of the mean) and `labels`. Only the dropout
+    layers are stochastic (BatchNorm stays in inference mode). T and the seed are fixed when the signature is
+    built (`assets.extra/toolkit.json` records T as `mc_dropout_samples`): one raw input, like
+    `serving_default`, so every TF Serving client and `toolkit predict --signature-name mc_dropout` can call
+    it, and the same image always gets the same answer (the export's parity check relies on it)."""
+    from toolkit.export.adapter import ExtraSignature
+    from toolkit.training.mc_dropout import mc_dropout_predict
+
+    if int(samples) < 1:
+        raise ValueError(f"mc_dropout samples must be >= 1. Received: samples={samples}")
+    raw_name = next(iter(adapter.raw_inputs))
+    names = [str(label) for label in adapter.labels or []]
+
+    def mc_dropout(model, inputs):
+        dense, _ = adapter.preprocess({raw_name: inputs[raw_name]})
+        out = mc_dropout_predict(model, next(iter(dense.values())), int(samples), int(seed))
+        classes = tf.argmax(out["mean"], axis=-1, output_type=tf.int32)
+        result = {**out, "classes": classes}
+        if names:
+            result["labels"] = tf.gather(tf.constant(names), classes)
+        return result
+
+    sample = None
+    if adapter.sample_raw and raw_name in adapter.sample_raw:
+        sample = {raw_name: list(adapter.sample_raw[raw_name])}
+    adapter.extra_signatures[MC_DROPOUT_SIGNATURE] = ExtraSignature(
+        inputs={raw_name: tf.TensorSpec([None], tf.string, name=raw_name)},
+        function=mc_dropout,
+        sample=sample,
+        description=f"MC dropout (F3:4979-4983): encoded images -> mean and variance of the class probabilities "
+                    f"over {int(samples)} passes with dropout on (BatchNorm in inference mode), classes, labels",
+    )
+    adapter.metadata["mc_dropout_samples"] = int(samples)
+    return adapter
+
+
 def image_classification_adapter(model, class_names, sample_images=None) -> ServingAdapter:
     """Serving adapter for a classifier taking `[B, H, W, C]` pixels in [0, 255] and returning probabilities.
 
