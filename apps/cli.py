@@ -23,6 +23,7 @@ TASKS = {
     "text-embedder": "text_embedder",
     "vae": "vae",
     "anomaly-detector": "anomaly_detector",
+    "text-generator": "text_generator",
 }
 # One line each for `toolkit --help` (which must not import TensorFlow).
 TASK_HELP = {
@@ -33,6 +34,7 @@ TASK_HELP = {
     "text-embedder": "sentence embeddings and cosine search with a BERT checkpoint",
     "vae": "variational autoencoder: ELBO, samples, latent tools, few-label classification",
     "anomaly-detector": "anomaly detection by reconstruction error or -ELBO: threshold at a target FPR, ROC/PR-AUC",
+    "text-generator": "decoder-only Transformer language model on .txt: perplexity, temperature sampling, generate",
 }
 
 # Other commands: name -> module exposing `add_arguments(parser)` and `main(args) -> int`, plus `HELP`.
@@ -79,7 +81,8 @@ def task_app(name: str):
 def _task_parser(sub, name):
     app = task_spec(name)
     task = sub.add_parser(name, help=app.description, description=app.description)
-    verbs = task.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,export,predict,lr-find,tune}")
+    verbs = task.add_subparsers(dest="verb", required=True, metavar="{" + ",".join(  # + task verbs (generate)
+        ("train", "evaluate", "export", "predict", "lr-find", "tune", *getattr(app, "extra_verbs", ()))) + "}")
     table = _export_table(app)
 
     train = verbs.add_parser("train", help="train, evaluate on held-out data, optionally export", epilog=table,
@@ -125,6 +128,8 @@ def _task_parser(sub, name):
 
     lr_find.add_parser(verbs, app, _add_config_flags)
     tune.add_parser(verbs, app, _add_config_flags)
+    if hasattr(app, "add_verbs"):  # a task's own verbs (text-generator generate), from its light spec
+        app.add_verbs(verbs)
 
     predict = verbs.add_parser("predict", help="predict raw inputs with an exported model or run directory")
     predict.add_argument("model", help="export folder, a .tflite / .onnx file of an export, or a run directory")
@@ -194,6 +199,8 @@ def _add_guard_flags(parser):
 
 
 def _run_task(app, args) -> int:
+    if args.verb in getattr(app, "extra_verbs", ()):
+        return app.run_verb(args)
     if args.verb in ("lr-find", "tune"):
         from apps import lr_find, tune
 

@@ -41,6 +41,9 @@ _QUANTIZED_ANOMALY = ("the quantization accuracy guard has no anomaly metric yet
                       "(float) or a SavedModel")
 _QUANTIZED_TEXT = ("the text apps tokenize strings in-graph, which a quantized TFLite / ONNX file cannot hold, and "
                    "their held-out scoring runs through that tokenizer: export tflite / onnx (float) or a SavedModel")
+_GENERATOR_EDGE = ("the text generator's decode loop (a tf.while_loop with in-graph sampling and string lookups) does "
+                   "not convert: TFLite has no BitwiseAnd kernel (its seeded sampling noise) and tf2onnx fails on the "
+                   "loop's graph inputs (both measured); export a SavedModel")
 # (kind, target, format) -> why that pair is refused (each measured). A kind without a row supports every pair.
 UNSUPPORTED = {
     **{(f"text-classifier/{kind}", target, "tflite"): _RECURRENT_TFLITE
@@ -49,6 +52,7 @@ UNSUPPORTED = {
     **{(kind, target, fmt): _QUANTIZED_TEXT for kind in ("text-classifier", "text-embedder")
        for target in ("cpu", "gpu") for fmt in QUANTIZED_FORMATS},
     **{("vae", target, fmt): _QUANTIZED_VAE for target in ("cpu", "gpu") for fmt in QUANTIZED_FORMATS},
+    **{("text-generator", target, fmt): _GENERATOR_EDGE for target in TARGETS for fmt in FORMATS if fmt != "saved_model"},
     **{("anomaly-detector", target, fmt): _QUANTIZED_ANOMALY for target in ("cpu", "gpu")
        for fmt in QUANTIZED_FORMATS},
 }
