@@ -7,11 +7,11 @@
   the training graph from a unigram table (word2vec's trick, `table_size` entries).
 - Loss: -log sigma(u_o . v_c) - sum_k log sigma(-u_k . v_c), plain SGD per pair (summed over a step) with a
   linearly decaying learning rate (word2vec's schedule: 0.025 -> 0.0001, by words processed).
-- Skip-gram runs each epoch as one compiled `tf.function` (`_skipgram_trainer`): subsampling, the dynamic window,
-  pair building and negative draws happen in the graph, the gradients are written out and applied as sparse
-  scatter-adds to W and C (no tape, no dense optimizer state). By default groups of 16 consecutive pairs share
-  16 noise words weighted K/16 (the same expected gradient, Ji et al. 2016's negative sharing, as batched matrix
-  products); `shared_negatives=None` draws K private negatives per pair.
+- Skip-gram runs each epoch as compiled graphs (`_skipgram_trainer`; the training loop XLA-compiled):
+  subsampling, the dynamic window, pair building and negative draws happen in the graph, the gradients are
+  written out and applied as sparse scatter-adds to W and C (no tape, no dense optimizer state). By default each
+  centre word's pairs share 10 noise words weighted pairs x K / 10 (the same expected gradient, Ji et al. 2016's
+  negative sharing); `shared_negatives=None` draws K private negatives per pair.
 - CBOW: v = mean of the context vectors (padding masked), the same loss, trained with Keras `fit` over
   vectorised numpy examples per epoch.
 
@@ -189,105 +189,98 @@ def _sum_loss(labels, logits):
 
 
 def _skipgram_trainer(model, corpus: Corpus, window: int, sample: float, start: float, minimum: float,
-                      epochs: int, chunk: int, shared: int | None, group: int = 16):
-    """One compiled epoch of skip-gram with negative sampling, everything in the graph.
+                      epochs: int, chunk: int, shared: int | None, seed: int = 1):
+    """One epoch of skip-gram with negative sampling as two compiled functions (the loop XLA-compiled).
 
-    Per epoch: subsampling (keep probability per token), a dynamic window per kept token; then a
-    `tf.while_loop` over chunks of `chunk` kept centre words: their (centre, context) pairs, K negatives per
-    pair from the unigram^0.75 table, the gradients of -log s(u_o.v) - sum log s(-u_k.v) written out (a gather,
-    two einsums, no tape) and applied as sparse scatter-adds to the two tables. The learning rate decays
+    `prepare` (TF): subsampling (keep probability per token, redrawn each epoch) and a dynamic window per kept
+    token, padded back to the corpus length so every shape is static. `train` (XLA, `jit_compile=True`): a
+    `tf.while_loop` over chunks of `chunk` kept centre words; each centre's 2 x window context slots (invalid ones
+    weigh 0), noise words from the unigram^0.75 table, the gradients of -log s(u_o.v) - sum log s(-u_k.v) written
+    out (gathers and einsums, no tape) and applied as sparse scatter-adds to W and C. The learning rate decays
     linearly with the words processed, like gensim's `alpha -> min_alpha`. Written by hand: neither Keras'
-    optimizers (dense, per-batch) nor a library op offers an SGNS step with sparse in-place updates.
+    optimizers (dense, per batch) nor a library op gives an SGNS step with sparse in-place updates.
+
+    `shared=S`: each centre word draws S noise words shared by its pairs, each weighted (pairs x K / S): the same
+    expected gradient as K private negatives per pair with fewer rows to gather and scatter (Ji et al. 2016's
+    negative sharing). `shared=None`: K private negatives per pair (word2vec's sampling).
     """
     ids, sentence = tf.constant(corpus.ids), tf.constant(corpus.sentence)
     tokens = corpus.num_tokens
     keep_p = tf.constant(keep_probabilities(corpus.counts, sample), tf.float32)
     table = model.noise_table
-    table_size = tf.shape(table)[0]
+    table_size = int(table.shape[0])
     w, c = model.target_embedding.embeddings.value, model.context_embedding.embeddings.value
     dim, negative = model.dim, model.negative
     offsets = np.array([o for d in range(1, window + 1) for o in (-d, d)], "int32")
-    reach = tf.constant(np.abs(offsets))
-    offsets = tf.constant(offsets)
+    reach, offsets = tf.constant(np.abs(offsets)), tf.constant(offsets)
     total = float(max(1, epochs * tokens))
 
     @tf.function
-    def run_epoch(epoch):
+    def prepare(epoch):
         keep = tf.random.uniform([tokens]) < tf.gather(keep_p, ids)
-        kept, kept_sentence = tf.boolean_mask(ids, keep), tf.boolean_mask(sentence, keep)
-        origin = tf.boolean_mask(tf.range(tokens), keep)  # raw position, for the learning-rate progress
-        n = tf.size(kept)
-        reduced = tf.random.uniform([n], 1, window + 1, dtype=tf.int32)
-        steps = (n + chunk - 1) // chunk
+        n = tf.reduce_sum(tf.cast(keep, tf.int32))
+        pad = tokens - n
+        kept = tf.concat([tf.boolean_mask(ids, keep), tf.zeros([pad], tf.int32)], 0)
+        kept_sentence = tf.concat([tf.boolean_mask(sentence, keep), -tf.ones([pad], tf.int32)], 0)
+        origin = tf.concat([tf.boolean_mask(tf.range(tokens), keep), tf.fill([pad], tokens - 1)], 0)  # for the lr
+        reduced = tf.random.uniform([tokens], 1, window + 1, dtype=tf.int32)
+        return epoch, kept, kept_sentence, origin, reduced, n
 
+    @tf.function(jit_compile=True)
+    def train(epoch, kept, kept_sentence, origin, reduced, n):
         def body(step, loss, pairs):
-            position = tf.range(step * chunk, tf.minimum((step + 1) * chunk, n))
+            position = step * chunk + tf.range(chunk)
+            inside = position < n
+            position = tf.minimum(position, tokens - 1)
             other = position[:, None] + offsets[None, :]
-            clipped = tf.clip_by_value(other, 0, tf.maximum(n - 1, 0))
-            valid = ((other >= 0) & (other < n) & (reach[None, :] <= tf.gather(reduced, position)[:, None])
+            clipped = tf.clip_by_value(other, 0, tokens - 1)
+            valid = (inside[:, None] & (other >= 0) & (other < n)
+                     & (reach[None, :] <= tf.gather(reduced, position)[:, None])
                      & (tf.gather(kept_sentence, clipped) == tf.gather(kept_sentence, position)[:, None]))
-            centre = tf.boolean_mask(tf.broadcast_to(tf.gather(kept, position)[:, None], tf.shape(other)), valid)
-            context = tf.boolean_mask(tf.gather(kept, clipped), valid)
-            m = tf.size(centre)
-            progress = (tf.cast(epoch * tokens + tf.gather(origin, step * chunk), tf.float32)) / total
+            real = tf.cast(valid, tf.float32)                             # [N, 2w]
+            centre, context = tf.gather(kept, position), tf.gather(kept, clipped)
+            progress = tf.cast(epoch * tokens + tf.gather(origin, step * chunk), tf.float32) / total
             lr = tf.maximum(minimum, start - (start - minimum) * progress)
-            real = tf.ones([m])
+            h, u = tf.gather(w, centre), tf.gather(c, context)           # [N, D], [N, 2w, D]
+            positive = tf.einsum("nd,njd->nj", h, u)
+            g_positive = (1.0 - tf.sigmoid(positive)) * lr * real        # ascent direction of the log-likelihood
+            shape = [chunk, shared] if shared else [chunk, 2 * window, negative]
+            draws = tf.random.stateless_uniform(shape, tf.stack([seed + epoch, step]), maxval=table_size,
+                                                dtype=tf.int32)
+            noise = tf.gather(table, draws)
+            vectors = tf.gather(c, noise)                                 # [N, S, D] or [N, 2w, K, D]
             if shared:
-                # Groups of `group` consecutive pairs (mostly the same centre word) share S noise words, each
-                # weighted K / S: the same expected gradient as K private negatives per pair, computed as batched
-                # matrix products over S / group noise rows per pair instead of K (Ji et al. 2016's negative
-                # sharing). Padding pairs (id 0, weight 0) fill the last group.
-                pad = (-m) % group
-                centre = tf.concat([centre, tf.zeros([pad], tf.int32)], 0)
-                context = tf.concat([context, tf.zeros([pad], tf.int32)], 0)
-                real = tf.concat([tf.ones([m]), tf.zeros([pad])], 0)
-                groups = (m + pad) // group
-            h = tf.gather(w, centre)                                  # [M, D]
-            u = tf.gather(c, context)                                 # [M, D]
-            positive = tf.reduce_sum(h * u, axis=1)
-            g_positive = (1.0 - tf.sigmoid(positive)) * lr            # ascent direction of the log-likelihood
-            if shared:
-                g_positive *= real
-                noise = tf.gather(table, tf.random.uniform([groups, shared], maxval=table_size, dtype=tf.int32))
-                vectors = tf.gather(c, noise)                         # [G, S, D]
-                grouped = tf.reshape(h, [groups, group, dim])
-                scores = tf.matmul(grouped, vectors, transpose_b=True)  # [G, group, S]
-                weight = (tf.cast(noise[:, None, :] != tf.reshape(context, [groups, group, 1]), tf.float32)
-                          * tf.reshape(real, [groups, group, 1]) * (negative / shared))
+                scores = tf.einsum("nd,nsd->ns", h, vectors)
+                # a noise word equal to a pair's target does not count for that pair (word2vec skips it)
+                weight = tf.einsum("nj,njs->ns", real, tf.cast(noise[:, None, :] != context[:, :, None],
+                                                               tf.float32)) * (negative / shared)
                 g_noise = -tf.sigmoid(scores) * weight * lr
-                w.scatter_add(tf.IndexedSlices(
-                    g_positive[:, None] * u + tf.reshape(tf.matmul(g_noise, vectors), [-1, dim]), centre))
-                c.scatter_add(tf.IndexedSlices(
-                    tf.concat([g_positive[:, None] * h,
-                               tf.reshape(tf.matmul(g_noise, grouped, transpose_a=True), [-1, dim])], axis=0),
-                    tf.concat([context, tf.reshape(noise, [-1])], axis=0)))
-            else:  # K private negatives per pair, word2vec's exact sampling (memory-bound: [M, K, D] tensors)
-                noise = tf.gather(table, tf.random.uniform([m, negative], maxval=table_size, dtype=tf.int32))
-                vectors = tf.gather(c, noise)                         # [M, K, D]
-                scores = tf.einsum("md,mkd->mk", h, vectors)
-                weight = tf.cast(noise != context[:, None], tf.float32)  # word2vec skips a noise word = target
+                noise_grad = tf.einsum("ns,nsd->nd", g_noise, vectors)
+            else:
+                scores = tf.einsum("nd,njkd->njk", h, vectors)
+                weight = real[:, :, None] * tf.cast(noise != context[:, :, None], tf.float32)
                 g_noise = -tf.sigmoid(scores) * weight * lr
-                w.scatter_add(tf.IndexedSlices(g_positive[:, None] * u + tf.einsum("mk,mkd->md", g_noise, vectors),
-                                               centre))
-                c.scatter_add(tf.IndexedSlices(
-                    tf.concat([g_positive[:, None] * h, tf.reshape(g_noise[:, :, None] * h[:, None, :], [-1, dim])],
-                              axis=0), tf.concat([context, tf.reshape(noise, [-1])], axis=0)))
-            step_loss = (tf.reduce_sum(real * tf.nn.softplus(-positive))
-                         + tf.reduce_sum(weight * tf.nn.softplus(scores)))
-            return step + 1, loss + step_loss, pairs + m
+                noise_grad = tf.einsum("njk,njkd->nd", g_noise, vectors)
+            w.scatter_add(tf.IndexedSlices(tf.einsum("nj,njd->nd", g_positive, u) + noise_grad, centre))
+            updates = tf.concat([tf.reshape(g_positive[..., None] * h[:, None, :], [-1, dim]),
+                                 tf.reshape(g_noise[..., None] * tf.reshape(h, [chunk] + [1] * (g_noise.shape.rank - 1)
+                                                                            + [dim]), [-1, dim])], 0)
+            c.scatter_add(tf.IndexedSlices(updates, tf.concat([tf.reshape(context, [-1]), tf.reshape(noise, [-1])], 0)))
+            step_loss = tf.reduce_sum(real * tf.nn.softplus(-positive)) + tf.reduce_sum(weight * tf.nn.softplus(scores))
+            return step + 1, loss + step_loss, pairs + tf.reduce_sum(tf.cast(valid, tf.int32))
 
-        _, loss, pairs = tf.while_loop(lambda s, *_: s < steps, body,
-                                       (tf.constant(0), tf.constant(0.0), tf.constant(0)))
+        steps = (n + chunk - 1) // chunk
+        _, loss, pairs = tf.while_loop(lambda s, *_: s < steps, body, (tf.constant(0), tf.constant(0.0), tf.constant(0)))
         return loss / tf.maximum(tf.cast(pairs, tf.float32), 1.0), pairs, steps
 
-    return run_epoch
+    return lambda epoch: train(*prepare(epoch))
 
 
 def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5, min_count: int = 5,
                    epochs: int = 5, sample: float = 1e-3, cbow: bool = False, learning_rate: float | None = None,
                    min_learning_rate: float = 1e-4, batch_size: int = 512, table_size: int = 10_000_000,
                    seed: int = 1, max_vocab: int | None = None, steps_per_execution: int = 64, verbose: int = 0,
-                   shared_negatives: int | None = 16):
+                   shared_negatives: int | None = 10):
     """Trains word2vec on tokenised `sentences`; returns `WordVectors` (W, the input vectors) with `.stats`.
 
     Args:
@@ -296,10 +289,9 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
         learning_rate: start of the linear decay (default 0.025 skip-gram, 0.05 CBOW, word2vec's).
         batch_size: skip-gram: centre words per sparse SGD step (each gives up to 2 x window pairs), the whole
             epoch running as one compiled graph (`_skipgram_trainer`); CBOW: examples per Keras `fit` step.
-        shared_negatives: skip-gram: a pool of this many noise words per step shared by all of the step's pairs
-            (each weighted K / pool: the same expected gradient as K private negatives, computed as matrix
-            products, several times faster on a CPU); `None`: K private negatives per pair, word2vec's exact
-            sampling.
+        shared_negatives: skip-gram: this many noise words per centre word, shared by its context pairs (each
+            weighted pairs x K / shared: the same expected gradient as K private negatives per pair, fewer rows to
+            gather and scatter); `None`: K private negatives per pair, word2vec's exact sampling.
 
     Examples:
     >>> sentences = [["the", "cat", "sat"], ["the", "dog", "sat"], ["a", "cat", "ran"]] * 20
@@ -324,7 +316,7 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
     if not cbow:
         model((np.zeros([1], "int32"), np.zeros([1], "int32")))  # builds both tables
         run_epoch = _skipgram_trainer(model, corpus, window, sample, start, min_learning_rate, epochs, batch_size,
-                                      shared_negatives)
+                                      shared_negatives, seed)
         pairs = 0
         for epoch in range(epochs):
             loss, epoch_pairs, epoch_steps = run_epoch(tf.constant(epoch))

@@ -75,6 +75,15 @@ def test_cooccurring_words_are_nearer(cbow):
     assert vectors.stats["words_per_second"] > 0
 
 
+def test_private_negatives_path_learns_too():
+    vectors = train_word2vec(_synthetic(np.random.default_rng(1), n=200), dim=8, window=2, min_count=1, epochs=3,
+                             sample=0, batch_size=64, seed=2, shared_negatives=None)
+    same = np.mean([vectors.similarity("car", w) for w in ("road", "wheel", "fuel")])
+    other = np.mean([vectors.similarity("car", w) for w in ("cat", "dog", "pet")])
+    assert same > other + 0.2, (same, other)
+    assert vectors.stats["losses"][-1] < vectors.stats["losses"][0]
+
+
 def test_analogy_and_accuracy_on_questions_file(tmp_path):
     words = ["king", "queen", "man", "woman", "paris", "france", "rome", "italy"]
     base = {"king": [1, 1, 0], "queen": [1, -1, 0], "man": [0, 1, 0.1], "woman": [0, -1, 0.1],
