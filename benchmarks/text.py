@@ -218,8 +218,8 @@ def main(argv=None):
         speed_ok, accuracy_ok = w2v["speed_ratio"] >= 1.0, w2v["accuracy_ratio"] >= 0.95
         w2v_md = ["## Text: word2vec (ours vs gensim) and GloVe, same corpus, same run", "", md[0], "",
                   f"Corpus: {w2v['corpus']}. Settings: {w2v['settings']}; ours: one compiled graph per epoch, "
-                  f"{args.w2v_batch} centre words per sparse SGD step ({w2v['steps']:,} steps), groups of 16 pairs "
-                  "sharing 16 negatives. words/s = corpus tokens x epochs / training seconds (gensim counts its "
+                  f"{args.w2v_batch} centre words per sparse SGD step ({w2v['steps']:,} steps, the loop XLA-compiled), "
+                  "each centre's pairs sharing 10 negatives. words/s = corpus tokens x epochs / training seconds (gensim counts its "
                   "tokens before min_count, ours after: slightly in gensim's favour).", "",
                   table(["implementation", "analogy accuracy (questions-words.txt, in-vocab)", "words/s", "seconds"],
                         rows), "",
