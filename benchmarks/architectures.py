@@ -1,6 +1,6 @@
 """The notes' architectures under one CPU budget (issue 17). Writes the `architectures` section of BENCHMARKS.md.
 
-    flock /tmp/bench.lock nice -n 5 .venv/bin/python -m benchmarks.architectures [--cpu-minutes 0.75] [--entries ...]
+    flock /tmp/bench.lock nice -n 5 .venv/bin/python -m benchmarks.architectures [--cpu-minutes 0.5] [--entries ...]
         [--rows-file rows.jsonl [--report-only]]
 
 Every entry goes through the same app (`apps.image_classifier` at its defaults: width 32, Dense(256) head,
@@ -113,7 +113,7 @@ def _vit_note(rows) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpu-minutes", type=float, default=0.75, help="CPU-time training budget per entry")
+    parser.add_argument("--cpu-minutes", type=float, default=0.5, help="CPU-time training budget per entry")
     parser.add_argument("--entries", default=",".join(ENTRIES), help=f"comma list of {tuple(ENTRIES)}")
     parser.add_argument("--train", type=int, default=60000, help="training images (Fashion-MNIST train split)")
     parser.add_argument("--test", type=int, default=5000, help="held-out test images (test split)")
@@ -135,9 +135,13 @@ def main(argv=None) -> None:
     keep, keep_test = rng.permutation(len(x))[: args.train], rng.permutation(len(xt))[: args.test]
     data, test = (x[keep], y[keep], names), (xt[keep_test], yt[keep_test], names)
     wall = time.time()
+    argv_text = " ".join(sys.argv[1:] if argv is None else argv)
     rows = []
     for entry in [] if args.report_only else entries:
-        rows.append(run_one(entry, ENTRIES[entry], data, test, args.cpu_minutes) + [list(os.getloadavg())])
+        invocation = {"command": f"{COMMAND} {argv_text}".strip(), "cpu_minutes": args.cpu_minutes,
+                      "train": len(keep), "test": len(keep_test)}
+        row = run_one(entry, ENTRIES[entry], data, test, args.cpu_minutes)
+        rows.append(row + [list(os.getloadavg()), invocation])
         if args.rows_file:
             with open(args.rows_file, "a") as f:
                 f.write(json.dumps(rows[-1]) + "\n")
@@ -147,25 +151,31 @@ def main(argv=None) -> None:
             by_name = {row[0]: row for row in map(json.loads, f)}
         rows = [by_name[e] for e in ENTRIES if e in by_name]
         wall_total = sum(row[5] for row in rows)
-    loads = [row.pop() for row in rows]
     if not rows:
         parser.error("no rows to report")
+    invocations = [row.pop() for row in rows]
+    loads = [row.pop() for row in rows]
+    budgets = {i["cpu_minutes"] for i in invocations}
+    if len(budgets) != 1:
+        parser.error(f"the rows were measured at different CPU budgets {sorted(budgets)}: not one comparison")
+    cpu_minutes, n_train, n_test = budgets.pop(), invocations[0]["train"], invocations[0]["test"]
+    commands = list(dict.fromkeys(i["command"] for i in invocations))
     best = max(rows, key=lambda row: row[1])
-    argv_text = " ".join(sys.argv[1:] if argv is None else argv)
     markdown = (
         "## Architectures under one CPU budget (issue 17)\n\n"
-        f"Command: `{COMMAND}{' ' + argv_text if argv_text else ''}` ({wall_total:.1f} wall minutes in all)  \n"
+        + "Command" + ("s" if len(commands) > 1 else "") + ": " + "; ".join(f"`{c}`" for c in commands)
+        + f" ({wall_total:.1f} wall minutes in all)  \n"
         f"Machine: {machine()}; load average (1/5/15 min) after each entry: "
         + ", ".join(f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}" for load in loads)
         + " (the 2 cores were shared with other jobs: the CPU budget keeps the comparison fair, the wall "
         "minutes and images/s depend on that load).\n\n"
-        f"Fashion-MNIST, {len(keep):,} training images (5% held out for validation), {len(keep_test):,} test "
-        f"images; each entry trains for {args.cpu_minutes:g} CPU minutes (process time, both cores) through "
+        f"Fashion-MNIST, {n_train:,} training images (5% held out for validation), {n_test:,} test "
+        f"images; each entry trains for {cpu_minutes:g} CPU minutes (process time, both cores) through "
         "`apps.image_classifier` at its defaults (width 32, batch 128, Adam 1e-3, flip/translate); CPU minutes "
         "below include building and the test evaluation.\n\n"
         + table(["entry", "test accuracy", "parameters", "epochs started", "CPU minutes", "wall minutes",
                  "train images/s"], rows)
-        + f"\n\nTargets ({TARGETS}): the budget here is {args.cpu_minutes:g} CPU minutes per entry, not 10 or 30, "
+        + f"\n\nTargets ({TARGETS}): the budget here is {cpu_minutes:g} CPU minutes per entry, not 10 or 30, "
         f"so that the whole run fits a shared 2-core machine; the best entry, {best[0]}, reached {best[1]:.4f} "
         f"({'meets' if best[1] >= 0.93 else 'short of'} the 0.93 figure at a fraction of its budget). "
         + _vit_note(rows) + "\n"
