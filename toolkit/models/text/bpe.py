@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import itertools
 
 END = "</w>"
 SPECIALS = ("<|endoftext|>", "<|startoftext|>")  # what keras-hub's CLIPTokenizer requires in the vocabulary
@@ -141,7 +142,7 @@ def learn_bpe(corpus, num_merges: int) -> BPE:
     for _ in range(num_merges):
         stats = collections.Counter()
         for word, symbols in words.items():
-            for pair in zip(symbols, symbols[1:]):
+            for pair in itertools.pairwise(symbols):
                 stats[pair] += frequency[word]
         if not stats:
             break
