@@ -14,6 +14,7 @@ with the app's metric; latency is the median of single-example calls. The guard 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -90,15 +91,36 @@ def measure(run, path: str, held_out, repeats: int) -> list:
     return metric, rows
 
 
+def export_every_format(run, directory: str) -> str:
+    """`run.export` with every format and the guard off (every file is kept and measured).
+
+    The detectors' SavedModel parity check compares boxes in input pixels (0-64) at an absolute 1e-4; measured
+    here: the `detect` signature of a 2-minute YOLO differed by 1.75e-4 px (float32 round-off of oneDNN vs the
+    live model, 3e-6 relative), which fails `run.export`. This benchmark exports detectors at 1e-3 px instead
+    (the same call as `Run.export` otherwise); apps/base.py does not take a tolerance yet.
+    """
+    if run.app.name != "object-detector":
+        return run.export(directory, formats=FORMATS, max_quantization_drop=1e9)
+    from apps.base import _summary
+    from apps.quantization import quantization_options
+    from toolkit.export import export
+
+    return export(run.model, directory, target="cpu", formats=FORMATS,
+                  adapter=run.app.export_adapter(run, "cpu", FORMATS),
+                  metadata={"metrics": _summary(run.metrics), "app": run.app.name, "info": run.info,
+                            "config": dataclasses.asdict(run.config)},
+                  quantization=quantization_options(run, FORMATS, max_drop=1e9), tolerance=1e-3)
+
+
 def budget(name, args) -> str:
     """The training budget of one app's rows, in words."""
     quick = args.quick
     return {"classifier": f"{3000 if quick else 12000} training images, {2 if quick else 3} epochs, "
                           f"{1000 if quick else 2000} test images",
-            "segmenter": f"{150 if quick else 400} training scenes 48x48, {3 if quick else 6} epochs, "
+            "segmenter": f"{150 if quick else 400} training scenes 48x48, {3 if quick else 5} epochs, "
                          f"{50 if quick else 100} test scenes"}.get(
         name, f"{200 if quick else 600} training scenes 64x64, at most {3 if quick else 8} epochs / "
-              f"{1.0 if quick else 2.0} min, {60 if quick else 150} test scenes")
+              f"{1.0 if quick else 1.5} min, {60 if quick else 150} test scenes")
 
 
 def default_drop(name):
@@ -132,7 +154,7 @@ def bench_detector(kind, args, out):
     train = digit_scenes(200 if args.quick else 600, image_size=64, objects=(1, 4), seed=0)
     test = digit_scenes(60 if args.quick else 150, image_size=64, objects=(1, 4), seed=12345)
     run = object_detector.train(train, test_data=test, model=kind, image_size="64x64", epochs=3 if args.quick else 8,
-                                batch_size=32, max_minutes=1.0 if args.quick else 2.0, augment="none",
+                                batch_size=32, max_minutes=1.0 if args.quick else 1.5, augment="none",
                                 validation_split=0.0, verbose=0, tensorboard=False, run_dir=os.path.join(out, "runs"),
                                 width=8)
     return run, run.app.held_out(run.data)
@@ -147,7 +169,7 @@ def bench_segmenter(args, out):
     write_segmentation_folder(digit_scenes(150 if args.quick else 400, seed=1, **scene), os.path.join(out, "seg-train"))
     write_segmentation_folder(digit_scenes(50 if args.quick else 100, seed=2, **scene), os.path.join(out, "seg-test"))
     run = image_segmenter.train(os.path.join(out, "seg-train"), test_data=os.path.join(out, "seg-test"),
-                                epochs=3 if args.quick else 6, batch_size=16, filters="8,16,32", bottleneck=32,
+                                epochs=3 if args.quick else 5, batch_size=16, filters="8,16,32", bottleneck=32,
                                 augment="none", validation_split=0.0, verbose=0, tensorboard=False,
                                 run_dir=os.path.join(out, "runs"))
     return run, run.app.held_out(run.data)
@@ -175,7 +197,7 @@ def main(argv=None) -> int:
         title, build = builders[name]
         app_started, app_load = time.time(), os.getloadavg()
         run, held_out = build(args, out)
-        path = run.export(os.path.join(out, name), formats=FORMATS, max_quantization_drop=1e9)  # keep every file
+        path = export_every_format(run, os.path.join(out, name))
         metric, rows = measure(run, path, held_out, args.repeats)
         text = f"**{title}** (held-out {metric}; {budget(name, args)}):\n\n" + table(
             ["format", "size KiB", "batch-1 ms", metric, "default guard"], rows)
