@@ -21,7 +21,7 @@ def run(tmp_path_factory):
                                   mc_samples=6), folder
 
 
-def test_predict_on_a_run_and_its_export_with_mc_dropout(run, tmp_path, capsys):
+def test_predict_on_a_run_with_mc_dropout(run):
     run, folder = run
     image = os.path.join(folder, "dark", "0.png")
     live = image_classifier.predict(run, [image], mc_samples=50)[0]
@@ -30,6 +30,12 @@ def test_predict_on_a_run_and_its_export_with_mc_dropout(run, tmp_path, capsys):
     plain = image_classifier.predict(run, [image])[0]
     assert abs(live["scores"]["dark"] - plain["scores"]["dark"]) < 0.2  # the mean stays near the plain output
     assert "mc_dropout" not in run.adapter.extra_signatures or run.adapter.metadata["mc_dropout_samples"] == 6
+
+
+@pytest.mark.slow  # an export (parity checks, warm-up file) and a fresh TensorFlow process: ~1 min on 2 cores
+def test_the_exported_signature_in_tensorflow_alone_and_predict_mc_samples(run, tmp_path, capsys):
+    run, folder = run
+    image = os.path.join(folder, "dark", "0.png")
     path = run.export(str(tmp_path / "sm" / "mc"))
     exported = image_classifier.predict(path, [image], mc_samples=6)[0]
     again = image_classifier.predict(path, [image], mc_samples=6)[0]
