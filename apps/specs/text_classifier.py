@@ -48,6 +48,9 @@ class Config(BaseConfig):
                               "the head on frozen features (linear probe)",
                               choices=("full", "lora", "lora-keras", "frozen"))
     lora_rank: int = option(8, "bert: rank of the LoRA adapters (fine_tuning=lora / lora-keras)")
+    adapt_text: str = option("", "bert: unlabelled in-domain text (.txt, one document a line, or a folder of .txt): "
+                             "continue masked-LM pretraining on it (15 percent masked: 80/10/10) before fine-tuning")
+    adapt_epochs: int = option(1, "bert: masked-LM epochs over --adapt-text")
 
 
 class TextClassifierSpec(TaskSpec):

@@ -12,11 +12,19 @@ LABELS = ["pos", "pos", "neg", "neg", "pos", "neg"] * 3
 
 def test_bert_family_trains_exports_and_reloads(tmp_path, preset_dir):
     keras.utils.set_random_seed(0)
+    unlabelled = tmp_path / "domain.txt"
+    unlabelled.write_text("the film was good\nthe plot was dull\na great movie\nan awful film\n")
     run = text_classifier.train((TEXTS, LABELS), model="bert", checkpoint=preset_dir, fine_tuning="lora",
+                                adapt_text=str(unlabelled), adapt_epochs=1,
                                 lora_rank=2, epochs=2, batch_size=6, learning_rate=1e-2, sequence_length=16,
                                 verbose=0, run_dir=str(tmp_path / "runs"), validation_split=0.0, patience=-1)
     classifier = run.model.get_layer("classifier")  # the notes' LoRA, merged into W0 after training
     assert not any("lora" in w.path for w in classifier.weights)
+    from toolkit.models.bert import find_backbone, load_bert
+
+    # the masked-LM step moved the token embeddings (LoRA alone never touches them)
+    original = load_bert(preset_dir)[0].token_embedding.get_weights()[0]
+    assert not np.allclose(find_backbone(classifier).token_embedding.get_weights()[0], original)
     live = text_classifier.predict(run, ["good film", "awful movie"])
     for target in ("cpu", "tpu"):
         exported = text_classifier.predict(run.export(str(tmp_path / "sm"), target=target), ["good film", "awful movie"])
