@@ -205,9 +205,10 @@ class TextGenerator(keras.Model):
         One `tf.while_loop` with fixed shapes (XLA-compilable when `max_tokens` is a Python int).
         """
         token_ids = tf.cast(token_ids, tf.int64)
-        lengths = tf.cast(lengths, tf.int32)
         batch = tf.shape(token_ids)[0]
         length = self.sequence_length
+        # a dense caller's lengths (a serving warm-up sends zeros) are clamped into the buffer: never an error
+        lengths = tf.clip_by_value(tf.cast(lengths, tf.int32), 1, length)
         seed = tf.cast(tf.convert_to_tensor(seed), tf.int32)
         steps = tf.cast(max_tokens, tf.int32)
         out = tf.zeros([batch, steps], tf.int64)
