@@ -42,8 +42,14 @@ def _detector(fixture):
             "eval_data": data, "inputs": cells.images_under(data), "extra_export": ["--test-data", data]}
 
 
-SPECS = {"image-classifier": _classifier, "image-segmenter": _segmenter, "object-detector": _detector}
-METRICS = {"image-classifier": "accuracy", "image-segmenter": "mean_iou", "object-detector": "map_50"}
+def _ssd(fixture):
+    return {**_detector(fixture), "model": "ssd"}
+
+
+SPECS = {"image-classifier": _classifier, "image-segmenter": _segmenter, "object-detector": _detector,
+         "object-detector-ssd": _ssd}
+METRICS = {"image-classifier": "accuracy", "image-segmenter": "mean_iou", "object-detector": "map_50",
+           "object-detector-ssd": "map_50"}
 
 
 class EdgeFamily:
@@ -152,17 +158,37 @@ def test_classifier_int8_io(edge):
 
 
 @slow
-@pytest.mark.parametrize("name", ["image-segmenter", "object-detector"])
+@pytest.mark.parametrize("name", ["image-segmenter", "object-detector", "object-detector-ssd"])
 @pytest.mark.parametrize("fmt", ["tflite-int8", "onnx-int8"])
 def test_segmenter_and_detector_quantized_evaluate(edge, name, fmt):
+    """The detectors' int8 files keep box decoding and NMS float (the whole-graph int8 YOLO file aborted LiteRT
+    inside its padded-NMS loop); every file is scored with the app's own metric through its own runtime."""
     family = edge(name)
     result = family.export(f"saved_model,{fmt}", "--max-quantization-drop", "100")  # tiny 1-epoch models: wiring
+    report = result["metadata"]["quantization"]
+    assert report["metric"] == METRICS[name] and report["max_drop"] == 100.0, report
     path = _check_published(result, fmt)
     metrics = json_out(toolkit(family.family.task, "evaluate", path, "--data", family.family.eval_data, "--json"))
     assert METRICS[name] in metrics, metrics
     rows = json_out(toolkit(family.family.task, "predict", path, *family.family.inputs, "--json",
                             cwd=os.path.join(family.root)))
     assert len(rows) == len(family.family.inputs), rows
+
+
+@slow
+@pytest.mark.parametrize("name", ["image-segmenter", "object-detector"])
+def test_guard_defaults_and_int8_io_for_segmenter_and_detector(edge, name):
+    """The default guard is 2 points of mIoU / mAP@.5 (no flag), and --int8-io works with NMS inside."""
+    family = edge(name)
+    result = family.export("saved_model,tflite-int8", "--int8-io", "--max-quantization-drop", "100")
+    path = _check_published(result, "tflite-int8")
+    with open(path + ".json") as f:
+        assert json.load(f)["tensors"]["inputs"][0]["dtype"] == "int8"
+    default = family.export("saved_model,tflite-dynamic")
+    report = default["metadata"]["quantization"]
+    assert report["max_drop"] == 2.0 and report["metric"] == METRICS[name], report
+    entry = report["formats"]["tflite-dynamic"]
+    assert entry["published"] == (entry["drop"] <= 2.0), entry
 
 
 @slow
