@@ -11,5 +11,6 @@ from toolkit.layers.ode_block import EulerODEBlock
 from toolkit.layers.positions import PositionalSelfAttention
 from toolkit.layers.scalar_mix import ScalarMix
 
-__all__ = ["BahdanauAttention", "ClassToken", "EulerODEBlock", "GCNConv", "MessagePassing", "HyperConnection", "ImageNormalization",
-           "LoRAEinsumDense", "MixtureOfExperts", "PositionalSelfAttention", "ScalarMix", "sinkhorn_knopp"]
+__all__ = ["BahdanauAttention", "ClassToken", "EulerODEBlock", "GCNConv", "HyperConnection", "ImageNormalization",
+           "LoRAEinsumDense", "MessagePassing", "MixtureOfExperts", "PositionalSelfAttention", "ScalarMix",
+           "sinkhorn_knopp"]

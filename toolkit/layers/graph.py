@@ -13,7 +13,7 @@ Written by hand: keras and keras-hub have no graph layers (TF-GNN / Spektral are
 from __future__ import annotations
 
 import keras
-import numpy as np
+import numpy as np  # noqa: F401  (the doctests use it)
 
 
 def _tf():

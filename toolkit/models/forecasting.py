@@ -101,13 +101,18 @@ def lag_features(x, lags: int | None = None) -> np.ndarray:
 
 
 def gbm_forecast(train_x, train_y, test_x, lags: int | None = None, seed: int = 0, **params) -> np.ndarray:
-    """Gradient boosting on lag features: one `HistGradientBoostingRegressor` per horizon step (direct strategy)."""
+    """Gradient boosting on lag features: one `HistGradientBoostingRegressor` per horizon step (direct strategy).
+
+    Runs single-threaded (threadpoolctl): on a busy shared machine OpenMP threads per boosting iteration cost ~10x
+    more than they save at these sizes (a few thousand windows)."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.multioutput import MultiOutputRegressor
+    from threadpoolctl import threadpool_limits
 
     model = MultiOutputRegressor(HistGradientBoostingRegressor(random_state=seed, **params))
-    model.fit(lag_features(train_x, lags), np.asarray(train_y))
-    return model.predict(lag_features(test_x, lags))
+    with threadpool_limits(1):
+        model.fit(lag_features(train_x, lags), np.asarray(train_y))
+        return model.predict(lag_features(test_x, lags))
 
 
 def build_forecaster(window: int, horizon: int, channels: int = 1, kind: str = "tcn", units: int = 32,
