@@ -222,3 +222,29 @@ class Translator(Seq2SeqTranslator):
         logits, states = self._step(previous, np.stack([b[2] for b in beams]), np.repeat(memory[0], k, 0),
                                     np.repeat(src, k, 0))
         return tf.nn.log_softmax(logits).numpy(), states.numpy()
+
+
+TRANSLATOR_MODELS = ("gru", "transformer")
+
+
+def build_translator(sources, targets, model: str = "gru", **options) -> Seq2SeqTranslator:
+    """A translator by name: `gru` (`Translator`: biGRU + Bahdanau attention) or `transformer`
+    (`toolkit.models.text.transformer_seq2seq.TransformerTranslator`); `options` go to its constructor.
+
+    Examples:
+    >>> t = build_translator(["add user"], ["ajouter utilisateur"], model="transformer", num_layers=1,
+    ...                      hidden_dim=8, num_heads=2, max_length=3)
+    >>> type(t).__name__
+    'TransformerTranslator'
+    >>> build_translator(["a"], ["b"], model="lstm")
+    Traceback (most recent call last):
+    ...
+    ValueError: model must be one of ('gru', 'transformer'). Received: model='lstm'
+    """
+    if model not in TRANSLATOR_MODELS:
+        raise ValueError(f"model must be one of {TRANSLATOR_MODELS}. Received: model={model!r}")
+    if model == "transformer":
+        from toolkit.models.text.transformer_seq2seq import TransformerTranslator  # it builds on this module
+
+        return TransformerTranslator(sources, targets, **options)
+    return Translator(sources, targets, **options)
