@@ -7,10 +7,11 @@ Two series, the same chronological split (70 / 15 / 15 %, by target time) for ev
 - a real series: the S&P 500 monthly close 1990-2022 (matplotlib's sample_data/Stocks.csv, from Yahoo
   Finance), log scale, window 24, horizon 3: close to a random walk, where the naive forecast is hard to beat.
 
-Baselines: naive (last value), seasonal naive (last season repeated), HistGradientBoostingRegressor per horizon
-step on the window's lags (synthetic: the last 72 steps; S&P 500: all 24). Deep: `build_forecaster(kind="tcn" | "lstm")`, standardised with the training
-statistics, early stopping on the validation windows. Errors on the test windows; MASE scaled by the
-seasonal-naive test MAE (below 1 = better than seasonal naive).
+Baselines: naive (last value), seasonal naive (last season repeated), HistGradientBoostingRegressor per
+horizon step on the window's lags (synthetic: the last 72 steps; S&P 500: all 24). Deep:
+`build_forecaster(kind="tcn" | "lstm")`, standardised with the training statistics, early stopping on the
+validation windows. Errors on the test windows; MASE scaled by the seasonal-naive test MAE (below 1 = better
+than seasonal naive).
 
     .venv/bin/python -m benchmarks.forecasting
 
