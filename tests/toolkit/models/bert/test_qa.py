@@ -106,6 +106,7 @@ def test_answer_spans_training_and_in_process_answers(tiny_qa):
     assert scores["f1"] >= scores["exact_match"] >= 0.5  # memorised the hand-made set (most of it)
 
 
+@pytest.mark.slow  # ~137 s wall at load average 9 (export + parity reload + a fresh TF process)
 def test_raw_string_savedmodel_round_trip_in_a_fresh_process(tmp_path, tiny_qa):
     backbone, _, packer = tiny_qa
     model = qa.build_question_answerer(backbone, dropout=0.0)
