@@ -49,6 +49,7 @@ def test_vgg16_count_matches_the_notes_and_the_built_model():
     assert len(convs) == 13 and [c.filters for c in convs[::3]] == [8, 16, 32, 64, 64]
 
 
+@pytest.mark.slow
 def test_vgg16_features_equal_keras_applications():
     ours = build_vgg16((32, 32, 3), num_classes=None)
     theirs = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
