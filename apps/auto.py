@@ -13,6 +13,8 @@ to options the user did not set (`RunContext.explicit`), and say what they chose
 
 from __future__ import annotations
 
+import sys
+
 MIN_STEPS_PER_EPOCH = 16  # below this an epoch is too few gradient steps (and BatchNorm statistics lag behind)
 SMALLEST_AUTO_BATCH = 4  # never go below this automatically (BatchNorm statistics of 2-3 examples are noise)
 
@@ -73,7 +75,7 @@ def apply_auto_batch(ctx, app_name: str) -> int:
             # the first epoch short: 0.77 instead of 0.95 accuracy on 3 classes x 10 images, one seed)
             train = train.apply(tf.data.experimental.assert_cardinality(-(-int(data.num_train) // chosen)))
         data.train = train.prefetch(tf.data.AUTOTUNE)
-        print(f"{app_name}: {note}", flush=True)
+        print(f"{app_name}: {note}", file=sys.stderr, flush=True)  # stdout stays for --json
         logging.getLogger(__name__).info("%s: %s", app_name, note)
         ctx.state["batch_size_note"] = note
     ctx.state["batch_size"] = chosen
@@ -103,6 +105,6 @@ def early_stopping_context(ctx, app_name: str):
         return ctx
     note = (f"early stopping off: {count} validation example{'s' if count != 1 else ''} are too few to pick the best "
             f"epoch (pass --patience to keep it)")
-    print(f"{app_name}: {note}", flush=True)
+    print(f"{app_name}: {note}", file=sys.stderr, flush=True)
     ctx.state["patience_note"] = note
     return dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, patience=-1))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -200,7 +201,7 @@ def _resolve_training(ctx, app_name: str) -> str:
     if layers is not None and "fine_tune_layers" not in ctx.explicit:
         ctx.state["fine_tune_layers"] = layers
     ctx.state.update(training=mode, training_reason=reason)
-    print(f"{app_name}: --training auto: {reason}", flush=True)
+    print(f"{app_name}: --training auto: {reason}", file=sys.stderr, flush=True)  # stdout stays for --json
     record_resolved(ctx.run_dir, "training", {"mode": mode, "fine_tune_layers": ctx.state.get(
         "fine_tune_layers", config.fine_tune_layers), "reason": reason})
     return mode

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import keras
 import numpy as np
@@ -88,7 +89,7 @@ class ImageSegmenterApp(ImageSegmenterSpec, App):
         filters, bottleneck = self.widths(ctx)
         ctx.state.update(filters=filters, bottleneck=bottleneck)
         if ctx.state.get("filters_note"):
-            print(f"{self.name}: {ctx.state['filters_note']}", flush=True)
+            print(f"{self.name}: {ctx.state['filters_note']}", file=sys.stderr, flush=True)
             logger.info("%s: %s", self.name, ctx.state["filters_note"])
         return build_unet(
             data.image_shape, data.num_classes, filters=filters, bottleneck=bottleneck,

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import tempfile
 
 from apps.config import explicit_options
@@ -91,7 +92,7 @@ def _report(app, result, max_lr, output_dir, stem):
 RANGE_FILE = "lr_range.json"  # in the run directory: a resumed run reuses the bounds instead of re-testing
 
 
-def auto_lr_range(app, ctx, min_lr: float = 1e-7, max_lr: float = 10.0, print_fn=print):
+def auto_lr_range(app, ctx, min_lr: float = 1e-7, max_lr: float = 10.0, print_fn=None):
     """`--lr-schedule cyclical --lr-range auto`: the range test on the run's own training data (`ctx.data`),
     before training; returns `ctx.config` with `lr_range` set to the found 'LOW,HIGH'.
 
@@ -102,9 +103,11 @@ def auto_lr_range(app, ctx, min_lr: float = 1e-7, max_lr: float = 10.0, print_fn
     may be too low.
     """
     import copy
+    import functools
 
     import keras
 
+    print_fn = print_fn or functools.partial(print, file=sys.stderr)  # a training note: stdout stays for --json
     path = os.path.join(ctx.run_dir, RANGE_FILE)
     if os.path.isfile(path):
         with open(path) as f:

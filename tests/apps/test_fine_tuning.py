@@ -42,7 +42,7 @@ def test_a_pretrained_backbone_of_few_images_is_feature_extraction(tmp_path, cap
     pretrained.save(tmp_path / "pretrained.keras")
     run = image_classifier.train(folder, run_dir=str(tmp_path / "runs"), backbone=str(tmp_path / "pretrained.keras"),
                                  **{**TINY, "epochs": 1}, fine_tune_epochs=1)
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "--training auto: 18 training images -> head (the notes' table: < 1K images: feature extraction" in out
     assert run.info["training"] == "head" and "feature extraction" in run.info["training_reason"]
     with open(os.path.join(run.run_dir, "config.json")) as f:

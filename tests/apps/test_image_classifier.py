@@ -121,7 +121,7 @@ def test_defaults_learn_three_classes_of_ten_images(tmp_path, capsys):
     x, y, names = _three_colours()
     run = image_classifier.train((x, y, names), run_dir=str(tmp_path / "runs"), verbose=0, tensorboard=False)
     assert run.info["batch_size"] == 4 and run.info["num_train"] == 27
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # notes go to stderr: stdout is for --json
     assert "batch_size 4 instead of the default 64" in out
     # 3 validation images cannot pick the best epoch: early stopping is off, all 10 epochs run
     assert "early stopping off: 3 validation examples" in out and len(run.history["loss"]) == 10

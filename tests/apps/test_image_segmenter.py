@@ -124,7 +124,7 @@ def test_default_widths_and_batch_fit_a_small_set(tmp_path, capsys):
     data = (scenes.images, scenes.masks, ["background", "0", "1"])
     run = image_segmenter.train(data, epochs=1, run_dir=str(tmp_path / "runs"), verbose=0, tensorboard=False)
     assert (run.info["filters"], run.info["bottleneck"], run.info["batch_size"]) == ([16, 32, 64], 128, 4)
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # notes go to stderr: stdout is for --json
     assert "filters auto: 16,32,64 for 18 training images" in out and "batch_size 4 instead of the default 16" in out
     norms = [layer for layer in run.model.layers if layer.__class__.__name__ == "BatchNormalization"]
     assert len(norms) == 14 and {layer.momentum for layer in norms} == {0.9}  # 2 per block, 7 blocks
