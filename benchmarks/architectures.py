@@ -178,7 +178,9 @@ def main(argv=None) -> None:
         + f"\n\nTargets ({TARGETS}): the budget here is {cpu_minutes:g} CPU minutes per entry, not 10 or 30, "
         f"so that the whole run fits a shared 2-core machine; the best entry, {best[0]}, reached {best[1]:.4f} "
         f"({'meets' if best[1] >= 0.93 else 'short of'} the 0.93 figure at a fraction of its budget). "
-        + _vit_note(rows) + "\n"
+        + _vit_note(rows) + " At a budget this far below the targets' no entry is near convergence (see epochs "
+        "started): the entries cheapest per image (train images/s) see the most data, which ranks them here more "
+        "than their architectures do.\n"
     )
     print(markdown)
     if not args.no_write:
