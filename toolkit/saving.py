@@ -28,6 +28,7 @@ REGISTERING_MODULES = (
     "toolkit.training.losses",
     "toolkit.training.schedules",
     "toolkit.training.segmentation_losses",
+    "toolkit.training.discriminative",
     "toolkit.metrics.segmentation",
     "toolkit.models.transfer",
     "toolkit.models.detection",

@@ -120,6 +120,12 @@ def _object(build):
     return "object", build
 
 
+def _discriminative(cls):
+    import keras
+
+    return cls(keras.optimizers.SGD(0.1, momentum=0.9), {"backbone/conv/kernel": 0.1, "backbone/conv/bias": 0.3})
+
+
 def _vae(cls):
     import keras
 
@@ -220,6 +226,7 @@ CASES = {
     "LinearWarmupDecay": _object(lambda cls: cls(1e-3, 10, warmup_steps=2)),
     "MeanDice": _object(lambda cls: cls(3)),
     "LayerStatisticsMonitor": _object(lambda cls: cls(layers=["dense"], every=2)),
+    "DiscriminativeOptimizer": _object(_discriminative),
 }
 
 
