@@ -120,6 +120,13 @@ def _object(build):
     return "object", build
 
 
+def _bpe_kwargs():
+    from toolkit.models.text.bpe import learn_bpe
+
+    bpe = learn_bpe("low low low lower lower lowest", 4)
+    return {"vocabulary": dict(bpe.vocabulary), "merges": [f"{a} {b}" for a, b in bpe.merges], "sequence_length": 4}
+
+
 def _discriminative(cls):
     import keras
 
@@ -196,6 +203,9 @@ CASES = {
         (4, 3), "float32"),
     "MessagePassing": _layer({"units": 3, "aggregation": "mean"}, lambda: {"features": _rng().normal(size=(3, 2)).astype(
         "float32"), "adjacency": np.array([[0, 1, 0], [1, 0, 2], [0, 2, 0]], "float32")}, (3, 3), "float32"),
+    "EndOfWordBytePairTokenizer": _layer(_bpe_kwargs, lambda: np.array(["low lower", "lowest"]), (2, 4), "int32"),
+    "PositionalSelfAttention": _layer({"num_heads": 2, "key_dim": 2, "positions": "rope"},
+                                      lambda: _rng().normal(size=(2, 3, 4)).astype("float32"), (2, 3, 4), "float32"),
     "BM25Tokenizer": _layer({"vocabulary": ["cat", "mat", "sat"]}, lambda: np.array(["The cat sat", "a MAT"]),
                             (2, 3), "int32"),
     "BM25Scores": _layer({"vocabulary_size": 3, "num_items": 2, "nnz": 4},
@@ -214,6 +224,7 @@ CASES = {
     "AnomalyDetector": _model(_autoencoder, lambda: _rng().uniform(0, 255, (2, 8, 8, 1)).astype("float32")),
     "TextGenerator": _model(lambda cls: cls(list("ab "), sequence_length=4, num_layers=1, hidden_dim=4, num_heads=2),
                             lambda: np.array([[2, 3, 4, 0]])),
+    "GloVe": _model(lambda cls: cls(vocabulary_size=4, dim=3), lambda: [np.array([1, 2]), np.array([2, 3])]),
     "Word2Vec": _model(_word2vec, lambda: [np.array([1, 2]), np.array([3, 4])], random=True),  # negatives drawn in-graph
     # losses, schedules, metrics, callbacks
     "DiceLoss": _object(lambda cls: cls(smooth=1.0, ignore_background=True)),
