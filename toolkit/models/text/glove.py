@@ -100,7 +100,8 @@ class GloVe(keras.Model):
         return {"vocabulary_size": self.vocabulary_size, "dim": self.dim, "name": self.name}
 
 
-def _half_weighted_squares(y, prediction):  # train_glove's compile loss only: never saved with a model
+@keras.saving.register_keras_serializable(package="toolkit")
+def _half_weighted_squares(y, prediction):  # train_glove's compile loss: saved with the compiled model
     # y = [log X_ij, f(X_ij)]: J / 2 summed over the batch (GloVe's per-entry steps, taken together).
     return 0.5 * keras.ops.sum(y[:, 1] * keras.ops.square(prediction - y[:, 0]))
 
