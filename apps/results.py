@@ -63,6 +63,23 @@ def text_of(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+def string_inputs(inputs, what: str) -> list:
+    """A raw-text app's `predict` inputs (one string / bytes or a list of them) -> a list of str; anything else is
+    a DataError naming `what` (e.g. "queries").
+
+    >>> string_inputs([b"coffee", "tea"], "queries")
+    ['coffee', 'tea']
+    """
+    from toolkit.data import DataError
+
+    items = [inputs] if isinstance(inputs, (str, bytes)) else list(inputs)
+    texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in items]
+    bad = [t for t in texts if not isinstance(t, str)]
+    if bad:
+        raise DataError(f"{what} must be strings. Received: {type(bad[0]).__name__}")
+    return texts
+
+
 def _at(values, index):
     return values[index] if index < len(values) else ""
 

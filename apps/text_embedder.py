@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.base import App, text_of
+from apps.results import string_inputs
 from apps.specs.text_embedder import Config, TextEmbedderSpec  # noqa: F401  (Config: public as apps.text_embedder.Config)
 from toolkit.data import DataError
 from toolkit.export.text_bert import bert_embedding_adapter
@@ -155,12 +156,7 @@ class TextEmbedderApp(TextEmbedderSpec, App):
                 "mean_top1_similarity": float(np.mean(top)), "num_queries": len(hits1)}
 
     def raw_inputs(self, inputs, info) -> dict:
-        inputs = [inputs] if isinstance(inputs, (str, bytes)) else list(inputs)
-        texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in inputs]
-        bad = [t for t in texts if not isinstance(t, str)]
-        if bad:
-            raise DataError(f"queries must be strings. Received: {type(bad[0]).__name__}")
-        return {"text": texts}
+        return {"text": string_inputs(inputs, "queries")}
 
     def summary(self, metrics) -> str:
         if not _has_metrics(metrics):

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.base import App, Run, merge_histories, text_of
+from apps.results import string_inputs
 from apps.specs.text_generator import Config, TextGeneratorSpec  # noqa: F401  (Config: public as apps.text_generator.Config)
 from toolkit.data import DataError
 from toolkit.data.batching import steps_per_epoch
@@ -159,12 +160,7 @@ class TextGeneratorApp(TextGeneratorSpec, App):
                 "next_token_accuracy": correct / max(count, 1), "num_tokens": count}
 
     def raw_inputs(self, inputs, info) -> dict:
-        prompts = [inputs] if isinstance(inputs, (str, bytes)) else list(inputs)
-        prompts = [p.decode("utf-8") if isinstance(p, bytes) else p for p in prompts]
-        bad = [p for p in prompts if not isinstance(p, str)]
-        if bad:
-            raise DataError(f"prompts must be strings. Received: {type(bad[0]).__name__}")
-        return {"prompt": prompts}
+        return {"prompt": string_inputs(inputs, "prompts")}
 
     def format_predictions(self, outputs, inputs, top_k=None, score_threshold=None, labels=None) -> list:
         return [{"text": text_of(t)} for t in outputs["text"]]
