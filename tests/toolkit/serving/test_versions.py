@@ -32,8 +32,12 @@ def _states(http):
 def _half_written(exports, key, model_dir, number):
     """A version folder as a slow copy leaves it at first: only saved_model.pb (no variables yet)."""
     folder = os.path.join(model_dir, str(number))
-    os.makedirs(folder)
-    shutil.copy(os.path.join(exports[key], "saved_model.pb"), folder)
+    staging = os.path.join(os.path.dirname(os.path.dirname(model_dir)), f"half-written-{number}")
+    os.makedirs(staging)
+    shutil.copy(os.path.join(exports[key], "saved_model.pb"), staging)
+    # appears at once with its saved_model.pb: a poll seeing an empty folder first would fail the load, see
+    # the folder change when the .pb lands, and retry (LOADING) while the test reads the first failure
+    os.rename(staging, folder)
     return folder
 
 
