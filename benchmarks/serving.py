@@ -9,8 +9,9 @@
 
     .venv/bin/python -m benchmarks.serving [--seconds 8] [--soak-seconds 60] [--no-write]
 
-Clients are threads with keep-alive `http.client` connections (gRPC: the tensorflow-serving-api stub) in this
-process, so clients and server share the machine's cores.
+Throughput and REST latency rows use `benchmarks.loadgen` (keep-alive asyncio clients in a process of their own:
+32 `http.client` threads measured the clients' GIL, not the server); the soak and fuzz use `http.client`
+threads, gRPC the tensorflow-serving-api stub. Clients and server share the machine's cores.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import time
 
 import numpy as np
 
+from benchmarks.loadgen import run_load
 from benchmarks.serving_fuzz import fuzz_grpc, fuzz_rest, rss_mb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -224,9 +226,9 @@ def main(argv=None) -> int:
         for batching in ("on", "off"):
             process, port, grpc_port = start_server(tmp, "--batching", batching, "--poll-interval", "0")
             try:
-                load(port, body, 32, 2.0)  # warm up
-                results[("32", batching)] = load(port, body, 32, args.seconds)
-                results[("rest1", batching)] = load(port, body, 1, args.seconds)
+                run_load(port, body, 32, 2.0)  # warm up
+                results[("32", batching)] = run_load(port, body, 32, args.seconds)
+                results[("rest1", batching)] = run_load(port, body, 1, args.seconds)
                 results[("grpc1", batching)] = grpc_latency(grpc_port, png, args.seconds)
             finally:
                 stop(process)
@@ -279,8 +281,10 @@ after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} (2.0 = both co
 
 Each request is one 28x28 PNG as `{{"b64": ...}}` through `serving_default` (decode + resize + CNN + labels in
 the graph) of a cpu export of the tiny CNN (`build_image_classifier((28, 28, 1), 3, width=4)`), served by a
-`toolkit serve` process with default flags except `--batching on|off`; clients are threads in the benchmark
-process (keep-alive `http.client`; gRPC: the tensorflow-serving-api stub), sharing the 2 cores with the server.
+`toolkit serve` process with default flags except `--batching on|off`. REST rows: `benchmarks.loadgen`, keep-alive
+asyncio clients in a process of their own (the previous runs used 32 `http.client` threads in the benchmark process;
+py-spy on the server showed its event loop ~40% idle while those threads, contending for one GIL, were the cap);
+gRPC: the tensorflow-serving-api stub in the benchmark process. Clients share the 2 cores with the server.
 
 {table(["front end", "batching", "clients", "requests/s", "p50 ms", "p99 ms", "requests", "failed"], rows)}
 
@@ -300,8 +304,9 @@ process (keep-alive `http.client`; gRPC: the tensorflow-serving-api stub), shari
 
 Honesty notes: one run, all rows side by side; the clients share the 2 cores with the server, and other
 sessions may load the machine (load average above), so a row can move 2x between runs. At 32 clients both modes
-are capped by per-request Python work (client threads, HTTP, hand-offs) rather than by the model, so batching's
-compute saving shows only when that work is cheap relative to batch-1 compute.
+are capped by per-request Python work on 2 shared cores (the server's HTTP/JSON/b64 path on its event loop, and the
+load generator itself) rather than by the model: with batching off two model calls already run at once (one per
+core), so batching's compute saving shows only in the part of each request that is model time.
 """
     write_section("serving", markdown)
 
