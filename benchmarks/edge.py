@@ -119,8 +119,8 @@ def budget(name, args) -> str:
                           f"{1000 if quick else 2000} test images",
             "segmenter": f"{150 if quick else 400} training scenes 48x48, {3 if quick else 5} epochs, "
                          f"{50 if quick else 100} test scenes"}.get(
-        name, f"{200 if quick else 600} training scenes 64x64, at most {3 if quick else 8} epochs / "
-              f"{1.0 if quick else 1.5} min, {60 if quick else 150} test scenes")
+        name, f"{200 if quick else 600} training scenes 64x64, at most {3 if quick else args.detector_epochs} epochs / "
+              f"{1.0 if quick else args.detector_minutes:g} min, {60 if quick else 150} test scenes")
 
 
 def default_drop(name):
@@ -153,8 +153,9 @@ def bench_detector(kind, args, out):
 
     train = digit_scenes(200 if args.quick else 600, image_size=64, objects=(1, 4), seed=0)
     test = digit_scenes(60 if args.quick else 150, image_size=64, objects=(1, 4), seed=12345)
-    run = object_detector.train(train, test_data=test, model=kind, image_size="64x64", epochs=3 if args.quick else 8,
-                                batch_size=32, max_minutes=1.0 if args.quick else 1.5, augment="none",
+    run = object_detector.train(train, test_data=test, model=kind, image_size="64x64",
+                                epochs=3 if args.quick else args.detector_epochs, batch_size=32,
+                                max_minutes=1.0 if args.quick else args.detector_minutes, augment="none",
                                 validation_split=0.0, verbose=0, tensorboard=False, run_dir=os.path.join(out, "runs"),
                                 width=8)
     return run, run.app.held_out(run.data)
@@ -180,6 +181,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller data and training (a smoke run)")
     parser.add_argument("--apps", default="classifier,yolo,ssd,segmenter")
     parser.add_argument("--repeats", type=int, default=100, help="batch-1 calls timed per file")
+    parser.add_argument("--detector-epochs", type=int, default=8, help="detectors: most training epochs")
+    parser.add_argument("--detector-minutes", type=float, default=1.5, help="detectors: training time cap (minutes)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
     out = tempfile.mkdtemp(prefix="bench_edge_")
@@ -204,7 +207,9 @@ def main(argv=None) -> int:
         print(text, flush=True)
         # one section per app (`edge` holds the classifier and the introduction), so a run of some apps leaves
         # the others' figures in place
-        line = (f"`{COMMAND} --apps {name}{' --quick' if args.quick else ''}` · {machine()} · "
+        flags = "".join(f" --detector-{k} {getattr(args, 'detector_' + k):g}" for k in ("epochs", "minutes")
+                        if name in ("yolo", "ssd") and getattr(args, "detector_" + k) != {"epochs": 8, "minutes": 1.5}[k])
+        line = (f"`{COMMAND} --apps {name}{' --quick' if args.quick else ''}{flags}` · {machine()} · "
                 f"{(time.time() - app_started) / 60:.1f} min · load average {app_load[0]:.1f} before, "
                 f"{os.getloadavg()[0]:.1f} after (the 2 cores are shared with other sessions' jobs: latencies are "
                 "noisy, compare within a table)")
