@@ -162,8 +162,7 @@ def _convert(wanted, compute_fn, adapter, model, staging, options, dense_names) 
                 mode = fmt.split("-", 1)[1]
                 if mode == "int8" and adapter.task == "object_detection":
                     content = convert_int8_network_only(source, representative_rows(options, dense_names),
-                                                        model.name, int8_io=options.int8_io,
-                                                        float_layers=output_layers(model))
+                                                        model.name, int8_io=options.int8_io)
                 else:
                     content = convert_tflite(source, mode, representative_rows(options, dense_names),
                                              int8_io=options.int8_io)
@@ -189,47 +188,7 @@ def network_op(name: str, model_name: str) -> bool:
     return any(pattern.match(part) for part in name.split(";"))
 
 
-def output_layers(model) -> list:
-    """Names of the layers with weights nearest each output of a functional `model` (walking back through
-    weightless ones: a Reshape, a Concatenate): a detector's prediction head(s).
-
-    Examples:
-    >>> import keras
-    >>> x = keras.Input((4,))
-    >>> y = keras.layers.Reshape((2, 1))(keras.layers.Dense(2, name="head")(keras.layers.Dense(3, name="body")(x)))
-    >>> output_layers(keras.Model(x, y))
-    ['head']
-    """
-    found, seen = [], set()
-    stack = [t._keras_history.operation for t in getattr(model, "outputs", None) or []]
-    while stack:
-        layer = stack.pop()
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        if layer.weights:
-            found.append(layer.name)
-            continue
-        for node in getattr(layer, "_inbound_nodes", []):
-            stack.extend(t._keras_history.operation for t in node.input_tensors)
-    return sorted(set(found))
-
-
-def head_op(name: str, model_name: str, layers) -> bool:
-    """Whether a TFLite tensor / op name belongs to one of `layers` of the Keras model `model_name`.
-
-    Examples:
-    >>> head_op("yolo_1/yolo_out_1/convolution;yolo_1/yolo_out_1/Reshape", "yolo", ["yolo_out"])
-    True
-    >>> head_op("yolo_1/backbone_1/s1_conv_1/convolution", "yolo", ["yolo_out"])
-    False
-    """
-    patterns = [re.compile(rf"{re.escape(model_name)}(_[0-9]+)?/{re.escape(layer)}(_[0-9]+)?/") for layer in layers]
-    return any(p.match(part) for part in name.split(";") for p in patterns)
-
-
-def convert_int8_network_only(source: str, representative, model_name: str, int8_io: bool = False,
-                              float_layers=()) -> bytes:
+def convert_int8_network_only(source: str, representative, model_name: str, int8_io: bool = False) -> bytes:
     """Full-integer int8 of the network only: the ops of the Keras model `model_name` run int8, the
     post-processing after it (a detector's box decoding, score thresholds and padded NMS) stays float.
 
@@ -238,10 +197,6 @@ def convert_int8_network_only(source: str, representative, model_name: str, int8
     [0, image size] range). The converter has no "stop here" flag; its selective quantization (the quantization
     debugger's `denylisted_nodes`, TensorFlow's documented route) keeps every op outside the model's name scope
     float. `int8_io`: int8 input and float outputs as int8 (mlir_quantize's `fully_quantize`).
-    `float_layers`: layers of the model kept float too (the prediction head, `output_layers`): YOLO's one output
-    convolution packs box offsets, log sizes, objectness and class logits of very different ranges into one
-    tensor, and one int8 scale for all of them cost 11 points of mAP@.5 (0.127 -> 0.014, benchmarks/edge.py);
-    keeping the head float is the usual remedy for int8 detectors.
     """
     converter = tf.lite.TFLiteConverter.from_saved_model(source)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -254,8 +209,7 @@ def convert_int8_network_only(source: str, representative, model_name: str, int8
             converter=converter, debug_dataset=representative,
             debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=_FLOAT_CONTROL_OPS))
         names = _tensor_names(debugger.calibrated_model)
-        denylist = [name for name in names if name and (not network_op(name, model_name)
-                                                        or head_op(name, model_name, float_layers))]
+        denylist = [name for name in names if name and not network_op(name, model_name)]
         if len(denylist) == len(names):
             raise ExportError(f"no op of the model {model_name!r} found in the TFLite graph to quantize")
         debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denylist,

@@ -186,11 +186,3 @@ def test_detector_int8_keeps_nms_float_and_runs_at_any_batch(detector):
             assert n > 0 and np.isfinite(out["boxes"]).all() and set(np.unique(out["classes"][0][:n])) <= {0, 1}, fmt
         assert entry["metric"] >= 0.5, entry  # same detections as the float model, boxes decoded in float
     assert meta["quantization"]["formats"]["tflite-int8"]["size_ratio"] > 1.2
-    # the prediction head (yolo_out) stays float: one int8 scale for its mixed-range channels cost 11 points
-    from ai_edge_litert.interpreter import Interpreter
-
-    details = Interpreter(model_path=os.path.join(path, "model-int8.tflite")).get_tensor_details()
-    head = {d["dtype"].__name__ for d in details if d["name"].endswith("yolo_out_1/convolution")}  # its kernel
-    body = {d["dtype"].__name__ for d in details if "s1_conv" in d["name"] or "backbone" in d["name"]}
-    assert head and head <= {"float32"}, head
-    assert "int8" in body, body
