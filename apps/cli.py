@@ -24,6 +24,7 @@ TASKS = {
     "vae": "vae",
     "anomaly-detector": "anomaly_detector",
     "text-generator": "text_generator",
+    "question-answerer": "question_answerer",
 }
 # One line each for `toolkit --help` (which must not import TensorFlow).
 TASK_HELP = {
@@ -35,6 +36,7 @@ TASK_HELP = {
     "vae": "variational autoencoder: ELBO, samples, latent tools, few-label classification",
     "anomaly-detector": "anomaly detection by reconstruction error or -ELBO: threshold at a target FPR, ROC/PR-AUC",
     "text-generator": "decoder-only Transformer language model on .txt: perplexity, temperature sampling, generate",
+    "question-answerer": "extractive QA: BERT start/end heads on (question, context, answer) rows, exact match and F1",
 }
 
 # Other commands: name -> module exposing `add_arguments(parser)` and `main(args) -> int`, plus `HELP`.

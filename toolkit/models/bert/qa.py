@@ -124,6 +124,9 @@ def build_question_answerer(backbone, dropout: float = 0.1, name: str = "bert_qu
     (TensorShape([1, 8]), True)
     """
     inputs = bert_inputs()
+    pooler = next((layer for layer in backbone.layers if layer.name == "pooled_dense"), None)
+    if pooler is not None:  # the [CLS] pooler feeds nothing here: no gradient, no "gradients do not exist" warning
+        pooler.trainable = False
     sequence = backbone(inputs)["sequence_output"]
     sequence = keras.layers.Dropout(dropout, name="head_dropout")(sequence)
     logits = keras.layers.Dense(2, dtype="float32", name="span_logits")(sequence)  # start and end heads
@@ -211,11 +214,11 @@ def squad_scores(predictions, answers) -> dict:
 
 
 # ---- training -------------------------------------------------------------------------------------------
-def answer_token_spans(packer: QAPacker, questions, contexts, answers, answer_starts=None):
+def answer_token_spans(packer: QAPacker, questions, contexts, answers, answer_starts=None, row_names=None):
     """Token indices `(start, end)` of each answer in the packed sequence (the training targets).
 
     `answer_starts` are character offsets of the answers in the contexts (SQuAD's `answer_start`); None finds
-    the first occurrence of the answer text.
+    the first occurrence of the answer text. `row_names` name the rows in errors (default `example <i>`).
 
     Raises:
         ValueError: an answer that is not in its context, or was cut off by `sequence_length`.
@@ -224,16 +227,21 @@ def answer_token_spans(packer: QAPacker, questions, contexts, answers, answer_st
     starts, ends = starts.numpy(), ends.numpy()
     token_starts, token_ends = [], []
     for row, (context, answer) in enumerate(zip(contexts, answers)):
+        name = row_names[row] if row_names is not None else f"example {row}"
         char = context.find(answer) if answer_starts is None else int(answer_starts[row])
         if char < 0 or context[char:char + len(answer)] != answer:
-            raise ValueError(f"example {row}: answer {answer!r} is not in its context {context[:60]!r}...")
+            raise ValueError(f"{name}: answer {answer!r} is not in its context {context[:60]!r}...")
         begin = len(context[:char].encode("utf-8"))
         finish = begin + len(answer.encode("utf-8"))
         inside = (starts[row] >= 0) & (ends[row] > begin) & (starts[row] < finish)
         if not inside.any():
-            raise ValueError(f"example {row}: answer {answer!r} falls beyond sequence_length="
-                             f"{packer.sequence_length} tokens")
+            raise ValueError(f"{name}: answer {answer!r} falls beyond sequence_length="
+                             f"{packer.sequence_length} tokens (the question and the start of the context fill "
+                             f"them); raise sequence_length or shorten the context")
         positions = np.flatnonzero(inside)
+        if ends[row][positions[-1]] < finish:  # its start fits, its end was cut off
+            raise ValueError(f"{name}: answer {answer!r} is cut off by sequence_length={packer.sequence_length} "
+                             f"tokens; raise sequence_length or shorten the context")
         token_starts.append(int(positions[0]))
         token_ends.append(int(positions[-1]))
     return np.array(token_starts, "int32"), np.array(token_ends, "int32")
@@ -255,6 +263,17 @@ def qa_dataset(packer: QAPacker, questions, contexts, spans=None, batch_size: in
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def compile_question_answerer(model, total_steps: int, learning_rate: float = 5e-5, warmup_fraction: float = 0.1,
+                              weight_decay: float = 0.01) -> None:
+    """The BERT QA recipe: cross-entropy on the start and on the end token, AdamW with linear warmup + decay
+    (`toolkit.models.bert.training.finetune_optimizer`) over `total_steps`."""
+    from toolkit.models.bert.training import finetune_optimizer
+
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=finetune_optimizer(total_steps, learning_rate, warmup_fraction, weight_decay),
+                  loss={"start_logits": loss, "end_logits": loss})
+
+
 def fit_question_answerer(model, packer: QAPacker, questions, contexts, answers, answer_starts=None,
                           epochs: int = 2, batch_size: int = 16, learning_rate: float = 5e-5,
                           warmup_fraction: float = 0.1, validation=None, seed: int = 0, verbose: int = 0,
@@ -267,13 +286,8 @@ def fit_question_answerer(model, packer: QAPacker, questions, contexts, answers,
     Returns:
         keras `History` (`loss`, `start_logits_loss`, `end_logits_loss`).
     """
-    from toolkit.models.bert.training import finetune_optimizer
-
     spans = answer_token_spans(packer, questions, contexts, answers, answer_starts)
-    steps = -(-len(questions) // batch_size) * epochs
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer=finetune_optimizer(steps, learning_rate, warmup_fraction),
-                  loss={"start_logits": loss, "end_logits": loss})
+    compile_question_answerer(model, -(-len(questions) // batch_size) * epochs, learning_rate, warmup_fraction)
     train = qa_dataset(packer, questions, contexts, spans, batch_size, shuffle=True, seed=seed)
     val = None
     if validation is not None:
@@ -313,13 +327,15 @@ def answer_questions(model, packer: QAPacker, questions, contexts, max_answer_le
     return results
 
 
-def qa_adapter(model, packer: QAPacker, max_answer_length: int = 30, sample_questions=None, sample_contexts=None):
+def qa_adapter(model, packer: QAPacker, max_answer_length: int = 30, sample_questions=None, sample_contexts=None,
+               dynamic: bool = True, metadata=None):
     """Raw-string SavedModel adapter: `question`, `context` (tf.string `[B]`) -> `answer`, `start`, `end`, ...
 
     The raw signature tokenises with offsets (`QAPacker`, tensorflow-text ops: a loading process imports
-    `tensorflow_text`), pads the batch to its longest pair (multiple of 8), runs the model, decodes the
-    best span and slices the answer out of the context: `context[start:end] == answer` (characters).
-    The dense signature takes packed ids and returns the two logit rows.
+    `tensorflow_text`), pads the batch to its longest pair (multiple of 8; `dynamic=False`, the tpu variant
+    `adapter.for_target("tpu")`: always `sequence_length`), runs the model, decodes the best span and slices
+    the answer out of the context: `context[start:end] == answer` (characters). The dense signature takes
+    packed ids and returns the two logit rows. `metadata` is merged into the export's description.
 
     Examples:
     >>> from toolkit.models.bert import tiny_bert
@@ -334,6 +350,8 @@ def qa_adapter(model, packer: QAPacker, max_answer_length: int = 30, sample_ques
 
     def preprocess(raw):
         features, starts, ends = packer.pack(raw["question"], raw["context"])
+        if not dynamic:
+            return features, {"starts": starts, "ends": ends, "context": raw["context"]}
         longest = tf.reduce_max(tf.reduce_sum(features["padding_mask"], axis=1))
         length = tf.minimum(tf.shape(starts)[1], (longest + 7) // 8 * 8)
         features = {k: v[:, :length] for k, v in features.items()}
@@ -350,11 +368,12 @@ def qa_adapter(model, packer: QAPacker, max_answer_length: int = 30, sample_ques
 
     questions = list(sample_questions or ["Who wrote the letter?", "Where is it?"])
     contexts = list(sample_contexts or ["The letter was written by Ann in Paris.", "It is in the box, not on it."])
-    return ServingAdapter(
+    seq = None if dynamic else packer.sequence_length
+    adapter = ServingAdapter(
         task="question_answering",
         raw_inputs={"question": tf.TensorSpec([None], tf.string, name="question"),
                     "context": tf.TensorSpec([None], tf.string, name="context")},
-        dense_inputs={k: tf.TensorSpec([None, None], tf.int32, name=k) for k in FEATURES},
+        dense_inputs={k: tf.TensorSpec([None, seq], tf.int32, name=k) for k in FEATURES},
         preprocess=preprocess,
         postprocess=postprocess,
         finalize=finalize,
@@ -366,7 +385,13 @@ def qa_adapter(model, packer: QAPacker, max_answer_length: int = 30, sample_ques
                        "end": "int32 character offset (exclusive)", "score": "start + end logit"},
             "preprocessing": {"tokenizer": "keras_hub BertTokenizer vocabulary (tensorflow-text WordPiece with "
                                            "offsets)", "sequence_length": packer.sequence_length,
-                              "packing": "[CLS] question [SEP] context [SEP], context truncated"},
+                              "packing": "[CLS] question [SEP] context [SEP], context truncated",
+                              "padding": "per batch (longest, multiple of 8)" if dynamic else f"fixed {seq}"},
             "max_answer_length": int(max_answer_length),
+            **(metadata or {}),
         },
     )
+    if dynamic:
+        adapter.for_target = lambda target: adapter if target != "tpu" else qa_adapter(
+            model, packer, max_answer_length, questions, contexts, dynamic=False, metadata=metadata)
+    return adapter
