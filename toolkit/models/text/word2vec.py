@@ -189,7 +189,7 @@ def _sum_loss(labels, logits):
 
 
 def _skipgram_trainer(model, corpus: Corpus, window: int, sample: float, start: float, minimum: float,
-                      epochs: int, chunk: int, shared: int | None, seed: int = 1):
+                      epochs: int, chunk: int, shared: int | None, seed: int = 1, pool: int | None = None):
     """One epoch of skip-gram with negative sampling as two compiled functions (the loop XLA-compiled).
 
     `prepare` (TF): subsampling (keep probability per token, redrawn each epoch) and a dynamic window per kept
@@ -211,8 +211,7 @@ def _skipgram_trainer(model, corpus: Corpus, window: int, sample: float, start: 
     table_size = int(table.shape[0])
     w, c = model.target_embedding.embeddings.value, model.context_embedding.embeddings.value
     dim, negative = model.dim, model.negative
-    offsets = np.array([o for d in range(1, window + 1) for o in (-d, d)], "int32")
-    reach, offsets = tf.constant(np.abs(offsets)), tf.constant(offsets)
+    offsets = [o for d in range(1, window + 1) for o in (-d, d)]
     total = float(max(1, epochs * tokens))
 
     @tf.function
@@ -229,45 +228,66 @@ def _skipgram_trainer(model, corpus: Corpus, window: int, sample: float, start: 
     @tf.function(jit_compile=True)
     def train(epoch, kept, kept_sentence, origin, reduced, n):
         def body(step, loss, pairs):
-            position = step * chunk + tf.range(chunk)
+            first = step * chunk
+            position = first + tf.range(chunk)
             inside = position < n
             position = tf.minimum(position, tokens - 1)
-            other = position[:, None] + offsets[None, :]
-            clipped = tf.clip_by_value(other, 0, tokens - 1)
-            valid = (inside[:, None] & (other >= 0) & (other < n)
-                     & (reach[None, :] <= tf.gather(reduced, position)[:, None])
-                     & (tf.gather(kept_sentence, clipped) == tf.gather(kept_sentence, position)[:, None]))
-            real = tf.cast(valid, tf.float32)                             # [N, 2w]
-            centre, context = tf.gather(kept, position), tf.gather(kept, clipped)
-            progress = tf.cast(epoch * tokens + tf.gather(origin, step * chunk), tf.float32) / total
+            # The chunk's window: positions first - w .. first + chunk + w, gathered once (row i + w + o is centre
+            # i's context at offset o), so no [chunk, 2w, D] copy of context rows is made or scattered.
+            around = first - window + tf.range(chunk + 2 * window)
+            near = tf.clip_by_value(around, 0, tokens - 1)
+            near_id, near_sentence = tf.gather(kept, near), tf.gather(kept_sentence, near)
+            near_ok = (around >= 0) & (around < n)
+            centre, centre_sentence = tf.gather(kept, position), tf.gather(kept_sentence, position)
+            reduced_here = tf.gather(reduced, position)
+            progress = tf.cast(epoch * tokens + tf.gather(origin, first), tf.float32) / total
             lr = tf.maximum(minimum, start - (start - minimum) * progress)
-            h, u = tf.gather(w, centre), tf.gather(c, context)           # [N, D], [N, 2w, D]
-            positive = tf.einsum("nd,njd->nj", h, u)
+            h, u = tf.gather(w, centre), tf.gather(c, near_id)           # [N, D], [N + 2w, D]
+            real, context, positive = [], [], []
+            for o in offsets:
+                window_row = slice(window + o, window + o + chunk)
+                real.append(inside & near_ok[window_row] & (abs(o) <= reduced_here)
+                            & (near_sentence[window_row] == centre_sentence))
+                context.append(near_id[window_row])
+                positive.append(tf.reduce_sum(h * u[window_row], 1))
+            real = tf.cast(tf.stack(real, 1), tf.float32)                   # [N, 2w]
+            context, positive = tf.stack(context, 1), tf.stack(positive, 1)
             g_positive = (1.0 - tf.sigmoid(positive)) * lr * real        # ascent direction of the log-likelihood
-            shape = [chunk, shared] if shared else [chunk, 2 * window, negative]
+            grad_h = tf.add_n([g_positive[:, j, None] * u[window + o:window + o + chunk]
+                               for j, o in enumerate(offsets)])
+            grad_u = tf.add_n([tf.pad(g_positive[:, j, None] * h, [[window + o, window - o], [0, 0]])
+                               for j, o in enumerate(offsets)])            # [N + 2w, D], one row per window slot
+            shape = [pool] if pool else [chunk, shared] if shared else [chunk, 2 * window, negative]
             draws = tf.random.stateless_uniform(shape, tf.stack([seed + epoch, step]), maxval=table_size,
                                                 dtype=tf.int32)
             noise = tf.gather(table, draws)
-            vectors = tf.gather(c, noise)                                 # [N, S, D] or [N, 2w, K, D]
-            if shared:
-                scores = tf.einsum("nd,nsd->ns", h, vectors)
+            vectors = tf.gather(c, noise)                     # [M, D], [N, S, D] or [N, 2w, K, D]
+            if pool:  # every centre of the chunk scored against the same M noise words: dense matmuls
+                scores = tf.matmul(h, vectors, transpose_b=True)                              # [N, M]
                 # a noise word equal to a pair's target does not count for that pair (word2vec skips it)
+                differs = tf.cast(context[:, :, None] != noise[None, None, :], tf.float32)   # [N, 2w, M]
+                weight = tf.reduce_sum(real[:, :, None] * differs, 1) * (negative / pool)
+                g_noise = -tf.sigmoid(scores) * weight * lr
+                grad_h += tf.matmul(g_noise, vectors)
+                noise_updates = tf.matmul(g_noise, h, transpose_a=True)                      # [M, D]
+            elif shared:
+                scores = tf.einsum("nd,nsd->ns", h, vectors)
                 weight = tf.einsum("nj,njs->ns", real, tf.cast(noise[:, None, :] != context[:, :, None],
                                                                tf.float32)) * (negative / shared)
                 g_noise = -tf.sigmoid(scores) * weight * lr
-                noise_grad = tf.einsum("ns,nsd->nd", g_noise, vectors)
+                grad_h += tf.einsum("ns,nsd->nd", g_noise, vectors)
+                noise_updates = tf.reshape(g_noise[..., None] * h[:, None, :], [-1, dim])
             else:
                 scores = tf.einsum("nd,njkd->njk", h, vectors)
                 weight = real[:, :, None] * tf.cast(noise != context[:, :, None], tf.float32)
                 g_noise = -tf.sigmoid(scores) * weight * lr
-                noise_grad = tf.einsum("njk,njkd->nd", g_noise, vectors)
-            w.scatter_add(tf.IndexedSlices(tf.einsum("nj,njd->nd", g_positive, u) + noise_grad, centre))
-            updates = tf.concat([tf.reshape(g_positive[..., None] * h[:, None, :], [-1, dim]),
-                                 tf.reshape(g_noise[..., None] * tf.reshape(h, [chunk] + [1] * (g_noise.shape.rank - 1)
-                                                                            + [dim]), [-1, dim])], 0)
-            c.scatter_add(tf.IndexedSlices(updates, tf.concat([tf.reshape(context, [-1]), tf.reshape(noise, [-1])], 0)))
+                grad_h += tf.einsum("njk,njkd->nd", g_noise, vectors)
+                noise_updates = tf.reshape(g_noise[..., None] * h[:, None, None, :], [-1, dim])
+            w.scatter_add(tf.IndexedSlices(grad_h, centre))
+            c.scatter_add(tf.IndexedSlices(tf.concat([grad_u, noise_updates], 0),
+                                           tf.concat([near_id, tf.reshape(noise, [-1])], 0)))
             step_loss = tf.reduce_sum(real * tf.nn.softplus(-positive)) + tf.reduce_sum(weight * tf.nn.softplus(scores))
-            return step + 1, loss + step_loss, pairs + tf.reduce_sum(tf.cast(valid, tf.int32))
+            return step + 1, loss + step_loss, pairs + tf.reduce_sum(tf.cast(real, tf.int32))
 
         steps = (n + chunk - 1) // chunk
         _, loss, pairs = tf.while_loop(lambda s, *_: s < steps, body, (tf.constant(0), tf.constant(0.0), tf.constant(0)))
@@ -280,7 +300,7 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
                    epochs: int = 5, sample: float = 1e-3, cbow: bool = False, learning_rate: float | None = None,
                    min_learning_rate: float = 1e-4, batch_size: int = 512, table_size: int = 10_000_000,
                    seed: int = 1, max_vocab: int | None = None, steps_per_execution: int = 64, verbose: int = 0,
-                   shared_negatives: int | None = 10):
+                   shared_negatives: int | None = 10, negative_pool: int | None = None):
     """Trains word2vec on tokenised `sentences`; returns `WordVectors` (W, the input vectors) with `.stats`.
 
     Args:
@@ -316,7 +336,7 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
     if not cbow:
         model((np.zeros([1], "int32"), np.zeros([1], "int32")))  # builds both tables
         run_epoch = _skipgram_trainer(model, corpus, window, sample, start, min_learning_rate, epochs, batch_size,
-                                      shared_negatives, seed)
+                                      shared_negatives, seed, negative_pool)
         pairs = 0
         for epoch in range(epochs):
             loss, epoch_pairs, epoch_steps = run_epoch(tf.constant(epoch))
