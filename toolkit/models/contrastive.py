@@ -7,8 +7,9 @@ over the 2N projections of a batch (sim = cosine; z_j is the other view of the s
 the batch is a negative), averaged over all 2N anchors.
 
     encoder = keras.Sequential([...])                 # images -> features (any backbone)
-    history = pretrain_simclr(encoder, unlabelled_images, epochs=20, temperature=0.5)
-    # then the transfer recipe: freeze or fine-tune `encoder` under a small classifier head on the few labels
+    history = pretrain_simclr(encoder, unlabelled_images, epochs=20, temperature=0.5)   # or max_seconds=...
+    classifier = build_transfer_classifier(encoder, num_classes=10, freeze=True)        # linear probe
+    classifier = build_transfer_classifier(encoder, num_classes=10)                     # fine-tune
 
 Written by hand: keras / keras-hub ship no contrastive loss or SimCLR trainer. The training loop is a tape step
 (not `fit`) because every step draws two augmentations of the same batch.
@@ -39,14 +40,16 @@ def info_nce(z_a, z_b, temperature: float = 0.5):
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(positives, logits))
 
 
-def default_augmentation(seed: int = 0) -> keras.Sequential:
-    """SimCLR's view generator, scaled to small images: random crop-and-resize (zoom), flip, translation,
-    contrast and brightness jitter (keras preprocessing layers, active in training only)."""
+def default_augmentation(seed: int = 0, fill_mode: str = "constant") -> keras.Sequential:
+    """SimCLR's view generator, scaled to small images in [0, 1]: random crop-and-resize (zoom in up to 30%),
+    horizontal flip, translation (10%), contrast and brightness jitter (keras preprocessing layers, drawn per image,
+    active in training only). `fill_mode="constant"` pads with 0 (a black background, as Fashion-MNIST's);
+    `"reflect"` suits natural photos."""
     return keras.Sequential([
-        keras.layers.RandomZoom((-0.3, 0.0), seed=seed),
+        keras.layers.RandomZoom((-0.3, 0.0), fill_mode=fill_mode, seed=seed),
         keras.layers.RandomFlip("horizontal", seed=seed + 1),
-        keras.layers.RandomTranslation(0.1, 0.1, seed=seed + 2),
-        keras.layers.RandomContrast(0.4, seed=seed + 3),
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode=fill_mode, seed=seed + 2),
+        keras.layers.RandomContrast(0.4, value_range=(0.0, 1.0), seed=seed + 3),
         keras.layers.RandomBrightness(0.2, value_range=(0.0, 1.0), seed=seed + 4),
     ], name="simclr_augmentation")
 
@@ -63,11 +66,18 @@ def build_projection_head(input_dim: int, hidden: int = 128, output_dim: int = 6
 
 
 def pretrain_simclr(encoder, images, epochs: int = 10, batch_size: int = 128, temperature: float = 0.5,
-                    learning_rate: float = 1e-3, augmentation=None, projection_dim: int = 64, seed: int = 0) -> dict:
+                    learning_rate: float = 1e-3, augmentation=None, projection_dim: int = 64, seed: int = 0,
+                    max_seconds: float | None = None) -> dict:
     """Pretrains `encoder` (images -> `[B, features]`) in place on unlabelled `images` (floats in [0, 1]).
 
-    Returns `{"loss": per-epoch mean InfoNCE, "head": the projection head}`.
+    `max_seconds`: stop once this much wall-clock time has passed after the first step (graph tracing is not
+    counted); the last, partial epoch's mean loss is kept. `epochs` stays an upper bound.
+
+    Returns `{"loss": per-epoch mean InfoNCE, "head": the projection head, "steps": optimizer steps taken,
+    "seconds": training wall-clock seconds after the first step}`.
     """
+    import time
+
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
@@ -92,7 +102,40 @@ def pretrain_simclr(encoder, images, epochs: int = 10, batch_size: int = 128, te
 
     dataset = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=seed).batch(
         batch_size, drop_remainder=len(images) >= 2 * batch_size)
-    history = []
+    if max_seconds is not None and max_seconds <= 0:
+        raise ValueError(f"max_seconds must be > 0 (or None). Received: {max_seconds}")
+    history, steps, start, out_of_time = [], 0, None, False
     for _ in range(epochs):
-        history.append(float(np.mean([float(step(batch)) for batch in dataset])))
-    return {"loss": history, "head": head}
+        losses = []
+        for batch in dataset:
+            losses.append(float(step(batch)))
+            steps += 1
+            start = start or time.perf_counter()
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                out_of_time = True
+                break
+        history.append(float(np.mean(losses)))
+        if out_of_time:
+            break
+    return {"loss": history, "head": head, "steps": steps,
+            "seconds": time.perf_counter() - start if start else 0.0}
+
+
+def build_transfer_classifier(encoder: keras.Model, num_classes: int, freeze: bool = False, dropout: float = 0.0,
+                              name: str = "transfer_classifier") -> keras.Model:
+    """The transfer recipe's classifier: `encoder` (images -> features) -> Dense(num_classes, softmax).
+    `freeze=True` is the linear probe (only the Dense layer trains; the encoder also runs in inference mode, so
+    its BatchNorm statistics stay as pretrained); `freeze=False` fine-tunes everything.
+
+    >>> enc = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten()])
+    >>> build_transfer_classifier(enc, 3, freeze=True).output_shape
+    (None, 3)
+    """
+    if int(num_classes) < 2:
+        raise ValueError(f"num_classes must be >= 2. Received: {num_classes}")
+    encoder.trainable = not freeze
+    inputs = keras.Input(encoder.input_shape[1:], name="images")
+    x = encoder(inputs, training=False) if freeze else encoder(inputs)
+    x = keras.layers.Dropout(dropout)(x) if dropout else x
+    outputs = keras.layers.Dense(int(num_classes), activation="softmax", dtype="float32", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -11,6 +11,11 @@ then gradient boosting on lag features), then deep learning, which has to beat t
 Windows: `x = series[i : i + window]`, `y = series[i + window : i + window + horizon]` (the first channel is the
 target). `window_dataset` builds them with `keras.utils.timeseries_dataset_from_array`; `window_arrays` gives the
 same windows as numpy arrays for the sklearn baselines (a test checks they match).
+
+`differenced=True` (in `build_forecaster` and `gbm_forecast`) forecasts the change from the window's last value
+instead of the level: the inputs are taken relative to each channel's last value and the forecast is that change
+plus the last target value. The model is then shift invariant, so a trend that carries the test part above the
+training range (where trees cannot extrapolate and tanh states saturate) no longer takes it out of what it saw.
 """
 
 from __future__ import annotations
@@ -100,8 +105,12 @@ def lag_features(x, lags: int | None = None) -> np.ndarray:
     return x[:, -lags:, :].reshape(len(x), -1)
 
 
-def gbm_forecast(train_x, train_y, test_x, lags: int | None = None, seed: int = 0, **params) -> np.ndarray:
+def gbm_forecast(train_x, train_y, test_x, lags: int | None = None, seed: int = 0, differenced: bool = False,
+                 **params) -> np.ndarray:
     """Gradient boosting on lag features: one `HistGradientBoostingRegressor` per horizon step (direct strategy).
+
+    `differenced=True`: the lags are taken relative to each channel's last value and the trees fit
+    `y - last target value`; the forecast adds the last value back.
 
     Runs single-threaded (threadpoolctl): on a busy shared machine OpenMP threads per boosting iteration cost ~10x
     more than they save at these sizes (a few thousand windows)."""
@@ -109,17 +118,43 @@ def gbm_forecast(train_x, train_y, test_x, lags: int | None = None, seed: int = 
     from sklearn.multioutput import MultiOutputRegressor
     from threadpoolctl import threadpool_limits
 
+    train_x, test_x, train_y = np.asarray(train_x), np.asarray(test_x), np.asarray(train_y)
+    train_last, test_last = (train_x[:, -1, 0:1], test_x[:, -1, 0:1]) if differenced else (0.0, 0.0)
+    if differenced:
+        train_x, test_x = train_x - train_x[:, -1:, :], test_x - test_x[:, -1:, :]
     model = MultiOutputRegressor(HistGradientBoostingRegressor(random_state=seed, **params))
     with threadpool_limits(1):
-        model.fit(lag_features(train_x, lags), np.asarray(train_y))
-        return model.predict(lag_features(test_x, lags))
+        model.fit(lag_features(train_x, lags), train_y - train_last)
+        return model.predict(lag_features(test_x, lags)) + test_last
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class SubtractLastValue(keras.layers.Layer):
+    """`[B, T, C]` windows -> the same windows relative to each channel's last value (`x - x[:, -1:, :]`)."""
+
+    def call(self, window):
+        return window - window[:, -1:, :]
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class AddLastValue(keras.layers.Layer):
+    """`(change [B, H], window [B, T, C])` -> `change + window[:, -1, 0]` (the forecast back in levels)."""
+
+    def call(self, change, window):
+        return change + keras.ops.cast(window[:, -1, 0:1], change.dtype)
+
+    def compute_output_shape(self, change_shape, window_shape):
+        return change_shape
 
 
 def build_forecaster(window: int, horizon: int, channels: int = 1, kind: str = "tcn", units: int = 32,
-                     num_layers: int = 2, kernel_size: int = 3, dropout: float = 0.0,
+                     num_layers: int = 2, kernel_size: int = 3, dropout: float = 0.0, differenced: bool = False,
                      name: str | None = None) -> keras.Model:
     """`[B, window, channels]` -> `[B, horizon]` forecasts: a float-sequence encoder (`toolkit.models.sequence`:
     causal dilated TCN, LSTM, GRU or CNN) and a linear head over all horizon steps at once.
+
+    `differenced=True`: the encoder sees the window relative to its last value (`SubtractLastValue`) and the head
+    predicts the change, added back to the last target value (`AddLastValue`), so the output is still a level.
 
     >>> build_forecaster(24, 6, kind="lstm", units=8).output_shape
     (None, 6)
@@ -127,10 +162,13 @@ def build_forecaster(window: int, horizon: int, channels: int = 1, kind: str = "
     if kind not in FORECASTER_KINDS:
         raise ValueError(f"kind must be one of {FORECASTER_KINDS}. Received: {kind!r}")
     inputs = keras.Input((window, channels), name="window")
-    x = sequence_encoder(inputs, kind, units=units, num_layers=num_layers, kernel_size=kernel_size, prefix=kind)
+    x = SubtractLastValue(name="relative_window")(inputs) if differenced else inputs
+    x = sequence_encoder(x, kind, units=units, num_layers=num_layers, kernel_size=kernel_size, prefix=kind)
     x = keras.layers.Dropout(dropout)(x) if dropout else x
-    outputs = keras.layers.Dense(horizon, dtype="float32", name="forecast")(x)
-    return keras.Model(inputs, outputs, name=name or f"{kind}_forecaster")
+    outputs = keras.layers.Dense(horizon, dtype="float32", name="change" if differenced else "forecast")(x)
+    if differenced:
+        outputs = AddLastValue(dtype="float32", name="forecast")(outputs, inputs)
+    return keras.Model(inputs, outputs, name=name or f"{kind}{'_differenced' if differenced else ''}_forecaster")
 
 
 def forecast_errors(y_true, y_pred, scale: float | None = None) -> dict:

@@ -1,10 +1,12 @@
-"""InfoNCE against the notes' formula term by term (numpy); SimCLR pretraining lowers the loss on real digits."""
+"""InfoNCE against the notes' formula term by term (numpy); SimCLR pretraining lowers the loss on real digits;
+the views differ per image and per call and stay in [0, 1]; the time budget; the transfer classifier."""
 
 import keras
 import numpy as np
 import pytest
 
-from toolkit.models.contrastive import info_nce, pretrain_simclr
+from toolkit.models.contrastive import (build_transfer_classifier, default_augmentation, info_nce,
+                                        pretrain_simclr)
 
 
 def oracle(z_a, z_b, tau):
@@ -43,3 +45,41 @@ def test_simclr_pretraining_lowers_the_loss():
     assert any(not np.allclose(a, b) for a, b in zip(before, encoder.get_weights()))
     with pytest.raises(ValueError, match="at least 2"):
         pretrain_simclr(encoder, images[:1])
+
+
+def test_views_differ_per_image_and_per_call_and_stay_in_range():
+    images = np.tile(np.linspace(0, 1, 64, dtype="float32").reshape(1, 8, 8, 1), (4, 1, 1, 1))
+    augmentation = default_augmentation(seed=1)
+    a, b = (np.asarray(augmentation(images, training=True)) for _ in range(2))
+    assert not np.allclose(a, b)  # two views of the same batch
+    assert not np.allclose(a[0], a[1])  # drawn per image, not per batch
+    assert a.min() >= 0.0 and a.max() <= 1.0 + 1e-6
+    np.testing.assert_allclose(augmentation(images, training=False), images)
+
+
+def _encoder():
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+                             keras.layers.BatchNormalization(), keras.layers.GlobalAveragePooling2D()])
+
+
+def test_time_budget_stops_pretraining():
+    images = np.random.default_rng(0).random((64, 8, 8, 1), dtype="float32")
+    out = pretrain_simclr(_encoder(), images, epochs=50, batch_size=8, projection_dim=4, max_seconds=1e-6)
+    assert out["steps"] == 2 and len(out["loss"]) == 1 and np.isfinite(out["loss"][0])
+    with pytest.raises(ValueError, match="max_seconds"):
+        pretrain_simclr(_encoder(), images, max_seconds=0)
+
+
+def test_transfer_classifier_probe_and_fine_tune(tmp_path):
+    encoder = _encoder()
+    probe = build_transfer_classifier(encoder, 3, freeze=True)
+    assert [w.name for w in probe.trainable_weights] == ["kernel", "bias"]  # only the Dense head
+    tuned = build_transfer_classifier(_encoder(), 3)
+    assert len(tuned.trainable_weights) == 2 + 4  # conv kernel/bias, BN gamma/beta, head
+    x = np.random.default_rng(0).random((5, 8, 8, 1), dtype="float32")
+    np.testing.assert_allclose(probe.predict(x, verbose=0).sum(axis=1), 1.0, rtol=1e-5)
+    probe.save(tmp_path / "probe.keras")
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "probe.keras").predict(x, verbose=0),
+                               probe.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="num_classes"):
+        build_transfer_classifier(encoder, 1)

@@ -48,3 +48,25 @@ def test_tcn_forecaster_beats_naive_on_a_seasonal_series():
     assert chronological_split(100, 0.1, 0.2) == {"train": 70, "val": 80, "test": 100}
     with pytest.raises(ValueError, match="kind"):
         build_forecaster(8, 2, kind="arima")
+
+
+def test_differenced_gbm_extrapolates_a_trend_that_levels_cannot():
+    series = 0.5 * np.arange(200.0) + np.tile([0.0, 2.0, -1.0, 1.0], 50)  # the test part lies above the training range
+    tx, ty = window_arrays(series, 8, 3, 0, 140)
+    vx, vy = window_arrays(series, 8, 3, 140, 200)
+    levels = forecast_errors(vy, gbm_forecast(tx, ty, vx, max_iter=50))["mae"]
+    changes = forecast_errors(vy, gbm_forecast(tx, ty, vx, max_iter=50, differenced=True))["mae"]
+    assert changes < 0.05 and levels > 5
+
+
+def test_differenced_forecaster_is_shift_equivariant_and_round_trips(tmp_path):
+    import keras
+
+    model = build_forecaster(16, 4, channels=2, kind="tcn", units=8, differenced=True)
+    x = np.random.default_rng(0).normal(size=(3, 16, 2)).astype("float32")
+    shifted = model.predict(x + 7.0, verbose=0)
+    np.testing.assert_allclose(shifted, model.predict(x, verbose=0) + 7.0, atol=1e-4)
+    path = str(tmp_path / "f.keras")
+    model.save(path)
+    np.testing.assert_allclose(keras.saving.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6)
