@@ -110,8 +110,9 @@ def pretrain_simclr(encoder, images, epochs: int = 10, batch_size: int = 128, te
         for batch in dataset:
             losses.append(float(step(batch)))
             steps += 1
-            start = start or time.perf_counter()
-            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            if start is None:  # the clock starts after the first step (tracing is not training)
+                start = time.perf_counter()
+            elif max_seconds is not None and time.perf_counter() - start > max_seconds:
                 out_of_time = True
                 break
         history.append(float(np.mean(losses)))
