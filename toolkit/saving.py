@@ -37,6 +37,7 @@ REGISTERING_MODULES = (
     "toolkit.models.vae",
     "toolkit.models.autoencoders",
     "toolkit.models.bert",
+    "toolkit.models.forecasting",
     "toolkit.models.vision",  # registers nothing itself; imports keras-hub, whose layers its ViTs hold
     "toolkit.inspect.statistics",
 )
