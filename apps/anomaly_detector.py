@@ -30,7 +30,6 @@ from toolkit.export.anomaly import LABELS, anomaly_adapter
 from toolkit.models.autoencoders import AnomalyDetector, build_autoencoder
 from toolkit.models.vae import build_vae
 from toolkit.training.optimizers import optimizer_of
-from toolkit.training.xla import conv_jit_compile
 
 FASHION_MNIST = ("fashion-mnist", "fashion_mnist")
 # names a labelled test folder may use instead of the training classes
@@ -152,8 +151,7 @@ class AnomalyDetectorApp(AnomalyDetectorSpec, App):
         images (the training images when there is no split) at `target_fpr`."""
         data, config = ctx.data, ctx.config
         autoencoder = model.autoencoder
-        autoencoder.compile(optimizer=optimizer_of(config, steps_per_epoch=steps_per_epoch(data.train)),
-                            jit_compile=conv_jit_compile())
+        autoencoder.compile(optimizer=optimizer_of(config, steps_per_epoch=steps_per_epoch(data.train)))
         history = autoencoder.fit(data.train, validation_data=data.validation, epochs=config.epochs,
                                   callbacks=callbacks, verbose=config.verbose, shuffle=False)
         threshold = model.calibrate(data.calibration, config.target_fpr)

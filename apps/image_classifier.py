@@ -35,7 +35,6 @@ from toolkit.models.transfer import (
     validate_backbone,
 )
 from toolkit.training.fault_tolerance import read_json
-from toolkit.training.xla import conv_jit_compile
 from toolkit.training import CyclicalLearningRate, SmoothedSparseCategoricalCrossentropy, apply_weight_regularization
 from toolkit.training.lr_schedules import parse_lr_range, parse_multipliers
 from toolkit.training.optimizers import optimizer_of
@@ -148,7 +147,7 @@ class ImageClassifierApp(ImageClassifierSpec, ClassificationOutputs, App):
 
             optimizer = DiscriminativeOptimizer(optimizer, backbone_multipliers(
                 model, get_backbone(model), parse_multipliers(config.lr_multipliers)))
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=conv_jit_compile())
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
     def serving_adapter(self, run):
         adapter = image_classification_adapter(

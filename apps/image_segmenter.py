@@ -31,7 +31,6 @@ from toolkit.metrics.segmentation import segmentation_report
 from toolkit.models.transfer import validate_backbone
 from toolkit.models.unet import build_unet
 from toolkit.training.segmentation_losses import get_segmentation_loss
-from toolkit.training.xla import conv_jit_compile
 from toolkit.data.batching import steps_per_epoch
 from toolkit.training.optimizers import optimizer_of
 
@@ -110,7 +109,7 @@ class ImageSegmenterApp(ImageSegmenterSpec, App):
         data, config = ctx.data, ctx.config
         model.compile(optimizer=optimizer_of(config, steps_per_epoch=steps_per_epoch(data.train)),
                       loss=get_segmentation_loss(config.loss),
-                      metrics=segmentation_metrics(data.num_classes), jit_compile=conv_jit_compile())
+                      metrics=segmentation_metrics(data.num_classes))
         history = model.fit(data.train, validation_data=data.validation, epochs=config.epochs, callbacks=callbacks,
                             verbose=config.verbose, shuffle=False)  # the pipeline shuffles itself
         return merge_histories(history)

@@ -30,7 +30,6 @@ from toolkit.models.vae.plots import vae_plots
 from toolkit.models.vae.semi_supervised import few_label_accuracy
 from toolkit.data.batching import steps_per_epoch
 from toolkit.training.optimizers import optimizer_of
-from toolkit.training.xla import conv_jit_compile
 
 FASHION_MNIST = ("fashion-mnist", "fashion_mnist")
 
@@ -92,8 +91,7 @@ class VaeApp(VaeSpec, App):
 
     def fit(self, model, ctx, callbacks) -> dict:
         data, config = ctx.data, ctx.config
-        model.compile(optimizer=optimizer_of(config, steps_per_epoch=steps_per_epoch(ctx.data.train)),
-                      jit_compile=conv_jit_compile())
+        model.compile(optimizer=optimizer_of(config, steps_per_epoch=steps_per_epoch(ctx.data.train)))
         history = model.fit(data.train, validation_data=data.validation, epochs=config.epochs,
                             callbacks=callbacks, verbose=config.verbose, shuffle=False)
         return merge_histories(history)
