@@ -120,7 +120,8 @@ def word2vec(args):
                                   seed=1, **common)
     gensim_seconds = time.perf_counter() - began
     gensim_vectors = WordVectors(gensim_model.wv.index_to_key, gensim_model.wv.vectors)
-    ours = train_word2vec(sentences, dim=args.w2v_dim, epochs=args.w2v_epochs, batch_size=args.w2v_batch, **common)
+    ours = train_word2vec(sentences, dim=args.w2v_dim, epochs=args.w2v_epochs, batch_size=args.w2v_batch,
+                          negative_pool=args.w2v_pool or None, **common)
     glove_result = glove(args, sentences) if args.glove_epochs else None
     questions = questions_words_path()
     ours_eval = ours.evaluate_analogies(questions)
@@ -194,6 +195,8 @@ def main(argv=None):
     parser.add_argument("--w2v-epochs", type=int, default=5)
     parser.add_argument("--w2v-dim", type=int, default=100)
     parser.add_argument("--w2v-batch", type=int, default=512, help="centre words per sparse SGD step (ours)")
+    parser.add_argument("--w2v-pool", type=int, default=64,
+                        help="ours: noise words per SGD step shared by all its centre words (0: 10 per centre word)")
     parser.add_argument("--glove-epochs", type=int, default=15, help="0 skips GloVe")
     parser.add_argument("--glove-window", type=int, default=10)
     parser.add_argument("--glove-batch", type=int, default=8192)
@@ -219,7 +222,9 @@ def main(argv=None):
         w2v_md = ["## Text: word2vec (ours vs gensim) and GloVe, same corpus, same run", "", md[0], "",
                   f"Corpus: {w2v['corpus']}. Settings: {w2v['settings']}; ours: one compiled graph per epoch, "
                   f"{args.w2v_batch} centre words per sparse SGD step ({w2v['steps']:,} steps, the loop XLA-compiled), "
-                  "each centre's pairs sharing 10 negatives. words/s = corpus tokens x epochs / training seconds (gensim counts its "
+                  + (f"a pool of {args.w2v_pool} noise words per step shared by all its centre words (weight pairs x "
+                     f"5 / {args.w2v_pool}). " if args.w2v_pool else "each centre's pairs sharing 10 negatives. ")
+                  + "words/s = corpus tokens x epochs / training seconds (gensim counts its "
                   "tokens before min_count, ours after: slightly in gensim's favour).", "",
                   table(["implementation", "analogy accuracy (questions-words.txt, in-vocab)", "words/s", "seconds"],
                         rows), "",

@@ -10,26 +10,28 @@
 - Skip-gram runs each epoch as compiled graphs (`_skipgram_trainer`; the training loop XLA-compiled):
   subsampling, the dynamic window, pair building and negative draws happen in the graph, the gradients are
   written out and applied as sparse scatter-adds to W and C (no tape, no dense optimizer state). By default each
-  centre word's pairs share 10 noise words weighted pairs x K / 10 (the same expected gradient, Ji et al. 2016's
-  negative sharing); `shared_negatives=None` draws K private negatives per pair.
+  step's centre words share a pool of 64 noise words, each weighted pairs x K / 64 (the same expected gradient,
+  dense matmuls instead of per-pair gathers); `negative_pool=None` gives each centre word 10 shared noise words
+  (Ji et al. 2016's negative sharing), and with `shared_negatives=None` too, K private negatives per pair.
 - CBOW: v = mean of the context vectors (padding masked), the same loss, trained with Keras `fit` over
   vectorised numpy examples per epoch.
 
-`WordVectors` answers nearest words, analogies, the `questions-words.txt` accuracy and writes projector TSVs.
+`WordVectors` (toolkit.models.text.word_vectors) answers nearest words, analogies, the `questions-words.txt`
+accuracy and writes projector TSVs.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from toolkit.models.text.vectorize import cosine_similarity
+from toolkit.models.text.word_vectors import (WordVectors, embedding_matrix, load_word_vectors,  # noqa: F401
+                                              pretrained_embedding)
 
 PAD = "<pad>"
 
@@ -195,14 +197,19 @@ def _skipgram_trainer(model, corpus: Corpus, window: int, sample: float, start: 
     `prepare` (TF): subsampling (keep probability per token, redrawn each epoch) and a dynamic window per kept
     token, padded back to the corpus length so every shape is static. `train` (XLA, `jit_compile=True`): a
     `tf.while_loop` over chunks of `chunk` kept centre words; each centre's 2 x window context slots (invalid ones
-    weigh 0), noise words from the unigram^0.75 table, the gradients of -log s(u_o.v) - sum log s(-u_k.v) written
-    out (gathers and einsums, no tape) and applied as sparse scatter-adds to W and C. The learning rate decays
+    weigh 0) read from the chunk's window of C rows, gathered once (`chunk + 2 window` rows: context offset o of
+    centre i is row i + window + o, so the positive scores and both gradients are shifted slices, and C gets one
+    scatter row per window slot), noise words from the unigram^0.75 table, the gradients of
+    -log s(u_o.v) - sum log s(-u_k.v) written out (gathers, matmuls, no tape) and applied as sparse scatter-adds
+    to W and C. The learning rate decays
     linearly with the words processed, like gensim's `alpha -> min_alpha`. Written by hand: neither Keras'
     optimizers (dense, per batch) nor a library op gives an SGNS step with sparse in-place updates.
 
     `shared=S`: each centre word draws S noise words shared by its pairs, each weighted (pairs x K / S): the same
     expected gradient as K private negatives per pair with fewer rows to gather and scatter (Ji et al. 2016's
-    negative sharing). `shared=None`: K private negatives per pair (word2vec's sampling).
+    negative sharing). `shared=None`: K private negatives per pair (word2vec's sampling). `pool=M` (overrides
+    both): M noise words per step shared by every centre of the chunk, each weighted pairs x K / M, scored and
+    updated with dense matmuls (`[chunk, D] x [D, M]`): M gathered and scattered rows per step.
     """
     ids, sentence = tf.constant(corpus.ids), tf.constant(corpus.sentence)
     tokens = corpus.num_tokens
@@ -300,7 +307,7 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
                    epochs: int = 5, sample: float = 1e-3, cbow: bool = False, learning_rate: float | None = None,
                    min_learning_rate: float = 1e-4, batch_size: int = 512, table_size: int = 10_000_000,
                    seed: int = 1, max_vocab: int | None = None, steps_per_execution: int = 64, verbose: int = 0,
-                   shared_negatives: int | None = 10, negative_pool: int | None = None):
+                   shared_negatives: int | None = 10, negative_pool: int | None = 64):
     """Trains word2vec on tokenised `sentences`; returns `WordVectors` (W, the input vectors) with `.stats`.
 
     Args:
@@ -312,6 +319,8 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
         shared_negatives: skip-gram: this many noise words per centre word, shared by its context pairs (each
             weighted pairs x K / shared: the same expected gradient as K private negatives per pair, fewer rows to
             gather and scatter); `None`: K private negatives per pair, word2vec's exact sampling.
+        negative_pool: skip-gram: if set, this many noise words per SGD step shared by all its centre words (each
+            weighted pairs x K / pool; dense matmuls instead of per-centre gathers); overrides shared_negatives.
 
     Examples:
     >>> sentences = [["the", "cat", "sat"], ["the", "dog", "sat"], ["a", "cat", "ran"]] * 20
@@ -332,6 +341,8 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
     refusal = (f"no training {'examples' if cbow else 'pairs'} left from {corpus.num_tokens} tokens "
                f"({len(corpus.words) - 1} words with min_count={min_count}) after subsampling with sample={sample}: "
                "pass sample=0 (or a smaller sample) for a small corpus, or lower min_count")
+    if not np.any(corpus.sentence[1:] == corpus.sentence[:-1]):  # no sentence keeps two words: no pair at all
+        raise ValueError(refusal)
     began, words_seen, steps, losses = time.perf_counter(), 0, 0, []
     if not cbow:
         model((np.zeros([1], "int32"), np.zeros([1], "int32")))  # builds both tables
@@ -371,131 +382,3 @@ def train_word2vec(sentences, dim: int = 100, window: int = 5, negative: int = 5
                      "steps": steps, "losses": losses}
     vectors.model, vectors.counts = model, corpus.counts[1:]
     return vectors
-
-
-class WordVectors:
-    """Words and their vectors: nearest words, analogies, analogy accuracy, projector TSV export.
-
-    Examples:
-    >>> wv = WordVectors(["a", "b", "c"], np.eye(3))
-    >>> wv.most_similar("a", k=1)[0][0] in ("b", "c")
-    True
-    """
-
-    def __init__(self, words, vectors):
-        self.words = [str(w) for w in words]
-        self.vectors = np.asarray(vectors, dtype="float32")
-        self.index = {w: i for i, w in enumerate(self.words)}
-        self.stats: dict = {}
-        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
-        self.unit = self.vectors / np.maximum(norms, 1e-12)
-
-    def __contains__(self, word):
-        return word in self.index
-
-    def __getitem__(self, word):
-        return self.vectors[self.index[word]]
-
-    def similarity(self, a: str, b: str) -> float:
-        return float(cosine_similarity(self[a], self[b])[0, 0])
-
-    def most_similar(self, word_or_vector, k: int = 10, exclude=()):
-        """The `k` words with the highest cosine similarity: `[(word, similarity), ...]`."""
-        if isinstance(word_or_vector, str):
-            exclude = set(exclude) | {word_or_vector}
-            word_or_vector = self[word_or_vector]
-        query = np.asarray(word_or_vector, dtype="float32")
-        sims = self.unit @ (query / max(np.linalg.norm(query), 1e-12))
-        for word in exclude:
-            if word in self.index:
-                sims[self.index[word]] = -np.inf
-        top = np.argsort(-sims)[:k]
-        return [(self.words[i], float(sims[i])) for i in top]
-
-    def analogy(self, a: str, b: str, c: str, k: int = 1):
-        """`a` is to `b` as `c` is to ?: nearest to b - a + c over unit vectors (king - man + woman)."""
-        query = self.unit[self.index[b]] - self.unit[self.index[a]] + self.unit[self.index[c]]
-        return self.most_similar(query, k=k, exclude={a, b, c})
-
-    def evaluate_analogies(self, path: str, restrict_vocab: int = 300000, lower: bool = True) -> dict:
-        """Accuracy on a `questions-words.txt`-style file, over the questions whose 4 words are among the
-        first `restrict_vocab` words (gensim's `evaluate_word_analogies` protocol, top-1, inputs excluded)."""
-        allowed = {w: i for i, w in enumerate(self.words[:restrict_vocab])}
-        matrix = self.unit[:restrict_vocab]
-        questions, sections, section = [], collections.Counter(), None
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(":"):
-                    section = line[1:].strip()
-                    continue
-                words = [w.lower() if lower else w for w in line.split()]
-                if len(words) == 4 and all(w in allowed for w in words):
-                    questions.append([allowed[w] for w in words])
-                    sections[section] += 1
-        if not questions:
-            return {"accuracy": 0.0, "questions": 0, "correct": 0}
-        q = np.asarray(questions)
-        correct = 0
-        for start in range(0, len(q), 1024):
-            chunk = q[start:start + 1024]
-            query = matrix[chunk[:, 1]] - matrix[chunk[:, 0]] + matrix[chunk[:, 2]]
-            sims = query @ matrix.T
-            rows = np.arange(len(chunk))[:, None]
-            sims[rows, chunk[:, :3]] = -np.inf
-            correct += int((sims.argmax(axis=1) == chunk[:, 3]).sum())
-        return {"accuracy": correct / len(q), "questions": len(q), "correct": correct}
-
-    def save_projector_tsv(self, directory: str, limit: int | None = None):
-        """Writes `vectors.tsv` and `metadata.tsv` for TensorBoard's embedding projector; returns both paths."""
-        os.makedirs(directory, exist_ok=True)
-        n = len(self.words) if limit is None else min(limit, len(self.words))
-        vectors, metadata = os.path.join(directory, "vectors.tsv"), os.path.join(directory, "metadata.tsv")
-        np.savetxt(vectors, self.vectors[:n], delimiter="\t", fmt="%.6f")
-        with open(metadata, "w", encoding="utf-8") as f:
-            f.writelines(f"{w}\n" for w in self.words[:n])
-        return vectors, metadata
-
-
-def load_word_vectors(path: str, limit: int | None = None) -> WordVectors:
-    """Reads a GloVe (`word v1 v2 ...`) or word2vec text file (same, after an `N D` header line)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"word vector file {path!r} does not exist")
-    words, rows, dim = [], [], None
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, start=1):
-            parts = line.rstrip().split(" ")
-            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec header
-            if dim is None:
-                dim = len(parts) - 1
-            if len(parts) - 1 != dim:
-                raise ValueError(f"{path} line {number}: {len(parts) - 1} values, expected {dim}")
-            words.append(parts[0])
-            rows.append(np.asarray(parts[1:], dtype="float32"))
-            if limit and len(words) >= limit:
-                break
-    if not words:
-        raise ValueError(f"{path}: no vectors")
-    return WordVectors(words, np.stack(rows))
-
-
-def embedding_matrix(vectors: WordVectors, vocabulary, seed: int = 0, lower: bool = True) -> np.ndarray:
-    """`[len(vocabulary), dim]` initial table for `vocabulary` (e.g. TextVectorization's): known words get
-    their vector, index 0 (padding) zeros, unknown words small random values."""
-    rng = np.random.default_rng(seed)
-    dim = vectors.vectors.shape[1]
-    table = rng.normal(0.0, 0.1, size=(len(vocabulary), dim)).astype("float32")
-    table[0] = 0.0
-    for i, word in enumerate(vocabulary):
-        word = str(word)
-        key = word if word in vectors else (word.lower() if lower and word.lower() in vectors else None)
-        if key is not None and i > 0:
-            table[i] = vectors[key]
-    return table
-
-
-def pretrained_embedding(path: str, vocabulary, trainable: bool = False, **kwargs) -> keras.layers.Embedding:
-    """A Keras `Embedding` initialised from a GloVe / word2vec text file for `vocabulary` (index 0 = padding)."""
-    table = embedding_matrix(load_word_vectors(path), vocabulary)
-    return keras.layers.Embedding(table.shape[0], table.shape[1], embeddings_initializer=keras.initializers.Constant(table),
-                                  trainable=trainable, **kwargs)

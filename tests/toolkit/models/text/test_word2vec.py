@@ -75,9 +75,11 @@ def test_cooccurring_words_are_nearer(cbow):
     assert vectors.stats["words_per_second"] > 0
 
 
-def test_private_negatives_path_learns_too():
+@pytest.mark.parametrize("negatives", [{"shared_negatives": None, "negative_pool": None},   # K private per pair
+                                       {"shared_negatives": 10, "negative_pool": None}])  # 10 per centre word
+def test_other_negative_sampling_paths_learn_too(negatives):
     vectors = train_word2vec(_synthetic(np.random.default_rng(1), n=200), dim=8, window=2, min_count=1, epochs=3,
-                             sample=0, batch_size=64, seed=2, shared_negatives=None)
+                             sample=0, batch_size=64, seed=2, **negatives)
     same = np.mean([vectors.similarity("car", w) for w in ("road", "wheel", "fuel")])
     other = np.mean([vectors.similarity("car", w) for w in ("cat", "dog", "pet")])
     assert same > other + 0.2, (same, other)
