@@ -155,8 +155,7 @@ class QuestionAnswererApp(QuestionAnswererSpec, App):
         return {"checkpoint": data.checkpoint, "sequence_length": data.packer.sequence_length,
                 "max_answer_length": config.max_answer_length, "vocabulary_file": VOCABULARY_FILE,
                 **_tokenizer_facts(data.tokenizer), "num_train_rows": data.num_train,
-                "num_validation_rows": data.num_validation, "encoding": config.encoding,
-                "sample_questions": [q for q, _ in data.samples], "sample_contexts": [c for _, c in data.samples]}
+                "num_validation_rows": data.num_validation, "encoding": config.encoding}
 
     def fit(self, model, ctx, callbacks) -> dict:
         from toolkit.data.batching import steps_per_epoch
@@ -187,9 +186,12 @@ class QuestionAnswererApp(QuestionAnswererSpec, App):
         return qa.QAPacker(tokenizer, int(info["sequence_length"]))
 
     def serving_adapter(self, run):
-        info = run.info
-        return qa.qa_adapter(run.model, self.packer_of(run), int(info["max_answer_length"]),
-                             info.get("sample_questions") or None, info.get("sample_contexts") or None)
+        # parity samples: a few training rows in the training process (never written into the export's metadata),
+        # else the adapter's own sentences
+        samples = getattr(run.data, "samples", None) or [(None, None)]
+        questions, contexts = [q for q, _ in samples if q], [c for _, c in samples if c]
+        return qa.qa_adapter(run.model, self.packer_of(run), int(run.info["max_answer_length"]),
+                             questions or None, contexts or None)
 
     def eval_dataset(self, data, info, config=None):
         return _held_batches(read_qa_rows(data, info.get("encoding", "utf-8")))

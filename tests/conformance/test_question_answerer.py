@@ -122,3 +122,12 @@ def test_serve_rest(family):
         assert [p["answer"] for p in body["predictions"]] == expected, body
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_export_formats(family):
+    """tflite and onnx of the dense signature (packed ids -> start / end logits), each parity-checked."""
+    result = family.export_formats("cpu")
+    for fmt in ("tflite", "onnx"):
+        assert fmt in result["formats"] and os.path.isfile(os.path.join(result["path"], f"model.{fmt}"))
+        assert result["metadata"]["parity_max_abs_diff"][fmt] <= 1e-4, result["metadata"]["parity_max_abs_diff"]
