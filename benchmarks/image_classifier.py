@@ -140,19 +140,37 @@ def part_throughput(width: int, epochs: int, n: int):
     image_classifier.train((x, y, names), **common)
     app_seconds = time.time() - t
 
-    keras.utils.set_random_seed(1337)
+    plain = {}
+    for label, jit in (("plain keras fit (same model, data, batch; Keras' default jit_compile=\"auto\")", "auto"),
+                       ("plain keras fit, jit_compile=False (as the app on a CPU)", False)):
+        keras.utils.set_random_seed(1337)
+        t = time.time()
+        model = build_image_classifier((28, 28, 1), 10, width=width)
+        model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"],
+                      jit_compile=jit)
+        model.fit(arrays_to_dataset(x, y, 128, shuffle=True, seed=1), epochs=epochs, verbose=0)
+        plain[label] = time.time() - t
+    pipeline = arrays_to_dataset(x, y, 128, shuffle=True, seed=1)
+    for _ in pipeline:  # warm-up
+        pass
     t = time.time()
-    model = build_image_classifier((28, 28, 1), 10, width=width)
-    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(arrays_to_dataset(x, y, 128, shuffle=True, seed=1), epochs=epochs, verbose=0)
-    plain_seconds = time.time() - t
+    for _ in range(epochs):
+        for _ in pipeline:
+            pass
+    pipeline_seconds = time.time() - t
     del tf
-    rows = [["app train() (incl. data prep, evaluation, run dir)", n * epochs / app_seconds],
-            ["plain keras fit (same model, data, batch)", n * epochs / plain_seconds]]
-    ratio = plain_seconds / app_seconds
+    rows = [["app train() (incl. data prep, evaluation, run dir)", n * epochs / app_seconds]]
+    rows += [[label, n * epochs / seconds] for label, seconds in plain.items()]
+    rows.append(["input pipeline alone (the same tf.data iterated, no model)", n * epochs / pipeline_seconds])
+    ratios = [seconds / app_seconds for seconds in plain.values()]
     return (f"### 3. Training throughput ({n} images x {epochs} epochs, width {width})\n\n"
             + table(["path", "images/s"], rows)
-            + f"\n\nRatio app / plain fit: {ratio:.2f} (target >= 1.0: {'met' if ratio >= 1.0 else 'missed'}).")
+            + f"\n\nRatio app / plain fit at Keras' defaults: {ratios[0]:.2f} (target >= 1.1: "
+            f"{'met' if ratios[0] >= 1.1 else 'missed'}); app / plain fit with the same jit_compile=False: "
+            f"{ratios[1]:.2f}. The input pipeline (shuffle, batch, cast, prefetch) takes "
+            f"{100 * pipeline_seconds / app_seconds:.1f}% of the app's training time and both paths use it, so "
+            "caching or reshaping it cannot buy 1.1x; on a CPU-only machine Keras' jit_compile=\"auto\" already "
+            "turns XLA off, so the two plain rows run the same program and differ by run-to-run noise.")
 
 
 def part_latency(width: int, repeats: int):
@@ -200,6 +218,27 @@ def _median_ms(fn, repeats):
     return float(np.median(times))
 
 
+def _merged(name: str, sections: list) -> list:
+    """`sections` with the parts not re-run kept from the existing section (matched by their "### N." heading),
+    so `--parts throughput` replaces part 3 only; each kept part says it is from an earlier run."""
+    from benchmarks._report import BENCHMARKS_MD
+
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    text = open(BENCHMARKS_MD).read() if os.path.exists(BENCHMARKS_MD) else ""
+    if begin not in text or end not in text:
+        return sections
+    old = text[text.index(begin) + len(begin): text.index(end)]
+    chunks = ["### " + c.strip() for c in old.split("\n### ")[1:]]
+    fresh = {s.split(".", 1)[0]: s for s in sections}
+    merged = {c.split(".", 1)[0]: c for c in chunks}
+    for key, chunk in merged.items():
+        if key not in fresh and "(kept from an earlier run" not in chunk:
+            head, _, rest = chunk.partition("\n")
+            merged[key] = head + " (kept from an earlier run of this benchmark)\n" + rest
+    merged.update(fresh)
+    return [merged[k] for k in sorted(merged)]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="accuracy,transfer,throughput,latency")
@@ -219,11 +258,13 @@ def main(argv=None) -> int:
         sections.append(part_throughput(args.width, 1 if quick else 2, 2048 if quick else 20000))
     if "latency" in parts:
         sections.append(part_latency(args.width, 20 if quick else 200))
+    load = "/".join(f"{v:.1f}" for v in os.getloadavg())
     header = (f"## Image classifier\n\nCommand: `{COMMAND} --parts {args.parts}{' --quick' if quick else ''}`  \n"
-              f"Machine: {machine()}\n")
-    body = header + "\n\n" + "\n\n".join(sections)
+              f"Machine: {machine()}; load average (1/5/15 min) at the end: {load}\n")
+    name = "image_classifier" + ("_quick" if quick else "")
+    body = header + "\n\n" + "\n\n".join(_merged(name, sections))
     print(body)
-    write_section("image_classifier" + ("_quick" if quick else ""), body)
+    write_section(name, body)
     return 0
 
 
