@@ -49,7 +49,7 @@ UNSUPPORTED = {
     **{(f"text-classifier/{kind}", target, "tflite"): _RECURRENT_TFLITE
        for kind in ("rnn", "lstm", "gru") for target in ("cpu", "gpu")},
     **{("text-classifier/transformer", target, "onnx"): _ERFC_ONNX for target in TARGETS},
-    **{(kind, target, fmt): _QUANTIZED_TEXT for kind in ("text-classifier", "text-embedder")
+    **{(kind, target, fmt): _QUANTIZED_TEXT for kind in ("text-classifier", "text-embedder", "question-answerer")
        for target in ("cpu", "gpu") for fmt in QUANTIZED_FORMATS},
     **{("vae", target, fmt): _QUANTIZED_VAE for target in ("cpu", "gpu") for fmt in QUANTIZED_FORMATS},
     **{("text-generator", target, fmt): _GENERATOR_EDGE for target in TARGETS for fmt in FORMATS if fmt != "saved_model"},

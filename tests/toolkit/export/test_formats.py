@@ -48,3 +48,19 @@ def test_cli_refuses_a_pair_before_training(tmp_path, capsys):
                      "--run-dir", str(tmp_path / "runs")])
     assert code == 2 and "unknown backbone 'ResNet999'" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "runs")
+
+
+def test_every_advertised_quantized_pair_has_an_accuracy_guard():
+    # A (kind, cpu, quantized format) the table does not refuse must have a guard metric in apps/quantization.py,
+    # else `--formats tflite-int8` passes the up-front check and fails after training.
+    from apps.cli import TASKS, task_spec
+    from apps.quantization import GUARDS
+    from toolkit.export.formats import QUANTIZED_FORMATS, unsupported_reason
+
+    advertised = {(kind, fmt) for name in TASKS for kind in task_spec(name).kinds() for fmt in QUANTIZED_FORMATS
+                  if unsupported_reason(kind, "cpu", fmt) is None}
+    assert advertised, "no task advertises a quantized format"
+    missing = sorted((kind, fmt) for kind, fmt in advertised if kind.split("/")[0] not in GUARDS)
+    assert not missing, f"quantized formats advertised without an accuracy guard: {missing}"
+    with pytest.raises(ValueError, match="question-answerer cannot export tflite-int8 for target cpu: the text apps"):
+        check_export_options("question-answerer", "cpu", "saved_model,tflite-int8")
