@@ -25,6 +25,7 @@ TASKS = {
     "anomaly-detector": "anomaly_detector",
     "text-generator": "text_generator",
     "question-answerer": "question_answerer",
+    "array-classifier": "array_classifier",
 }
 # One line each for `toolkit --help` (which must not import TensorFlow).
 TASK_HELP = {
@@ -37,6 +38,7 @@ TASK_HELP = {
     "anomaly-detector": "anomaly detection by reconstruction error or -ELBO: threshold at a target FPR, ROC/PR-AUC",
     "text-generator": "decoder-only Transformer language model on .txt: perplexity, temperature sampling, generate",
     "question-answerer": "extractive QA: BERT start/end heads on (question, context, answer) rows, exact match and F1",
+    "array-classifier": "sequences (T, C) with Conv1D, volumes (D, H, W, C) with Conv3D, from .npz / .npy files",
 }
 
 # Other commands: name -> module exposing `add_arguments(parser)` and `main(args) -> int`, plus `HELP`.

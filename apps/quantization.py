@@ -19,6 +19,7 @@ GUARDS = {
     "image-classifier": ("accuracy", True, 1.0, 100.0),
     "object-detector": ("map_50", True, 2.0, 100.0),
     "image-segmenter": ("mean_iou", True, 2.0, 100.0),
+    "array-classifier": ("accuracy", True, 1.0, 100.0),
 }
 CALIBRATION_SIZE = 200
 

@@ -44,6 +44,8 @@ _QUANTIZED_TEXT = ("the text apps tokenize strings in-graph, which a quantized T
 _GENERATOR_EDGE = ("the text generator's decode loop (a tf.while_loop with in-graph sampling and string lookups) does "
                    "not convert: TFLite has no BitwiseAnd kernel (its seeded sampling noise) and tf2onnx fails on the "
                    "loop's graph inputs (both measured); export a SavedModel")
+_CONV3D_TFLITE = ("TFLite has no 3D pooling kernel: the converter refuses the Conv3D classifier's tf.MaxPool3D (a TF "
+                  "Select op; measured); export onnx / onnx-int8 or a SavedModel")
 # (kind, target, format) -> why that pair is refused (each measured). A kind without a row supports every pair.
 UNSUPPORTED = {
     **{(f"text-classifier/{kind}", target, "tflite"): _RECURRENT_TFLITE
@@ -55,6 +57,8 @@ UNSUPPORTED = {
     **{("text-generator", target, fmt): _GENERATOR_EDGE for target in TARGETS for fmt in FORMATS if fmt != "saved_model"},
     **{("anomaly-detector", target, fmt): _QUANTIZED_ANOMALY for target in ("cpu", "gpu")
        for fmt in QUANTIZED_FORMATS},
+    **{("array-classifier/conv3d", target, fmt): _CONV3D_TFLITE for target in TARGETS
+       for fmt in ("tflite", "tflite-dynamic", "tflite-fp16", "tflite-int8")},
 }
 # (target, format) -> why, for every kind.
 UNSUPPORTED_EVERY_KIND = {("tpu", fmt): _QUANTIZED_TPU for fmt in QUANTIZED_FORMATS}

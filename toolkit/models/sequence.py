@@ -14,16 +14,25 @@ which start from token ids through an Embedding); these take real-valued channel
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 ENCODER_KINDS = ("cnn", "tcn", "lstm", "gru")
 
 
 def _conv_classifier(conv, pool, global_pool, input_shape, num_classes, filters, kernel_size, dropout, name,
-                     momentum=0.9):
+                     momentum=0.9, normalization=None):
     # BatchNormalization momentum 0.9, not Keras's 0.99: at 0.99 the moving statistics need hundreds of steps
     # to settle, and a small dataset (a few dozen batches) is then evaluated with stale statistics.
     inputs = keras.Input(tuple(input_shape), name="inputs")
     x = inputs
+    if normalization is not None:
+        # per-channel (x - mean) / sqrt(variance) as a frozen BatchNormalization (always in inference mode): the
+        # statistics are weights, which the TFLite / ONNX converters keep (Normalization(mean=...) holds them as
+        # captured constants, which tf2onnx turns into missing graph inputs)
+        layer = keras.layers.BatchNormalization(epsilon=1e-6, center=False, scale=False, trainable=False,
+                                                name="standardize")
+        x = layer(x)
+        layer.set_weights([np.asarray(v, "float32").reshape(-1) for v in normalization])
     for index, width in enumerate(filters):
         x = conv(width, kernel_size, padding="same", use_bias=False, name=f"conv_{index + 1}")(x)
         x = keras.layers.BatchNormalization(momentum=momentum, name=f"bn_{index + 1}")(x)
@@ -45,29 +54,32 @@ def _check(input_shape, rank, what, num_classes):
 
 
 def build_conv1d_classifier(input_shape, num_classes: int, filters=(32, 64, 64), kernel_size: int = 5,
-                            dropout: float = 0.2, name: str = "conv1d_classifier") -> keras.Model:
+                            dropout: float = 0.2, name: str = "conv1d_classifier", normalization=None) -> keras.Model:
     """Sequences `(T, C)` (T may be None: any length) -> Conv1D/BN/ReLU blocks with max pooling -> global
-    average pool -> softmax.
+    average pool -> softmax. `normalization`: optional `(mean, variance)` per channel, a first frozen layer
+    `standardize` that subtracts the mean and divides by the standard deviation (raw units in).
 
     >>> build_conv1d_classifier((None, 2), num_classes=3).output_shape
     (None, 3)
     """
     _check(input_shape, 2, "a sequence (T, C)", num_classes)
     return _conv_classifier(keras.layers.Conv1D, keras.layers.MaxPooling1D, keras.layers.GlobalAveragePooling1D,
-                            input_shape, num_classes, filters, kernel_size, dropout, name)
+                            input_shape, num_classes, filters, kernel_size, dropout, name,
+                            normalization=normalization)
 
 
 def build_conv3d_classifier(input_shape, num_classes: int, filters=(16, 32), kernel_size: int = 3,
-                            dropout: float = 0.2, name: str = "conv3d_classifier") -> keras.Model:
+                            dropout: float = 0.2, name: str = "conv3d_classifier", normalization=None) -> keras.Model:
     """Volumes `(D, H, W, C)` (depth slices or video frames first) -> Conv3D/BN/ReLU blocks with 2x2x2 max
-    pooling -> global average pool -> softmax.
+    pooling -> global average pool -> softmax. `normalization`: as `build_conv1d_classifier`'s.
 
     >>> build_conv3d_classifier((4, 8, 8, 1), num_classes=2).output_shape
     (None, 2)
     """
     _check(input_shape, 4, "a volume (D, H, W, C)", num_classes)
     return _conv_classifier(keras.layers.Conv3D, keras.layers.MaxPooling3D, keras.layers.GlobalAveragePooling3D,
-                            input_shape, num_classes, filters, kernel_size, dropout, name)
+                            input_shape, num_classes, filters, kernel_size, dropout, name,
+                            normalization=normalization)
 
 
 def sequence_encoder(x, kind: str = "tcn", units: int = 32, num_layers: int = 2, kernel_size: int = 3,
