@@ -190,6 +190,24 @@ def _sum_loss(labels, logits):
     return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, logits.dtype), logits=logits))
 
 
+def window_row_gradients(g, h, offsets, window: int):
+    """`[N + 2 window, D]`: row r sums g[i, j] h[i] over every centre i and offset o_j with i + window + o_j = r.
+
+    The context-row gradients of a chunk (`g`: `[N, len(offsets)]`, `h`: `[N, D]`), read as shifted slices of g and
+    h padded once; a pad per offset made one slow concatenate fusion on XLA:CPU (a third of each step).
+
+    Examples:
+    >>> g = np.array([[1.0, 2.0], [3.0, 4.0]], "float32")     # 2 centres, offsets -1 and +1
+    >>> window_row_gradients(g, np.ones([2, 1], "float32"), [-1, 1], 1).numpy()[:, 0].tolist()
+    [1.0, 3.0, 2.0, 4.0]
+    """
+    rows = int(h.shape[0]) + 2 * window
+    h_pad = tf.pad(h, [[2 * window, 2 * window], [0, 0]])
+    g_pad = tf.pad(g, [[2 * window, 2 * window], [0, 0]])
+    return tf.add_n([g_pad[window - o:window - o + rows, j, None] * h_pad[window - o:window - o + rows]
+                     for j, o in enumerate(offsets)])
+
+
 def _skipgram_trainer(model, corpus: Corpus, window: int, sample: float, start: float, minimum: float,
                       epochs: int, chunk: int, shared: int | None, seed: int = 1, pool: int | None = None):
     """One epoch of skip-gram with negative sampling as two compiled functions (the loop XLA-compiled).
@@ -221,7 +239,7 @@ def _skipgram_trainer(model, corpus: Corpus, window: int, sample: float, start: 
     offsets = [o for d in range(1, window + 1) for o in (-d, d)]
     total = float(max(1, epochs * tokens))
 
-    @tf.function
+    @tf.function(autograph=False)
     def prepare(epoch):
         keep = tf.random.uniform([tokens]) < tf.gather(keep_p, ids)
         n = tf.reduce_sum(tf.cast(keep, tf.int32))
@@ -232,7 +250,7 @@ def _skipgram_trainer(model, corpus: Corpus, window: int, sample: float, start: 
         reduced = tf.random.uniform([tokens], 1, window + 1, dtype=tf.int32)
         return epoch, kept, kept_sentence, origin, reduced, n
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=True, autograph=False)
     def train(epoch, kept, kept_sentence, origin, reduced, n):
         def body(step, loss, pairs):
             first = step * chunk
@@ -262,8 +280,7 @@ def _skipgram_trainer(model, corpus: Corpus, window: int, sample: float, start: 
             g_positive = (1.0 - tf.sigmoid(positive)) * lr * real        # ascent direction of the log-likelihood
             grad_h = tf.add_n([g_positive[:, j, None] * u[window + o:window + o + chunk]
                                for j, o in enumerate(offsets)])
-            grad_u = tf.add_n([tf.pad(g_positive[:, j, None] * h, [[window + o, window - o], [0, 0]])
-                               for j, o in enumerate(offsets)])            # [N + 2w, D], one row per window slot
+            grad_u = window_row_gradients(g_positive, h, offsets, window)  # [N + 2w, D], one row per slot
             shape = [pool] if pool else [chunk, shared] if shared else [chunk, 2 * window, negative]
             draws = tf.random.stateless_uniform(shape, tf.stack([seed + epoch, step]), maxval=table_size,
                                                 dtype=tf.int32)

@@ -16,6 +16,7 @@ from toolkit.models.text.word2vec import (
     pretrained_embedding,
     skipgram_pairs,
     train_word2vec,
+    window_row_gradients,
 )
 
 
@@ -52,6 +53,24 @@ def test_pairs_respect_window_and_sentences():
     assert ctx.shape == (6, 2) and all(set(row) - {0} for row in ctx)
     assert keep_probabilities([1000, 1], sample=1e-3)[1] == 1.0
     assert keep_probabilities([1000, 1], sample=1e-3)[0] < 0.1
+
+
+def test_window_row_gradients_match_a_loop_over_centres_and_offsets():
+    # Skip-gram context-row gradients: centre i's term for offset o lands on row i + window + o of the chunk's window.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    window, n, d = 5, 7, 3
+    offsets = [o for k in range(1, window + 1) for o in (-k, k)]
+    g = rng.normal(size=(n, len(offsets))).astype("float32")
+    h = rng.normal(size=(n, d)).astype("float32")
+    expected = np.zeros((n + 2 * window, d), "float32")
+    for i in range(n):
+        for j, o in enumerate(offsets):
+            expected[i + window + o] += g[i, j] * h[i]
+    np.testing.assert_allclose(window_row_gradients(g, h, offsets, window).numpy(), expected, atol=1e-5)
+    compiled = tf.function(lambda g, h: window_row_gradients(g, h, offsets, window), jit_compile=True)
+    np.testing.assert_allclose(compiled(g, h).numpy(), expected, atol=1e-5)
 
 
 def _synthetic(rng, n=400):
