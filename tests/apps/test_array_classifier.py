@@ -2,6 +2,8 @@
 short training run on easy sine waves that must beat chance by a clear margin. Export, evaluate and predict in new
 processes are the conformance cells (tests/conformance/test_array_classifier.py)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,25 @@ def test_training_on_easy_sine_waves_beats_chance(tmp_path):
     reloaded = APP.load_run(run.run_dir)
     assert reloaded.config.model == "conv1d"  # `auto` resolved from the run's info
     assert APP.evaluate(reloaded, (held_x, held_y, names))["accuracy"] == run.metrics["accuracy"]
+
+
+def test_quantized_export_is_guarded_on_held_out_arrays(tmp_path):
+    """A run trained from a .npz path, re-opened from its directory: tflite-int8 calibrates on the recorded
+    training arrays and is scored on the held-out split through LiteRT; conv3d's tflite is refused up front."""
+    from toolkit.export import read_metadata
+    from toolkit.export.formats import check_export_options
+
+    x, y, names = sine_waves(24, frequencies=(2.0, 6.0), length=32, seed=3)
+    np.savez(tmp_path / "signals.npz", x=x, y=y, class_names=np.array(names))
+    run = array_classifier.train(str(tmp_path / "signals.npz"), epochs=3, filters="8", batch_size=8,
+                                 validation_split=0.25, run_dir=str(tmp_path / "runs"), **QUIET)
+    path = APP.load_run(run.run_dir).export(str(tmp_path / "export"), formats=("saved_model", "tflite-int8"),
+                                            max_quantization_drop=100.0)
+    report = read_metadata(path)["quantization"]
+    entry = report["formats"]["tflite-int8"]
+    assert report["metric"] == "accuracy" and report["calibration_examples"] == 36, report
+    assert abs(report["float"] - run.metrics["accuracy"]) < 1e-6 and 0.0 <= entry["metric"] <= 1.0, report
+    assert os.path.isfile(os.path.join(path, "model-int8.tflite")) and entry["published"]
+    with pytest.raises(ValueError, match=r"array-classifier/conv3d cannot export tflite-int8 for target cpu: TFLite "
+                                         r"has no 3D pooling kernel"):
+        check_export_options("array-classifier/conv3d", "cpu", "saved_model,tflite-int8")
