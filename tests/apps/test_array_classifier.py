@@ -2,6 +2,7 @@
 short training run on easy sine waves that must beat chance by a clear margin. Export, evaluate and predict in new
 processes are the conformance cells (tests/conformance/test_array_classifier.py)."""
 
+import json
 import os
 
 import numpy as np
@@ -102,3 +103,26 @@ def test_quantized_export_is_guarded_on_held_out_arrays(tmp_path):
     with pytest.raises(ValueError, match=r"array-classifier/conv3d cannot export tflite-int8 for target cpu: TFLite "
                                          r"has no 3D pooling kernel"):
         check_export_options("array-classifier/conv3d", "cpu", "saved_model,tflite-int8")
+
+
+def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path, monkeypatch):
+    import keras
+
+    class Interrupt(keras.callbacks.Callback):  # test-only: a crash after epoch 2's checkpoint
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("crash")
+
+    x, y, names = sine_waves(8, length=16)
+    options = dict(epochs=4, filters="4", batch_size=8, patience=-1, run_dir=str(tmp_path), **QUIET)
+    original = APP.callbacks
+    monkeypatch.setattr(APP, "callbacks", lambda ctx: original(ctx) + [Interrupt()])
+    with pytest.raises(RuntimeError, match="crash"):
+        array_classifier.train((x, y, names), **options)
+    monkeypatch.setattr(APP, "callbacks", original)
+    run = array_classifier.train((x, y, names), **options)
+    with open(os.path.join(run.run_dir, "status.json")) as f:
+        status = json.load(f)
+    assert status["status"] == "finished" and status["resumed"] is True
+    assert len(run.history["loss"]) == 4 and os.listdir(str(tmp_path / "array-classifier")) == [
+        os.path.basename(run.run_dir)]
