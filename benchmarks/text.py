@@ -250,8 +250,8 @@ def main(argv=None):
                   "gensim's favour).", "",
                   table(["implementation", "analogy accuracy (questions-words.txt, in-vocab)", "words/s", "seconds"],
                         rows), "",
-                  f"Targets: words/s ratio ours/gensim **{w2v['speed_ratio']:.2f}** (target >= 1.0: "
-                  f"{'met' if speed_ok else 'missed'}); analogy-accuracy ratio **{w2v['accuracy_ratio']:.2f}** "
+                  f"Targets: words/s ratio ours/gensim **{w2v['speed_ratio']:.3f}** (target >= 1.0: "
+                  f"{'met' if speed_ok else 'missed'}); analogy-accuracy ratio **{w2v['accuracy_ratio']:.3f}** "
                   f"(target >= 0.95: {'met' if accuracy_ok else 'missed'}). gensim's own evaluate_word_analogies "
                   f"on its vectors: {w2v['gensim_native_accuracy']:.4f} (same protocol as ours).", "",
                   f"Nearest words, ours: {w2v['nearest']}; gensim: {w2v['gensim_nearest']}."]
