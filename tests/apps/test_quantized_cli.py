@@ -26,14 +26,14 @@ def test_export_guard_refusal_and_edge_file_evaluate_predict(trained, capsys):
 
     root, folder, run = trained
     out = str(root / "exports")
-    # a drop of at most -100 points cannot be met: the int8 file is refused, the float formats still publish
+    # a drop of at most -100 points cannot be met: the int8 file is refused, the SavedModel still publishes
     assert cli.main(["image-classifier", "export", run.run_dir, "--output", out, "--formats",
-                     "saved_model,tflite,tflite-int8", "--max-quantization-drop", "-100", "--calibration-size", "10"]) == 0
+                     "saved_model,tflite-int8", "--max-quantization-drop", "-100", "--calibration-size", "10"]) == 0
     text = capsys.readouterr().out
     assert "quantization guard: accuracy" in text and "10 calibration examples" in text
     assert "tflite-int8" in text and "NOT published: accuracy dropped" in text and "> max_quantization_drop -100" in text
     first = os.path.join(out, "1")
-    assert os.path.isfile(os.path.join(first, "model.tflite")) and not os.path.exists(os.path.join(first, "model-int8.tflite"))
+    assert os.path.isfile(os.path.join(first, "saved_model.pb")) and not os.path.exists(os.path.join(first, "model-int8.tflite"))
 
     assert cli.main(["image-classifier", "export", run.run_dir, "--output", out, "--formats", "tflite-int8"]) == 0
     assert "model-int8.tflite" in capsys.readouterr().out
