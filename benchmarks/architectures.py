@@ -139,13 +139,19 @@ def report(rows: list, wall_total: float) -> str:
         parts.append(f"### {budget:g} CPU minutes per entry ({len(group)} entr{'y' if len(group) == 1 else 'ies'})"
                      "\n\n" + table(header, group))
     top = budgets[-1]
-    group = by_budget[top]
-    best = max(group, key=lambda row: row[1])
+    best = max(by_budget[top], key=lambda row: row[1])
+    # each target is judged at its own budget: >= 0.93 within 10 CPU-minutes, >= 0.94 within 30
+    verdicts = []
+    for budget, threshold in ((10, 0.93), (30, 0.94)):
+        group = [row for b, g in by_budget.items() if b <= budget for row in g]
+        if budget not in by_budget:
+            verdicts.append(f"the {budget}-minute (>= {threshold}) target was not run")
+            continue
+        winner = max(group, key=lambda row: row[1])
+        verdicts.append(f"within {budget} CPU minutes the best entry, {winner[0]}, reached {winner[1]:.4f}: the "
+                        f">= {threshold} target is **{'met' if winner[1] >= threshold else 'missed'}**")
     if top >= 10:
-        verdict = (f"at {top:g} CPU minutes the best entry, {best[0]}, reached {best[1]:.4f}: the >= 0.93 target "
-                   f"is **{'met' if best[1] >= 0.93 else 'missed'}**")
-        if top < 30:
-            verdict += "; the 30-minute (>= 0.94) target was not run"
+        verdict = "; ".join(verdicts)
     else:
         verdict = (f"the largest budget here is {top:g} CPU minutes per entry, not 10 or 30; the best entry, "
                    f"{best[0]}, reached {best[1]:.4f} (not a measurement of the targets)")
