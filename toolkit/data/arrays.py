@@ -136,13 +136,20 @@ def _source_name(source) -> str:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else "arrays"
 
 
-def _from_npz(path: str, require_labels: bool) -> ArrayData:
+def _load(path: str, what: str):
+    """`np.load` without pickles (a data file is data, never code); an unreadable file is a DataError naming it."""
     if not os.path.isfile(path):
-        raise DataError(f"data file {path!r} does not exist")
+        raise DataError(f"{path}: no such file")
     try:
-        arrays = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
-        raise DataError(f"{path!r} is not a readable .npz file: {error}") from error
+        raise DataError(f"{path}: not a readable {what} ({error})") from error
+
+
+def _from_npz(path: str, require_labels: bool) -> ArrayData:
+    arrays = _load(path, ".npz file")
+    if not hasattr(arrays, "files"):  # np.load read a single .npy array, not an archive of named arrays
+        raise DataError(f"{path}: a .npy array, not a .npz archive of named arrays x / y (np.savez(path, x=x, y=y))")
     with arrays:
         keys = list(arrays)
         if "x" not in keys:
@@ -214,11 +221,7 @@ def _from_folder(root: str) -> ArrayData:
     xs, ys, where, shape, first = [], [], [], None, None
     for label, name in enumerate(classes):
         for path in files[name]:
-            try:
-                array = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as error:
-                raise DataError(f"{path}: not a readable .npy array ({error})") from error
-            sample = as_sample(array, path)
+            sample = as_sample(_load(path, ".npy array"), path)
             if shape is None:
                 shape, first = sample.shape, path
             elif sample.shape != shape:
@@ -263,13 +266,7 @@ def read_input_arrays(item, index: int = 0) -> list:
             return list(zip(data.where, data.x))
         if not path.lower().endswith(".npy"):
             raise DataError(f"{path}: predict takes .npy files (one sample each) or .npz files (array x)")
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: no such file")
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise DataError(f"{path}: not a readable .npy array ({error})") from error
-        return [(path, as_sample(array, path))]
+        return [(path, as_sample(_load(path, ".npy array"), path))]
     return [(f"input{index}", as_sample(item, f"input {index}"))]
 
 

@@ -90,3 +90,19 @@ def test_predict_inputs_and_split(tmp_path):
         read_input_arrays(str(tmp_path / "notes.txt"))
     train, val = split(read_arrays((x, y)), 0.25, seed=0)
     assert len(train) == 3 and len(val) == 1 and sorted([*train, *val]) == [0, 1, 2, 3]
+
+
+def test_missing_unreadable_and_non_archive_files_are_named(tmp_path):
+    with pytest.raises(DataError, match=r"absent\.npz: no such file"):
+        read_arrays(str(tmp_path / "absent.npz"))
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"\xe9 not numpy")  # a Latin-1 byte, not an archive
+    with pytest.raises(DataError, match=r"junk\.npz: not a readable \.npz file"):
+        read_arrays(str(junk))
+    single = tmp_path / "single.npz"
+    with open(single, "wb") as f:
+        np.save(f, np.zeros((4, 8, 1), "float32"))  # a .npy payload under a .npz name
+    with pytest.raises(DataError, match=r"single\.npz: a \.npy array, not a \.npz archive"):
+        read_arrays(str(single))
+    with pytest.raises(DataError, match=r"gone\.npy: no such file"):
+        read_input_arrays(str(tmp_path / "gone.npy"))
