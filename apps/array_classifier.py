@@ -30,12 +30,12 @@ from apps.specs.array_classifier import ArrayClassifierSpec, Config  # noqa: F40
 from toolkit.data import DataError
 from toolkit.data.arrays import model_of, read_arrays, read_input_arrays, split
 from toolkit.data.batching import steps_per_epoch
-from toolkit.export import ServingAdapter, random_samples
+from toolkit.export import ServingAdapter
+from toolkit.export.arrays import INPUT, array_classification_adapter
 from toolkit.metrics import classification_report
 from toolkit.models.sequence import build_conv1d_classifier, build_conv3d_classifier
 from toolkit.training.optimizers import optimizer_of
 
-INPUT = "arrays"
 DEFAULTS = {"conv1d": ((32, 64, 64), 5), "conv3d": ((16, 32), 3)}
 EVAL_BATCH = 256
 
@@ -195,28 +195,6 @@ def _dense(predictor, x) -> dict:
     specs = getattr(predictor, "input_specs", None)
     name = next(iter(specs("serving_dense"))) if callable(specs) else INPUT
     return predictor({name: x}, signature="serving_dense")
-
-
-def array_classification_adapter(model, class_names) -> ServingAdapter:
-    """Serving adapter for a classifier of float arrays `[B, *sample_shape]` returning probabilities.
-
-    Raw and dense signature: `arrays` (float32 `[B, T, C]` or `[B, D, H, W, C]`, raw values: any standardization
-    is inside the model) -> `scores` (float32 `[B, K]` probabilities), `classes` (int32 `[B]`, the arg-max),
-    `labels` (tf.string `[B]`).
-    """
-    shape = tuple(model.input_shape[1:])
-    spec = {INPUT: tf.TensorSpec([None, *shape], tf.float32, name=INPUT)}
-
-    def postprocess(probabilities):
-        probabilities = tf.cast(probabilities, tf.float32)
-        return {"scores": probabilities, "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
-
-    return ServingAdapter(
-        task="array_classification", raw_inputs=spec, dense_inputs=spec, preprocess=lambda raw: (raw, None),
-        postprocess=postprocess, labels=list(class_names),
-        sample_raw={INPUT: random_samples(shape, 3, kind="normal")},
-        metadata={"input": {INPUT: f"float32 [batch, {', '.join(str(d) for d in shape)}], raw values"},
-                  "preprocessing": {"normalization": "inside the model"}})
 
 
 APP = ArrayClassifierApp()

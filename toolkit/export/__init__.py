@@ -13,6 +13,7 @@ _EXPORTS = {
     "ExtraSignature": "toolkit.export.adapter",
     "ServingAdapter": "toolkit.export.adapter",
     "dense_adapter": "toolkit.export.adapter",
+    "array_classification_adapter": "toolkit.export.arrays",
     "ExportError": "toolkit.export.errors",
     "FORMATS": "toolkit.export.formats",
     "TARGETS": "toolkit.export.formats",
