@@ -118,36 +118,49 @@ def word2vec(args):
     order = rng.permutation(len(sentences))
     sentences = [sentences[i] for i in order]  # mix sources so each SGD epoch sees all of them
     common = dict(window=5, negative=5, min_count=5, sample=1e-3)
-    # Vocabulary building is left out of both timings (gensim's build_vocab; our Corpus and noise table).
-    gensim_model = GensimWord2Vec(vector_size=args.w2v_dim, sg=1, epochs=args.w2v_epochs, workers=2, seed=1, **common)
-    began = time.perf_counter()
-    gensim_model.build_vocab(sentences)
-    gensim_vocab_seconds = time.perf_counter() - began
-    began = time.perf_counter()
-    gensim_model.train(sentences, total_examples=gensim_model.corpus_count, epochs=args.w2v_epochs)
-    gensim_seconds = time.perf_counter() - began
-    gensim_vectors = WordVectors(gensim_model.wv.index_to_key, gensim_model.wv.vectors)
-    ours = train_word2vec(sentences, dim=args.w2v_dim, epochs=args.w2v_epochs, batch_size=args.w2v_batch,
-                          negative_pool=args.w2v_pool or None, **common)
-    glove_result = glove(args, sentences) if args.glove_epochs else None
     questions = questions_words_path()
-    ours_eval = ours.evaluate_analogies(questions)
-    gensim_eval = gensim_vectors.evaluate_analogies(questions)
+    # One run each per seed (`--w2v-seeds`): gensim's 2-worker accuracy moves by a few questions from run to run,
+    # so the ratio of the means over seeds separates the two implementations from that noise.
+    runs = {"gensim": [], "ours": []}  # (accuracy, words/s, seconds) per seed
+    for seed in range(1, args.w2v_seeds + 1):
+        # Vocabulary building is left out of both timings (gensim's build_vocab; our Corpus and noise table).
+        gensim_model = GensimWord2Vec(vector_size=args.w2v_dim, sg=1, epochs=args.w2v_epochs, workers=2, seed=seed,
+                                      **common)
+        began = time.perf_counter()
+        gensim_model.build_vocab(sentences)
+        gensim_vocab_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        gensim_model.train(sentences, total_examples=gensim_model.corpus_count, epochs=args.w2v_epochs)
+        gensim_seconds = time.perf_counter() - began
+        gensim_vectors = WordVectors(gensim_model.wv.index_to_key, gensim_model.wv.vectors)
+        gensim_eval = gensim_vectors.evaluate_analogies(questions)
+        runs["gensim"].append((gensim_eval["accuracy"], total * args.w2v_epochs / gensim_seconds, gensim_seconds))
+        ours = train_word2vec(sentences, dim=args.w2v_dim, epochs=args.w2v_epochs, batch_size=args.w2v_batch,
+                              negative_pool=args.w2v_pool or None, seed=seed, **common)
+        ours_eval = ours.evaluate_analogies(questions)
+        runs["ours"].append((ours_eval["accuracy"], ours.stats["words_per_second"], ours.stats["seconds"]))
+        print(f"word2vec seed {seed}: gensim {runs['gensim'][-1]}, ours {runs['ours'][-1]}", flush=True)
+    glove_result = glove(args, sentences) if args.glove_epochs else None
     gensim_native = gensim_model.wv.evaluate_word_analogies(questions)[0]
-    gensim_wps = total * args.w2v_epochs / gensim_seconds
+    mean = {name: np.mean(np.array(values), axis=0) for name, values in runs.items()}
+    std = {name: np.std(np.array(values), axis=0) for name, values in runs.items()}
+
+    def row(label, name, asked):
+        spread = f" ± {std[name][0]:.4f} over {args.w2v_seeds} seeds" if args.w2v_seeds > 1 else ""
+        return [label, f"{mean[name][0]:.4f}{spread} ({asked:,} q)", f"{mean[name][1]:,.0f}", f"{mean[name][2]:.0f}"]
+
     return {
         "corpus": f"{total:,} tokens ({', '.join(sources)}), vocabulary {ours.stats['vocabulary']:,}",
-        "tokens": total, "gensim_vocab_seconds": gensim_vocab_seconds, "ours_accuracy": ours_eval["accuracy"],
+        "tokens": total, "gensim_vocab_seconds": gensim_vocab_seconds, "ours_accuracy": mean["ours"][0],
         "settings": f"skip-gram, {args.w2v_dim}-d, window 5, negative 5, min_count 5, sample 1e-3, "
-                    f"{args.w2v_epochs} epochs; gensim 2 workers",
-        "rows": [
-            ["gensim Word2Vec", f"{gensim_eval['accuracy']:.4f} ({gensim_eval['questions']:,} q)",
-             f"{gensim_wps:,.0f}", f"{gensim_seconds:.0f}"],
-            ["toolkit (Keras)", f"{ours_eval['accuracy']:.4f} ({ours_eval['questions']:,} q)",
-             f"{ours.stats['words_per_second']:,.0f}", f"{ours.stats['seconds']:.0f}"],
-        ],
-        "accuracy_ratio": ours_eval["accuracy"] / max(gensim_eval["accuracy"], 1e-9),
-        "speed_ratio": ours.stats["words_per_second"] / gensim_wps,
+                    f"{args.w2v_epochs} epochs; gensim 2 workers"
+                    + (f"; seeds 1-{args.w2v_seeds}, one run of each per seed (means shown)" if args.w2v_seeds > 1
+                       else ""),
+        "rows": [row("gensim Word2Vec", "gensim", gensim_eval["questions"]),
+                 row("toolkit (Keras)", "ours", ours_eval["questions"])],
+        "accuracy_ratio": mean["ours"][0] / max(mean["gensim"][0], 1e-9),
+        "speed_ratio": mean["ours"][1] / mean["gensim"][1],
+        "per_seed": runs,
         "gensim_native_accuracy": gensim_native,
         "nearest": {w: [x for x, _ in ours.most_similar(w, k=5)] for w in ("king", "water", "computer") if w in ours},
         "gensim_nearest": {w: [x for x, _ in gensim_vectors.most_similar(w, k=5)] for w in ("king", "water", "computer")
@@ -212,6 +225,8 @@ def main(argv=None):
                              "over 1M, or --w2v-epochs 20+, is the anchor run: section text-word2vec-full")
     parser.add_argument("--w2v-epochs", type=int, default=5)
     parser.add_argument("--w2v-dim", type=int, default=100)
+    parser.add_argument("--w2v-seeds", type=int, default=1,
+                        help="train both implementations once per seed 1..N; the table shows means (± std)")
     parser.add_argument("--w2v-batch", type=int, default=512, help="centre words per sparse SGD step (ours)")
     parser.add_argument("--w2v-pool", type=int, default=64,
                         help="ours: noise words per SGD step shared by all its centre words (0: 10 per centre word)")
@@ -253,7 +268,11 @@ def main(argv=None):
                   f"Targets: words/s ratio ours/gensim **{w2v['speed_ratio']:.3f}** (target >= 1.0: "
                   f"{'met' if speed_ok else 'missed'}); analogy-accuracy ratio **{w2v['accuracy_ratio']:.3f}** "
                   f"(target >= 0.95: {'met' if accuracy_ok else 'missed'}). gensim's own evaluate_word_analogies "
-                  f"on its vectors: {w2v['gensim_native_accuracy']:.4f} (same protocol as ours).", "",
+                  f"on its vectors (last seed): {w2v['gensim_native_accuracy']:.4f} (same protocol as ours)."
+                  + (" Per seed (accuracy, words/s), gensim: " + ", ".join(
+                      f"({a:.4f}, {w:,.0f})" for a, w, _ in w2v["per_seed"]["gensim"]) + "; ours: " + ", ".join(
+                      f"({a:.4f}, {w:,.0f})" for a, w, _ in w2v["per_seed"]["ours"]) + "."
+                     if args.w2v_seeds > 1 else ""), "",
                   f"Nearest words, ours: {w2v['nearest']}; gensim: {w2v['gensim_nearest']}."]
         if w2v["glove"]:
             g = w2v["glove"]
