@@ -75,8 +75,8 @@ def mlm_comparison(args, argv):
 
 `{command.strip()}` — {machine()}; load average at start {load[0]:.1f} on 2 cores (shared); folds run (of the
 first {args.folds} requested of the tables' 5 stratified folds, seed {args.seed}, no new fold after
-{args.max_minutes:g} min per dataset): {", ".join(done)}; {(time.perf_counter() - began) / 60:.1f} min in all (a
-reduced budget, not the full 5 folds). "adapted" first
+{args.max_minutes:g} min per dataset): {", ".join(done)}; {(time.perf_counter() - began) / 60:.1f} min in all{
+"" if all(d.endswith(" 5") for d in done) else " (a reduced budget, not the full 5 folds)"}. "adapted" first
 runs {args.adapt_epochs} masked-LM epochs (15% of tokens selected, 80% [MASK] / 10% random / 10% unchanged,
 AdamW 5e-05) over the fold's own training texts without their labels, then both fine-tune fully (linear probe,
 AdamW {rate:g}, warmup+decay, {epochs} epochs, batch {args.batch_size}) from the same checkpoint and seed.
