@@ -121,6 +121,10 @@ def _task_parser(sub, name):
     export.add_argument("--batch-size", type=int, default=8, help="static batch of the tpu target")
     export.add_argument("--score-threshold", type=float, default=None,
                         help="object-detector: NMS score threshold of the exported model (default: the run's)")
+    export.add_argument("--lora-adapter", default=None, metavar="FILE",
+                        help="text-classifier, bert --fine-tuning lora runs: export this run's base with another "
+                             "lora run's adapter.npz (same checkpoint) merged in instead of its own; export to the "
+                             "served model's folder and the server swaps to it as the next version")
     export.add_argument("--allow-unfinished", action="store_true",
                         help="export a run that did not finish (crashed, diverged) from its last saved model")
     edge = _add_guard_flags(export)
@@ -249,7 +253,8 @@ def _run_task(app, args) -> int:
         path = run.export(args.output, target=args.target, formats=tuple(args.formats.split(",")),
                           batch_size=args.batch_size, score_threshold=args.score_threshold,
                           max_quantization_drop=args.max_quantization_drop, calibration_size=args.calibration_size,
-                          int8_io=args.int8_io, data=args.data, test_data=args.test_data)
+                          int8_io=args.int8_io, data=args.data, test_data=args.test_data,
+                          **({"lora_adapter": args.lora_adapter} if args.lora_adapter else {}))
         _print_quantization(path)
         print(f"exported: {path}")
         return 0

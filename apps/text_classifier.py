@@ -60,6 +60,24 @@ class TextClassifierApp(TextClassifierSpec, ClassificationOutputs, App):
     def fit(self, model, ctx, callbacks) -> dict:
         return (get_model(ctx.config.model).fit or fit_classifier)(model, ctx, callbacks)
 
+    def finish(self, run, ctx) -> None:
+        from apps.lora_tasks import record_metrics
+
+        record_metrics(run, ctx)  # a lora bert run's adapter.npz carries its held-out metrics
+
+    def export_adapter(self, run, target, formats, lora_adapter=None, **options):
+        """`lora_adapter=FILE`: another `--fine-tuning lora` run's `adapter.npz` (same base) merged in instead of
+        this run's own (`apps.lora_tasks`): one base, many tasks, each exported as a version of a served model."""
+        if not lora_adapter:
+            return super().export_adapter(run, target, formats, **options)
+        from apps.lora_tasks import swap_run_adapter
+
+        given = sorted(k for k, v in options.items() if v is not None)
+        if given:
+            raise ValueError(f"{self.name} export takes no option(s) {given}")
+        swap_run_adapter(run, lora_adapter)  # the Run now computes that task (a fresh serving adapter, too)
+        return run.adapter
+
     def serving_adapter(self, run):
         spec = get_model(run.info.get("model", run.config.model))
         return spec.adapter(run.model, run.info["class_names"], run.info.get("sample_texts"))

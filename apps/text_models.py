@@ -201,7 +201,15 @@ def fit_bert(model, ctx, callbacks) -> dict:
         model.get_layer("classifier"), packer, list(map(str, data.train_texts)), data.train_labels,
         epochs=epochs, batch_size=config.batch_size, learning_rate=rate, mode=mode, lora_rank=config.lora_rank,
         validation=validation, seed=config.seed, verbose=config.verbose, callbacks=callbacks,
+        merge_adapters=mode != "lora",
     )
+    if mode == "lora":  # keep the task as adapter.npz (apps.lora_tasks), then fold it into W0 as fine_tune would
+        from apps.lora_tasks import save_run_adapter
+        from toolkit.layers.lora import merge_lora
+
+        save_run_adapter(model.get_layer("classifier"), ctx)
+        merge_lora(model.get_layer("classifier"))
+        model.get_layer("classifier")._toolkit_infer = None
     if config.verbose:
         print(f"bert ({mode}): {counts['trainable']:,} trainable of {counts['total']:,} parameters "
               f"({100 * counts['trainable_fraction']:.2f}%)")

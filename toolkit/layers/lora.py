@@ -14,11 +14,13 @@ Written by hand because neither Keras nor keras-hub offers this factorisation. `
 built `EinsumDense` (its kernel frozen); `enable_lora` puts one on the Q/K/V/O projections of every
 attention layer of a model; `merge_lora` folds BA into W0 and puts the plain layers back (no adapter
 variables and no extra latency in an export); `save_adapters` / `load_adapters` move only A and B, so
-several adapters can be swapped on one base.
+several adapters can be swapped on one base, and `swap_merged_adapter` swaps one merged adapter (and the task's
+head) for another in a merged model, for serving several tasks from one base.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -232,8 +234,12 @@ def merge_lora(model) -> int:
     return merged
 
 
-def save_adapters(model, path: str) -> str:
-    """Writes only the adapters' A and B (`.npz`, keyed by projection path): megabytes, not the whole model."""
+def save_adapters(model, path: str, head=None, metadata: dict | None = None) -> str:
+    """Writes only the adapters' A, B and scale (`.npz`, keyed by projection path): megabytes, not the model.
+
+    `head`: a layer (the task's output layer) whose weights travel with the adapters, so the file is a whole task
+    on top of the base; `metadata`: a JSON-serialisable dict stored beside them (`adapter_metadata` reads it).
+    """
     adapters = lora_layers(model)
     if not adapters:
         raise ValueError(f"model {model.name!r} has no LoRA adapters (call enable_lora first)")
@@ -243,8 +249,73 @@ def save_adapters(model, path: str) -> str:
     for name, layer in adapters.items():
         arrays[f"{name}:a"] = keras.ops.convert_to_numpy(layer.lora_a)
         arrays[f"{name}:b"] = keras.ops.convert_to_numpy(layer.lora_b)
+        arrays[f"{name}:scale"] = np.float32(layer.scale)
+    for i, weight in enumerate(head.get_weights() if head is not None else []):
+        arrays[f"{HEAD}:{i}"] = weight
+    if metadata is not None:
+        arrays[META] = np.array(json.dumps(metadata))
     np.savez(path, **arrays)
     return path
+
+
+HEAD, META = "head", "metadata"  # keys of the head's weights and the metadata in an adapter file
+
+
+def _adapter_names(saved) -> set:
+    return {key.rsplit(":", 1)[0] for key in saved.files if key != META and not key.startswith(HEAD + ":")}
+
+
+def adapter_metadata(path: str) -> dict:
+    """The `metadata` dict `save_adapters` stored in an adapter file (`{}` if none)."""
+    with np.load(os.fspath(path)) as saved:
+        return json.loads(str(saved[META])) if META in saved.files else {}
+
+
+def swap_merged_adapter(model, current: str, new: str, head=None) -> dict:
+    """Replaces one merged adapter by another on one base: W <- W - s BA (current) + s' B'A' (new), in place.
+
+    `model` is merged (`merge_lora`: plain `EinsumDense` where the adapters were) with the adapter file `current`
+    folded in; afterwards it computes base + `new` (the two may differ in rank), with `head`'s weights from `new`'s
+    file when it holds them. What serving a task on a shared base needs: export the result as the model's next
+    version and the server swaps to it without a restart. Returns `new`'s metadata.
+
+    Raises:
+        ValueError: the files' projections differ from each other or from the model's, the model still has live
+            adapters, or the new head's shapes differ from `head`'s (another class count).
+    """
+    projections = {f"{attention.path}/{target}": getattr(attention, attribute)
+                   for attention in _attention_layers(model) for target, attribute in PROJECTIONS.items()
+                   if getattr(attention, attribute, None) is not None}
+    with np.load(os.fspath(current)) as old, np.load(os.fspath(new)) as incoming:
+        names = _adapter_names(incoming)
+        if names != _adapter_names(old):
+            raise ValueError(f"adapter file {os.fspath(new)!r} adapts other projections than {os.fspath(current)!r}")
+        if not names or not names <= set(projections):
+            raise ValueError(f"adapter file {os.fspath(new)!r} adapts projections the model lacks, e.g. "
+                             f"{sorted(names - set(projections))[:2]}")
+        if any(isinstance(projections[name], LoRAEinsumDense) for name in names):
+            raise ValueError("the model still has live adapters: merge_lora first, or use load_adapters")
+        weights = [incoming[f"{HEAD}:{i}"] for i in range(len(head.get_weights()))] if head is not None and \
+            f"{HEAD}:0" in incoming.files else None
+        if weights is not None and [w.shape for w in weights] != [w.shape for w in head.get_weights()]:
+            raise ValueError(f"adapter file {os.fspath(new)!r} holds a head of shapes {[w.shape for w in weights]}; "
+                             f"the model's is {[w.shape for w in head.get_weights()]} (another number of classes)")
+
+        def delta(saved, name, shape):
+            return (float(saved[f"{name}:scale"]) * (saved[f"{name}:a"] @ saved[f"{name}:b"])).reshape(shape)
+
+        for name in sorted(names):
+            kernel = projections[name].kernel
+            value = keras.ops.convert_to_numpy(kernel).astype("float64")
+            kernel.assign((value - delta(old, name, kernel.shape) + delta(incoming, name, kernel.shape))
+                          .astype(kernel.dtype))
+        if weights is not None:
+            head.set_weights(weights)
+        metadata = json.loads(str(incoming[META])) if META in incoming.files else {}
+    for function in ("train_function", "test_function", "predict_function"):
+        if getattr(model, function, None) is not None:
+            setattr(model, function, None)
+    return metadata
 
 
 def load_adapters(model, path: str) -> int:
@@ -260,7 +331,7 @@ def load_adapters(model, path: str) -> int:
     if not adapters:
         raise ValueError(f"model {model.name!r} has no LoRA adapters (call enable_lora with the same rank first)")
     with np.load(os.fspath(path)) as saved:
-        names = {key.rsplit(":", 1)[0] for key in saved.files}
+        names = _adapter_names(saved)
         if names != set(adapters):
             raise ValueError(f"adapter file {os.fspath(path)!r} holds {sorted(names - set(adapters))[:3]}... "
                              f"that the model lacks, or lacks {sorted(set(adapters) - names)[:3]}")

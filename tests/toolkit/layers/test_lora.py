@@ -128,3 +128,37 @@ def test_layer_keras_round_trip(tmp_path):
     np.testing.assert_allclose(restored(data), model(data), atol=1e-6)
     layer = restored.layers[-1]
     assert isinstance(layer, LoRAEinsumDense) and layer.rank == 2 and _count(layer) == 2 * (16 + 16)
+
+
+def test_swap_merged_adapter_serves_another_task_on_the_same_base(tmp_path):
+    from toolkit.layers.lora import adapter_metadata, swap_merged_adapter
+
+    model, x = _attention_model()
+    enable_lora(model, rank=2)
+    head = model.get_layer("head")
+    _randomise(model, 1)
+    task_a = save_adapters(model, str(tmp_path / "a"), head=head, metadata={"class_names": ["x", "y", "z"]})
+    out_a = keras.ops.convert_to_numpy(model(x))
+    _randomise(model, 2)
+    head.set_weights([w + 0.5 for w in head.get_weights()])  # task b has its own head too
+    task_b = save_adapters(model, str(tmp_path / "b"), head=head, metadata={"class_names": ["p", "q", "r"]})
+    out_b = keras.ops.convert_to_numpy(model(x))
+    load_adapters(model, task_a)
+    head.set_weights([w - 0.5 for w in head.get_weights()])
+    np.testing.assert_allclose(model(x), out_a, atol=1e-6)
+    merge_lora(model)  # what a finished lora run saves: base + a, merged
+    assert swap_merged_adapter(model, task_a, task_b, head=head) == {"class_names": ["p", "q", "r"]}
+    assert not lora_layers(model)
+    np.testing.assert_allclose(model(x), out_b, atol=1e-5)
+    swap_merged_adapter(model, task_b, task_a, head=head)  # and back: the base itself never drifts
+    np.testing.assert_allclose(model(x), out_a, atol=1e-5)
+    assert adapter_metadata(task_a)["class_names"] == ["x", "y", "z"]
+    # a differently shaped head (another class count) is refused, naming both shapes
+    other, _ = _attention_model()
+    enable_lora(other, rank=2)
+    small = keras.layers.Dense(2)
+    small.build((None, 8))
+    with pytest.raises(ValueError, match="another number of classes"):
+        swap_merged_adapter(model, task_a, save_adapters(other, str(tmp_path / "c"), head=small), head=head)
+    with pytest.raises(ValueError, match="live adapters"):
+        swap_merged_adapter(other, task_a, task_b)

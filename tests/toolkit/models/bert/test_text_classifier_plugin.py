@@ -42,3 +42,41 @@ def test_transformer_family(tmp_path):
     assert run.model.get_layer("classifier").get_layer("encoder_0") is not None
     path = run.export(str(tmp_path / "tr"), target="tpu")
     assert text_classifier.predict(path, ["good film"])[0]["label"] in ("pos", "neg")
+
+
+def test_lora_adapters_swap_tasks_on_one_base_in_an_export(tmp_path, preset_dir):
+    """Two lora runs on one checkpoint; `toolkit export RUN_A --lora-adapter RUN_B/adapter.npz` (a new process)
+    serves task b from run a's base: b's labels and b's scores."""
+    import os
+
+    from apps.lora_tasks import ADAPTER_FILE
+    from tests.conformance.processes import toolkit as toolkit_cli
+    from toolkit.export.loader import read_metadata
+    from toolkit.layers.lora import adapter_metadata
+
+    common = dict(model="bert", checkpoint=preset_dir, fine_tuning="lora", lora_rank=2, epochs=2, batch_size=6,
+                  learning_rate=1e-2, sequence_length=16, verbose=0, validation_split=0.3, patience=-1)
+    keras.utils.set_random_seed(0)
+    run_a = text_classifier.train((TEXTS, LABELS), run_dir=str(tmp_path / "a"), **common)
+    flipped = {"pos": "gloomy", "neg": "cheerful"}  # task b: other names, the opposite meaning
+    run_b = text_classifier.train((TEXTS, [flipped[label] for label in LABELS]), run_dir=str(tmp_path / "b"),
+                                  **common)
+    adapter_b = os.path.join(run_b.run_dir, ADAPTER_FILE)
+    meta = adapter_metadata(adapter_b)
+    assert meta["class_names"] == ["cheerful", "gloomy"] and meta["base"] == adapter_metadata(
+        os.path.join(run_a.run_dir, ADAPTER_FILE))["base"]
+    assert meta["metrics"]["accuracy"] == pytest.approx(run_b.metrics["accuracy"])
+    served = str(tmp_path / "served")
+    toolkit_cli("text-classifier", "export", run_a.run_dir, "--output", served)
+    toolkit_cli("text-classifier", "export", run_a.run_dir, "--output", served, "--lora-adapter", adapter_b)
+    inputs = ["good film", "awful movie", "great and fun"]
+    version_1 = text_classifier.predict(os.path.join(served, "1"), inputs)
+    version_2 = text_classifier.predict(os.path.join(served, "2"), inputs)
+    assert [p["label"] for p in version_1] == [p["label"] for p in text_classifier.predict(run_a, inputs)]
+    live_b = text_classifier.predict(run_b, inputs)
+    assert [p["label"] for p in version_2] == [p["label"] for p in live_b]
+    np.testing.assert_allclose([p["score"] for p in version_2], [p["score"] for p in live_b], atol=1e-4)
+    info = read_metadata(os.path.join(served, "2"))["info"]
+    assert info["class_names"] == ["cheerful", "gloomy"] and info["lora_adapter"] == os.path.abspath(adapter_b)
+    with pytest.raises(ValueError, match="no such file"):
+        run_a.export(str(tmp_path / "x"), lora_adapter=str(tmp_path / "missing.npz"))
