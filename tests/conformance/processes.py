@@ -128,16 +128,17 @@ def free_port() -> int:
 
 
 class Served:
-    """`toolkit serve --model-base-path BASE --port P --grpc-port G` in a child process."""
+    """`toolkit serve --model-base-path BASE --port P --grpc-port G` in a child process (`poll_interval` 0: the
+    versions found at start only; > 0: the folder is polled, new versions load while it serves)."""
 
-    def __init__(self, base: str, names: list, timeout: float = 240):
+    def __init__(self, base: str, names: list, timeout: float = 240, poll_interval: float = 0.0):
         self.base, self.names = base, list(names)
         self.port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list = []
         self.process = subprocess.Popen(
             [*TOOLKIT, "serve", "--model-base-path", base, "--port", str(self.port), "--grpc-port",
-             str(self.grpc_port), "--poll-interval", "0", "--log-level", "warning"],
+             str(self.grpc_port), "--poll-interval", str(poll_interval), "--log-level", "warning"],
             cwd=base, env=harness.child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.process.stdout.readline, "")),
                                        daemon=True)

@@ -45,12 +45,12 @@ def test_transformer_family(tmp_path):
 
 
 def test_lora_adapters_swap_tasks_on_one_base_in_an_export(tmp_path, preset_dir):
-    """Two lora runs on one checkpoint; `toolkit export RUN_A --lora-adapter RUN_B/adapter.npz` (a new process)
-    serves task b from run a's base: b's labels and b's scores."""
+    """Two lora runs on one checkpoint; `run_a.export(..., lora_adapter=RUN_B/adapter.npz)` exports task b on run
+    a's base (reloaded from disk): b's labels and b's scores. The CLI and the served swap: tests/conformance/
+    test_text_classifier_lora.py."""
     import os
 
     from apps.lora_tasks import ADAPTER_FILE
-    from tests.conformance.processes import toolkit as toolkit_cli
     from toolkit.export.loader import read_metadata
     from toolkit.layers.lora import adapter_metadata
 
@@ -67,8 +67,9 @@ def test_lora_adapters_swap_tasks_on_one_base_in_an_export(tmp_path, preset_dir)
         os.path.join(run_a.run_dir, ADAPTER_FILE))["base"]
     assert meta["metrics"]["accuracy"] == pytest.approx(run_b.metrics["accuracy"])
     served = str(tmp_path / "served")
-    toolkit_cli("text-classifier", "export", run_a.run_dir, "--output", served)
-    toolkit_cli("text-classifier", "export", run_a.run_dir, "--output", served, "--lora-adapter", adapter_b)
+    reloaded = text_classifier.APP.load_run(run_a.run_dir)
+    reloaded.export(served)
+    reloaded.export(served, lora_adapter=adapter_b)
     inputs = ["good film", "awful movie", "great and fun"]
     version_1 = text_classifier.predict(os.path.join(served, "1"), inputs)
     version_2 = text_classifier.predict(os.path.join(served, "2"), inputs)
@@ -76,6 +77,10 @@ def test_lora_adapters_swap_tasks_on_one_base_in_an_export(tmp_path, preset_dir)
     live_b = text_classifier.predict(run_b, inputs)
     assert [p["label"] for p in version_2] == [p["label"] for p in live_b]
     np.testing.assert_allclose([p["score"] for p in version_2], [p["score"] for p in live_b], atol=1e-4)
+    # and back to task a from the same (swapped) Run: version 3 answers as version 1
+    reloaded.export(served, lora_adapter=os.path.join(run_a.run_dir, ADAPTER_FILE))
+    np.testing.assert_allclose([p["score"] for p in text_classifier.predict(os.path.join(served, "3"), inputs)],
+                               [p["score"] for p in version_1], atol=1e-4)
     info = read_metadata(os.path.join(served, "2"))["info"]
     assert info["class_names"] == ["cheerful", "gloomy"] and info["lora_adapter"] == os.path.abspath(adapter_b)
     with pytest.raises(ValueError, match="no such file"):
