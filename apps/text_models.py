@@ -205,11 +205,10 @@ def fit_bert(model, ctx, callbacks) -> dict:
     )
     if mode == "lora":  # keep the task as adapter.npz (apps.lora_tasks), then fold it into W0 as fine_tune would
         from apps.lora_tasks import save_run_adapter
-        from toolkit.layers.lora import merge_lora
+        from toolkit.models.bert.pipeline import merge_adapters_into_base
 
         save_run_adapter(model.get_layer("classifier"), ctx)
-        merge_lora(model.get_layer("classifier"))
-        model.get_layer("classifier")._toolkit_infer = None
+        merge_adapters_into_base(model.get_layer("classifier"))
     if config.verbose:
         print(f"bert ({mode}): {counts['trainable']:,} trainable of {counts['total']:,} parameters "
               f"({100 * counts['trainable_fraction']:.2f}%)")

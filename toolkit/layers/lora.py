@@ -228,10 +228,15 @@ def merge_lora(model) -> int:
                 # Keras' tracker keeps replaced sub-layers: drop the adapter so its variables leave the model
                 attention._layers[:] = [sub for sub in attention._layers if sub is not layer]
                 merged += 1
-    for name in ("train_function", "test_function", "predict_function"):  # traced with the adapters: stale now
+    _forget_traces(model)  # traced with the adapters: stale now
+    return merged
+
+
+def _forget_traces(model) -> None:
+    """Drops Keras' traced train/test/predict functions (they hold the kernels' old computation)."""
+    for name in ("train_function", "test_function", "predict_function"):
         if getattr(model, name, None) is not None:
             setattr(model, name, None)
-    return merged
 
 
 def save_adapters(model, path: str, head=None, metadata: dict | None = None) -> str:
@@ -295,8 +300,9 @@ def swap_merged_adapter(model, current: str, new: str, head=None) -> dict:
                              f"{sorted(names - set(projections))[:2]}")
         if any(isinstance(projections[name], LoRAEinsumDense) for name in names):
             raise ValueError("the model still has live adapters: merge_lora first, or use load_adapters")
-        weights = [incoming[f"{HEAD}:{i}"] for i in range(len(head.get_weights()))] if head is not None and \
-            f"{HEAD}:0" in incoming.files else None
+        weights = None
+        if head is not None and f"{HEAD}:0" in incoming.files:
+            weights = [incoming[f"{HEAD}:{i}"] for i in range(len(head.get_weights()))]
         if weights is not None and [w.shape for w in weights] != [w.shape for w in head.get_weights()]:
             raise ValueError(f"adapter file {os.fspath(new)!r} holds a head of shapes {[w.shape for w in weights]}; "
                              f"the model's is {[w.shape for w in head.get_weights()]} (another number of classes)")
@@ -312,9 +318,7 @@ def swap_merged_adapter(model, current: str, new: str, head=None) -> dict:
         if weights is not None:
             head.set_weights(weights)
         metadata = json.loads(str(incoming[META])) if META in incoming.files else {}
-    for function in ("train_function", "test_function", "predict_function"):
-        if getattr(model, function, None) is not None:
-            setattr(model, function, None)
+    _forget_traces(model)
     return metadata
 
 

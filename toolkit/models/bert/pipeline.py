@@ -70,11 +70,18 @@ def fine_tune(model, preprocessor, texts, labels, epochs: int = 3, batch_size: i
         train, val = static_batches(train, batch_size), val and static_batches(val, batch_size)
     history = model.fit(train, validation_data=val, epochs=epochs, verbose=verbose, callbacks=callbacks)
     if mode == "lora" and merge_adapters:
-        from toolkit.layers.lora import merge_lora
-
-        merge_lora(model)
-        model._toolkit_infer = None  # traced with the adapters (see merge_lora): trace again
+        merge_adapters_into_base(model)
     return history, counts
+
+
+def merge_adapters_into_base(model) -> int:
+    """`toolkit.layers.lora.merge_lora` on a classifier, and its cached inference function dropped (it was traced
+    with the adapters). Returns the number of merged projections."""
+    from toolkit.layers.lora import merge_lora
+
+    merged = merge_lora(model)
+    model._toolkit_infer = None
+    return merged
 
 
 def fit_head(model, preprocessor, texts, labels, c: float = 1.0, max_iter: int = 2000,
